@@ -1,0 +1,52 @@
+"""The `ccapp` command line: the contract shared by users, scripts, the app and the tests.
+
+Only argparse and the small command modules are imported here; each command imports its
+engine inside its handler, so `ccapp --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ccapp import __version__
+from ccapp.cli import data_cmd, devices_cmd, model_cmd, runs_cmd
+from ccapp.cli.common import add_db_option
+from ccapp.errors import UserError
+
+COMMANDS = [devices_cmd, data_cmd, model_cmd, runs_cmd]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ccapp",
+        description="Measure and improve an LLM's course-correction. Without a command, "
+        "opens the terminal app.",
+        epilog="Exit codes: 0 done, 1 run failed, 2 usage or input error, 130 cancelled.",
+    )
+    parser.add_argument("--version", action="version", version=f"ccapp {__version__}")
+    add_db_option(parser, top_level=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            from ccapp.app import run_app
+
+            return run_app(db=args.db)
+        return int(args.handler(args) or 0)
+    except UserError as exc:
+        print(f"ccapp: error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ccapp: cancelled", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `ccapp runs list | head`
+        return 0

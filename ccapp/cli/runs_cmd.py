@@ -1,0 +1,124 @@
+"""`ccapp runs [list | show RUN | delete RUN]`: the runs in the store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ccapp.cli.common import add_db_option, console, open_store, print_json
+from ccapp.errors import UserError
+from ccapp.store import Run, RunKind, runs
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("runs", help="list, show or delete runs")
+    add_db_option(parser)
+    parser.set_defaults(handler=run_list, kind=None, limit=None, json=False)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    listing = actions.add_parser("list", help="all runs, newest first (the default)")
+    add_db_option(listing)
+    listing.add_argument("--kind", choices=[k.value for k in RunKind])
+    listing.add_argument("--limit", type=int, metavar="N")
+    listing.add_argument("--json", action="store_true", help="print the runs as JSON lines")
+    listing.set_defaults(handler=run_list)
+    show = actions.add_parser("show", help="a run's settings, status and metrics")
+    add_db_option(show)
+    show.add_argument("run", metavar="RUN", type=_run_id)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=run_show)
+    delete = actions.add_parser("delete", help="delete a run and everything it produced")
+    add_db_option(delete)
+    delete.add_argument("run", metavar="RUN", type=_run_id)
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    delete.set_defaults(handler=run_delete)
+
+
+def _run_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a run id (a number)") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a run id (a positive number)")
+    return value
+
+
+def run_list(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        kind = RunKind(args.kind) if args.kind else None
+        found = runs.list_runs(store, kind=kind, limit=args.limit)
+        if args.json:
+            for run in found:
+                print_json(_summary(run))
+            return 0
+        if not found:
+            console().print(f"No runs yet in {store.path}.")
+            return 0
+        from rich.table import Table
+
+        table = Table("id", "kind", "status", "model", "judge", "Corr_mean", "created")
+        for run in found:
+            corr = f"{run.corr_mean:.3f}" if run.corr_mean is not None else "–"
+            table.add_row(str(run.id), run.kind.value, run.status.value, run.model, run.judge,
+                          corr, run.created_at)
+        console().print(table)
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        run = runs.get_run(store, args.run)
+    if args.json:
+        print_json(_summary(run) | {"config": run.config, "error": run.error})
+        return 0
+    out = console()
+    out.print(f"[bold]run {run.id}[/] · {run.kind.value} · {run.status.value}")
+    for label, value in [
+        ("model", run.model), ("data", run.data), ("judge", run.judge),
+        ("created", run.created_at), ("finished", run.finished_at or "–"),
+        ("parent run", run.parent_id or "–"), ("fingerprint", run.fingerprint),
+        ("ccapp", run.ccapp_version),
+    ]:
+        out.print(f"  {label:<12} {value}", markup=False)
+    if run.error:
+        out.print(f"  {'error':<12} {run.error}", markup=False)
+    out.print("  config", markup=False)
+    out.print(json.dumps(run.config, indent=2, sort_keys=True), markup=False)
+    if run.metrics:
+        out.print("  metrics", markup=False)
+        out.print(json.dumps(run.metrics, indent=2, sort_keys=True), markup=False)
+    return 0
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        run = runs.get_run(store, args.run)
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise UserError(
+                    f"deleting run {run.id} needs confirmation",
+                    fix="pass --yes to delete without asking",
+                )
+            answer = input(f"Delete run {run.id} ({run.kind.value}, {run.model}) and all it produced? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("Nothing deleted.")
+                return 0
+        runs.delete_run(store, run.id)
+    print(f"Deleted run {run.id}.")
+    return 0
+
+
+def _summary(run: Run) -> dict[str, object]:
+    return {
+        "run_id": run.id,
+        "kind": run.kind.value,
+        "status": run.status.value,
+        "model": run.model,
+        "data": run.data,
+        "judge": run.judge,
+        "created_at": run.created_at,
+        "finished_at": run.finished_at,
+        "parent_id": run.parent_id,
+        "metrics": run.metrics,
+    }

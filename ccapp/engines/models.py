@@ -1,0 +1,246 @@
+"""Resolving `--model` (preset, Hub id, local folder, LoRA adapter) and loading it.
+
+Resolution is cheap and import-free (but for the first build of `tiny`), so the CLI can
+reject a bad `--model` before loading anything; loading imports torch/transformers and maps
+every failure a user can cause to a UserError that says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ccapp.engines.presets import PRESETS, Preset
+from ccapp.errors import UserError
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+# For models whose tokenizer has no chat template and no preset template: a documented,
+# neutral format. Turns are "User: …" and "Assistant: …", separated by blank lines; each
+# assistant turn ends with the EOS token, which continue_final_message leaves off.
+PLAIN_TEMPLATE = (
+    "{% if bos_token %}{{ bos_token }}{% endif %}{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{ message['content'] }}\n\n"
+    "{% elif message['role'] == 'user' %}User: {{ message['content'] }}\n\n"
+    "{% else %}Assistant: {{ message['content'] }}{% if eos_token %}{{ eos_token }}{% endif %}\n\n"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What `--model` resolved to, before anything is loaded."""
+
+    spec: str  # what the user typed
+    source: str  # a Hub id or a local folder path
+    preset: Preset | None
+    is_local: bool
+    adapter_base: str | None = None  # set when `source` is a PEFT adapter folder
+
+    @property
+    def trust_remote_code(self) -> bool:
+        return bool(self.preset and self.preset.trust_remote_code)
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    ref: ModelRef
+    device: str  # where the first parameters live, e.g. "cpu" or "cuda:0"
+    dtype: str
+    template_source: str  # "model", "preset" or "plain"
+
+
+def resolve_model(spec: str) -> ModelRef:
+    spec = spec.strip()
+    if spec in PRESETS:
+        preset = PRESETS[spec]
+        if spec == "tiny":
+            from ccapp.engines.tiny import ensure_tiny_model
+
+            return ModelRef(spec, str(ensure_tiny_model()), preset, is_local=True)
+        return ModelRef(spec, preset.hf_id, preset, is_local=False)
+    folder = Path(spec).expanduser()
+    if folder.is_dir():
+        adapter = folder / "adapter_config.json"
+        if adapter.exists():
+            try:
+                base = json.loads(adapter.read_text())["base_model_name_or_path"]
+            except (ValueError, KeyError, TypeError):
+                raise UserError(
+                    "adapter_config.json has no base_model_name_or_path",
+                    where=str(adapter),
+                    fix="save the adapter with PEFT's save_pretrained, or merge it into a full model",
+                ) from None
+            return ModelRef(spec, str(folder.resolve()), None, True, adapter_base=base)
+        if not (folder / "config.json").exists():
+            raise UserError(
+                "not a model folder (no config.json or adapter_config.json)",
+                where=str(folder),
+                fix="pass a folder written by save_pretrained, a Hub id, or a preset",
+            )
+        return ModelRef(spec, str(folder.resolve()), None, is_local=True)
+    by_id = {p.hf_id: p for p in PRESETS.values() if p.hf_id}
+    if _HUB_ID.match(spec):
+        return ModelRef(spec, spec, by_id.get(spec), is_local=False)
+    raise UserError(
+        f"unknown model '{spec}'",
+        fix=f"use a preset ({', '.join(PRESETS)}), a Hub id such as Qwen/Qwen2-0.5B-Instruct, "
+        "or an existing local folder",
+    )
+
+
+def parse_device(text: str) -> str:
+    """Check the syntax of `--device`; whether it exists is checked when loading."""
+    value = text.strip().lower()
+    if value in ("cpu", "auto", "mps", "cuda") or re.fullmatch(r"cuda:\d+", value):
+        return "cuda:0" if value == "cuda" else value
+    raise UserError(
+        f"invalid device '{text}'",
+        where="--device",
+        fix="use cpu, cuda:N, mps or auto (see `ccapp devices`)",
+    )
+
+
+def parse_dtype(text: str) -> str:
+    value = text.strip().lower()
+    aliases = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16"}
+    value = aliases.get(value, value)
+    if value not in DTYPES:
+        raise UserError(
+            f"invalid dtype '{text}'", where="--dtype", fix=f"use one of {', '.join(DTYPES)}"
+        )
+    return value
+
+
+def check_device(device: str) -> None:
+    """Fail early, with the fix, when the device asked for is not on this machine."""
+    import torch
+
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.split(":")[1])
+        if index >= count:
+            raise UserError(
+                f"{device} is not available: this machine has {count} CUDA GPU(s)",
+                where="--device",
+                fix="pick one listed by `ccapp devices`, or use --device cpu",
+            )
+    elif device == "mps" and not torch.backends.mps.is_available():
+        raise UserError(
+            "mps is not available on this machine", where="--device", fix="use --device cpu"
+        )
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """`auto` means bfloat16 (or float16) on GPUs and float32 on the CPU."""
+    if dtype != "auto":
+        return dtype
+    import torch
+
+    on_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if on_cuda:
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    if device == "mps":
+        return "float16"
+    return "float32"
+
+
+def load_tokenizer(ref: ModelRef) -> tuple[Any, str]:
+    """The tokenizer, left-padded, with a chat template; returns (tokenizer, template source)."""
+    from transformers import AutoTokenizer
+
+    source = ref.source
+    if ref.adapter_base and not (Path(ref.source) / "tokenizer_config.json").exists():
+        source = ref.adapter_base
+    tokenizer = _from_pretrained(AutoTokenizer, source, ref, trust_remote_code=ref.trust_remote_code)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if tokenizer.chat_template:
+        return tokenizer, "model"
+    if ref.preset and ref.preset.chat_template:
+        tokenizer.chat_template = ref.preset.chat_template
+        return tokenizer, "preset"
+    tokenizer.chat_template = PLAIN_TEMPLATE
+    return tokenizer, "plain"
+
+
+def load_model(
+    ref: ModelRef,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    load_in_4bit: bool = False,
+) -> LoadedModel:
+    """Tokenizer and causal LM on `device` (`auto` spreads over all GPUs via accelerate)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    check_device(device)
+    dtype = resolve_dtype(dtype, device)
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype), "trust_remote_code": ref.trust_remote_code}
+    if device == "auto":
+        kwargs["device_map"] = "auto" if torch.cuda.is_available() else {"": "cpu"}
+    else:
+        kwargs["device_map"] = {"": device}
+    if load_in_4bit:
+        kwargs["quantization_config"] = _four_bit_config(device, dtype)
+    tokenizer, template_source = load_tokenizer(ref)
+    if ref.adapter_base:
+        from peft import AutoPeftModelForCausalLM
+
+        model = _from_pretrained(AutoPeftModelForCausalLM, ref.source, ref, **kwargs)
+    else:
+        model = _from_pretrained(AutoModelForCausalLM, ref.source, ref, **kwargs)
+    model.eval()
+    first = next(model.parameters())
+    return LoadedModel(model, tokenizer, ref, str(first.device), dtype, template_source)
+
+
+def _four_bit_config(device: str, dtype: str) -> Any:
+    import torch
+
+    if not torch.cuda.is_available() or device in ("cpu", "mps"):
+        raise UserError(
+            "4-bit loading needs a CUDA GPU (bitsandbytes)",
+            where="--load-in-4bit",
+            fix="drop --load-in-4bit, or run on a machine with an NVIDIA GPU",
+        )
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise UserError(
+            "4-bit loading needs the bitsandbytes package",
+            where="--load-in-4bit",
+            fix="pip install bitsandbytes",
+        ) from None
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=getattr(torch, dtype),
+    )
+
+
+def _from_pretrained(cls: Any, source: str, ref: ModelRef, **kwargs: Any) -> Any:
+    try:
+        return cls.from_pretrained(source, **kwargs)
+    except UserError:
+        raise
+    except (OSError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if ref.is_local:
+            fix = "check that the folder holds a complete save_pretrained output"
+        else:
+            fix = (
+                "check the id and your connection (gated models need `hf auth login` and an "
+                "accepted licence), or pass a local folder"
+            )
+        raise UserError(f"cannot load '{ref.spec}' ({first_line})", where="--model", fix=fix) from None

@@ -1,0 +1,70 @@
+"""Typed records the store hands out; screens and engines never see raw rows."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+
+class RunKind(str, Enum):
+    EVAL = "eval"
+    SYN = "syn"
+    TRAIN = "train"
+
+
+class RunStatus(str, Enum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    FAILED = "failed"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+    @property
+    def resumable(self) -> bool:
+        return self in (RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.FAILED)
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    kind: RunKind
+    status: RunStatus
+    model: str
+    data: str
+    judge: str
+    config: dict[str, Any]
+    fingerprint: str
+    metrics: dict[str, Any]
+    error: str | None
+    parent_id: int | None
+    ccapp_version: str
+    created_at: str
+    updated_at: str
+    finished_at: str | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Run:
+        return cls(
+            id=row["id"],
+            kind=RunKind(row["kind"]),
+            status=RunStatus(row["status"]),
+            model=row["model"],
+            data=row["data"],
+            judge=row["judge"],
+            config=json.loads(row["config"]),
+            fingerprint=row["fingerprint"],
+            metrics=json.loads(row["metrics"]),
+            error=row["error"],
+            parent_id=row["parent_id"],
+            ccapp_version=row["ccapp_version"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            finished_at=row["finished_at"],
+        )
+
+    @property
+    def corr_mean(self) -> float | None:
+        value = self.metrics.get("corr_mean")
+        return float(value) if value is not None else None

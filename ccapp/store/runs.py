@@ -1,0 +1,122 @@
+"""Runs: create, read, list, update status and metrics, delete (with everything they own)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ccapp import __version__
+from ccapp.errors import UserError
+from ccapp.store.db import Store, utc_now
+from ccapp.store.records import Run, RunKind, RunStatus
+
+
+def fingerprint(config: Mapping[str, Any]) -> str:
+    """A short, order-independent hash of the settings that decide a run's outputs."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def create_run(
+    store: Store,
+    kind: RunKind,
+    config: Mapping[str, Any],
+    *,
+    model: str = "",
+    data: str = "",
+    judge: str = "",
+    parent_id: int | None = None,
+) -> Run:
+    now = utc_now()
+    with store.write() as db:
+        cursor = db.execute(
+            """
+            INSERT INTO runs (kind, status, model, data, judge, config, fingerprint,
+                              parent_id, ccapp_version, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                kind.value,
+                RunStatus.RUNNING.value,
+                model,
+                data,
+                judge,
+                json.dumps(dict(config), sort_keys=True, default=str),
+                fingerprint(config),
+                parent_id,
+                __version__,
+                now,
+                now,
+            ],
+        )
+        run_id = cursor.lastrowid
+    assert run_id is not None
+    return get_run(store, run_id)
+
+
+def get_run(store: Store, run_id: int) -> Run:
+    rows = store.rows("SELECT * FROM runs WHERE id = ?", [run_id])
+    if not rows:
+        raise UserError(
+            f"no run {run_id} in this store",
+            where=str(store.path),
+            fix="list the runs with `ccapp runs list` (or pick another store with --db)",
+        )
+    return Run.from_row(rows[0])
+
+
+def list_runs(store: Store, *, kind: RunKind | None = None, limit: int | None = None) -> list[Run]:
+    sql = "SELECT * FROM runs"
+    params: list[Any] = []
+    if kind is not None:
+        sql += " WHERE kind = ?"
+        params.append(kind.value)
+    sql += " ORDER BY id DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return [Run.from_row(row) for row in store.rows(sql, params)]
+
+
+def set_status(
+    store: Store,
+    run_id: int,
+    status: RunStatus,
+    *,
+    error: str | None = None,
+    metrics: Mapping[str, Any] | None = None,
+) -> Run:
+    """Move a run to `status`; finished states stamp finished_at, others clear it."""
+    now = utc_now()
+    finished = now if status in (RunStatus.DONE, RunStatus.FAILED, RunStatus.CANCELLED) else None
+    with store.write() as db:
+        db.execute(
+            "UPDATE runs SET status = ?, error = ?, updated_at = ?, finished_at = ? WHERE id = ?",
+            [status.value, error, now, finished, run_id],
+        )
+        if metrics is not None:
+            _write_metrics(db, run_id, metrics, now)
+    return get_run(store, run_id)
+
+
+def set_metrics(store: Store, run_id: int, metrics: Mapping[str, Any]) -> None:
+    with store.write() as db:
+        _write_metrics(db, run_id, metrics, utc_now())
+
+
+def delete_run(store: Store, run_id: int) -> Run:
+    """Delete a run and, by cascade, its items, continuations, verdicts, groups and logs."""
+    run = get_run(store, run_id)
+    with store.write() as db:
+        db.execute("DELETE FROM runs WHERE id = ?", [run_id])
+    return run
+
+
+def _write_metrics(db: Any, run_id: int, metrics: Mapping[str, Any], now: str) -> None:
+    db.execute(
+        "UPDATE runs SET metrics = ?, updated_at = ? WHERE id = ?",
+        [json.dumps(dict(metrics), sort_keys=True), now, run_id],
+    )
+
