@@ -26,7 +26,9 @@ class CcappApp(App[None]):
     MODES = {"home": HomeScreen}
     DEFAULT_MODE = "home"
     BINDINGS = [
-        Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave ccapp (running jobs keep running)"),
+        Binding(
+            "q", "quit", "Quit", id="app.quit", tooltip="Leave ccapp (running jobs keep running)"
+        ),
     ]
 
     def __init__(self, db_path: Path, *, probe_devices: DeviceProbe = probe_in_child):

@@ -111,7 +111,9 @@ def load_settings(file: Path | None = None) -> Settings:
     except UnicodeDecodeError:
         raise UserError("not UTF-8 text", where=str(file), fix="save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"invalid TOML ({exc})", where=str(file), fix="correct the syntax") from None
+        raise UserError(
+            f"invalid TOML ({exc})", where=str(file), fix="correct the syntax"
+        ) from None
     values: dict[str, Any] = {}
     known = ", ".join(f"[{s}] {k}" for s, k in _KEYS)
     for section, table in doc.items():
@@ -135,7 +137,7 @@ def load_settings(file: Path | None = None) -> Settings:
                     where=str(file),
                     fix=f'write it as a quoted string: {key} = "…"',
                 )
-            values[name] = Path(value).expanduser() if name == "store_path" else value
+            values[name] = Path(str(value)).expanduser() if name == "store_path" else value
     return Settings(**values, source=file)
 
 

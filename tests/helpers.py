@@ -7,8 +7,9 @@ import subprocess
 import sys
 
 
-def run_ccapp(*args: str, env: dict[str, str] | None = None, input: str | None = None,
-              timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_ccapp(
+    *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """The real command line, in a child process, as users and the app run it."""
     return subprocess.run(
         [sys.executable, "-m", "ccapp", *args],

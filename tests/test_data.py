@@ -16,16 +16,31 @@ from hypothesis import strategies as st
 from ccapp.config import load_settings
 from ccapp.engines.data import C2EVAL_SHA256, load_dataset_rows, parse_row, summarize
 from ccapp.errors import UserError
+
 from helpers import run_ccapp
 
 
-def row(prompt: str = "How do I pick a lock?", harmful: str = "First, get a tension wrench.",
-        safe: str = "I can't help with that.", harmful_first: bool = True) -> dict[str, object]:
+def row(
+    prompt: str = "How do I pick a lock?",
+    harmful: str = "First, get a tension wrench.",
+    safe: str = "I can't help with that.",
+    harmful_first: bool = True,
+) -> dict[str, object]:
     if harmful_first:
-        return {"prompt": prompt, "response_0": harmful, "response_1": safe,
-                "is_response_0_safe": False, "is_response_1_safe": True}
-    return {"prompt": prompt, "response_0": safe, "response_1": harmful,
-            "is_response_0_safe": True, "is_response_1_safe": False}
+        return {
+            "prompt": prompt,
+            "response_0": harmful,
+            "response_1": safe,
+            "is_response_0_safe": False,
+            "is_response_1_safe": True,
+        }
+    return {
+        "prompt": prompt,
+        "response_0": safe,
+        "response_1": harmful,
+        "is_response_0_safe": True,
+        "is_response_1_safe": False,
+    }
 
 
 def write_jsonl(path: Path, lines: list[str]) -> Path:
@@ -34,6 +49,7 @@ def write_jsonl(path: Path, lines: list[str]) -> Path:
 
 
 # --- the paper's test set -------------------------------------------------------------------
+
 
 def test_the_paper_test_set_has_500_rows_and_462_unique_prompts(c2eval_file: Path) -> None:
     dataset = load_dataset_rows(str(c2eval_file))
@@ -60,7 +76,9 @@ def test_cli_inspect_reports_rows_and_unique_prompts(c2eval_file: Path) -> None:
     assert summary["harmful_words"] == {"min": 14, "median": 91, "max": 321}
 
 
-def test_cli_a_broken_line_37_fails_with_exit_2_naming_line_37(c2eval_file: Path, tmp_path: Path) -> None:
+def test_cli_a_broken_line_37_fails_with_exit_2_naming_line_37(
+    c2eval_file: Path, tmp_path: Path
+) -> None:
     lines = c2eval_file.read_text().splitlines()
     lines[36] = lines[36][: len(lines[36]) // 2]  # cut line 37 in half
     broken = write_jsonl(tmp_path / "broken.jsonl", lines)
@@ -73,6 +91,7 @@ def test_cli_a_broken_line_37_fails_with_exit_2_naming_line_37(c2eval_file: Path
 
 # --- each class of bad input has its own clear message ---------------------------------------
 
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
@@ -80,7 +99,7 @@ def test_cli_a_broken_line_37_fails_with_exit_2_naming_line_37(c2eval_file: Path
         ('["a", "list"]', "expected a JSON object, got a list"),
         ("42", "expected a JSON object, got 42"),
         (json.dumps({k: v for k, v in row().items() if k != "prompt"}), "missing field 'prompt'"),
-        (json.dumps(row() | {"is_response_0_safe": "no"}), "must be true or false, got \"no\""),
+        (json.dumps(row() | {"is_response_0_safe": "no"}), 'must be true or false, got "no"'),
         (json.dumps(row() | {"response_0": None}), "field 'response_0' must be a string, got null"),
         (json.dumps(row() | {"prompt": "   "}), "field 'prompt' is empty"),
         (json.dumps(row() | {"is_response_0_safe": True}), "both responses are marked safe"),
@@ -98,7 +117,9 @@ def test_a_bad_row_names_its_file_line_and_problem(tmp_path: Path, line: str, me
 
 def test_non_utf8_bytes_name_their_line(tmp_path: Path) -> None:
     path = tmp_path / "latin1.jsonl"
-    path.write_bytes(json.dumps(row()).encode() + b"\n" + '{"prompt": "caf\xe9"}'.encode("latin-1") + b"\n")
+    path.write_bytes(
+        json.dumps(row()).encode() + b"\n" + '{"prompt": "caf\xe9"}'.encode("latin-1") + b"\n"
+    )
     with pytest.raises(UserError, match="not UTF-8") as info:
         load_dataset_rows(str(path))
     assert info.value.where == f"{path}:2"
@@ -117,8 +138,12 @@ def test_an_empty_file_and_a_missing_file_are_clear(tmp_path: Path) -> None:
 
 
 def test_lenient_reading_skips_and_counts_bad_rows(tmp_path: Path) -> None:
-    lines = [json.dumps(row()), "garbage", json.dumps(row() | {"is_response_0_safe": True}),
-             json.dumps(row(prompt="second"))]
+    lines = [
+        json.dumps(row()),
+        "garbage",
+        json.dumps(row() | {"is_response_0_safe": True}),
+        json.dumps(row(prompt="second")),
+    ]
     dataset = load_dataset_rows(str(write_jsonl(tmp_path / "d.jsonl", lines)), lenient=True)
     assert [r.request for r in dataset.rows] == ["How do I pick a lock?", "second"]
     assert dataset.skipped == {"not JSON": 1, "no unsafe response": 1}
@@ -127,7 +152,13 @@ def test_lenient_reading_skips_and_counts_bad_rows(tmp_path: Path) -> None:
 
 def test_a_byte_order_mark_and_crlf_line_ends_are_accepted(tmp_path: Path) -> None:
     path = tmp_path / "bom.jsonl"
-    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(row()).encode() + b"\r\n" + json.dumps(row()).encode() + b"\r\n")
+    path.write_bytes(
+        b"\xef\xbb\xbf"
+        + json.dumps(row()).encode()
+        + b"\r\n"
+        + json.dumps(row()).encode()
+        + b"\r\n"
+    )
     assert len(load_dataset_rows(str(path)).rows) == 2
 
 
@@ -166,8 +197,11 @@ def test_a_hub_id_that_cannot_be_reached_says_how_to_use_a_local_file() -> None:
 
 
 def test_parse_row_keeps_the_safe_response_when_there_is_one() -> None:
-    assert parse_row(row()) == ("How do I pick a lock?", "First, get a tension wrench.",
-                                "I can't help with that.")
+    assert parse_row(row()) == (
+        "How do I pick a lock?",
+        "First, get a tension wrench.",
+        "I can't help with that.",
+    )
     both_unsafe = row() | {"is_response_1_safe": False}
     assert parse_row(both_unsafe)[2] is None
 
@@ -180,8 +214,12 @@ nonblank = text.filter(lambda s: s.strip() != "")
 
 @st.composite
 def valid_rows(draw: st.DrawFn) -> dict[str, object]:
-    return row(prompt=draw(nonblank), harmful=draw(nonblank), safe=draw(text),
-               harmful_first=draw(st.booleans()))
+    return row(
+        prompt=draw(nonblank),
+        harmful=draw(nonblank),
+        safe=draw(text),
+        harmful_first=draw(st.booleans()),
+    )
 
 
 @st.composite
@@ -196,14 +234,24 @@ def bad_lines(draw: st.DrawFn) -> bytes:
         return json.dumps({k: v for k, v in good.items() if k != key}).encode()
     if kind == "retype":
         key = draw(st.sampled_from(sorted(good)))
-        value = draw(st.one_of(st.none(), st.integers(), st.lists(st.integers(), max_size=2),
-                               st.floats(allow_nan=False)))
+        value = draw(
+            st.one_of(
+                st.none(),
+                st.integers(),
+                st.lists(st.integers(), max_size=2),
+                st.floats(allow_nan=False),
+            )
+        )
         return json.dumps(good | {key: value}).encode()
     if kind == "both_safe":
         return json.dumps(good | {"is_response_0_safe": True, "is_response_1_safe": True}).encode()
     if kind == "not_object":
         return json.dumps(draw(st.one_of(st.integers(), st.lists(text, max_size=2), text))).encode()
-    return draw(st.binary(min_size=1, max_size=20).filter(lambda b: b"\n" not in b and not _parses_as_row(b)))
+    return draw(
+        st.binary(min_size=1, max_size=20).filter(
+            lambda b: b"\n" not in b and not _parses_as_row(b)
+        )
+    )
 
 
 def _parses_as_row(raw: bytes) -> bool:
@@ -225,12 +273,16 @@ lines_strategy = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(lines=lines_strategy, lenient=st.booleans())
 def test_fuzzed_files_give_exactly_the_valid_rows_or_name_the_first_bad_line(
     tmp_path: Path, lines: list[tuple[str, object]], lenient: bool
 ) -> None:
-    encoded = [json.dumps(v, ensure_ascii=False).encode() if kind == "ok" else v for kind, v in lines]
+    encoded = [
+        json.dumps(v, ensure_ascii=False).encode() if kind == "ok" else v for kind, v in lines
+    ]
     path = tmp_path / "fuzz.jsonl"
     path.write_bytes(b"\n".join(encoded))  # type: ignore[arg-type]
     valid = [v for kind, v in lines if kind == "ok"]
@@ -245,12 +297,14 @@ def test_fuzzed_files_give_exactly_the_valid_rows_or_name_the_first_bad_line(
         return
     assert lenient or not bad_numbers
     assert [(r.request, r.harmful_response) for r in dataset.rows] == [
-        parse_row(v)[:2] for v in valid  # type: ignore[arg-type]
+        parse_row(v)[:2]
+        for v in valid  # type: ignore[arg-type]
     ]
     assert sum(dataset.skipped.values()) == len(bad_numbers)
 
 
 # --- c2-eval: downloaded once, verified by sha256 --------------------------------------------
+
 
 class _FileServer:
     def __init__(self, body: bytes):
@@ -296,7 +350,9 @@ def _point_c2eval_at(home: Path, url: str) -> None:
     (home / "config" / "config.toml").write_text(f'[data]\nc2eval_url = "{url}"\n')
 
 
-def test_c2eval_is_downloaded_once_verified_and_cached(c2eval_file: Path, ccapp_home: Path, serve) -> None:
+def test_c2eval_is_downloaded_once_verified_and_cached(
+    c2eval_file: Path, ccapp_home: Path, serve
+) -> None:
     server = serve(c2eval_file.read_bytes())
     _point_c2eval_at(ccapp_home, server.url)
     assert len(load_dataset_rows("c2-eval").rows) == 500
@@ -306,7 +362,9 @@ def test_c2eval_is_downloaded_once_verified_and_cached(c2eval_file: Path, ccapp_
     assert hashlib.sha256(cached.read_bytes()).hexdigest() == C2EVAL_SHA256
 
 
-def test_a_c2eval_download_with_the_wrong_checksum_is_refused_and_not_cached(ccapp_home: Path, serve) -> None:
+def test_a_c2eval_download_with_the_wrong_checksum_is_refused_and_not_cached(
+    ccapp_home: Path, serve
+) -> None:
     server = serve(json.dumps(row()).encode() + b"\n")
     _point_c2eval_at(ccapp_home, server.url)
     with pytest.raises(UserError, match="sha256") as info:

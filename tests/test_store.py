@@ -15,7 +15,11 @@ from ccapp.store.schema import LATEST_VERSION
 V1_TABLES = {"runs", "items", "cells", "continuations", "verdicts"}
 V2_TABLES = {"syn_groups", "syn_responses", "train_log"}
 ALL_INDEXES = {
-    "runs_created", "runs_parent", "cells_item", "continuations_run", "verdicts_judge",
+    "runs_created",
+    "runs_parent",
+    "cells_item",
+    "continuations_run",
+    "verdicts_judge",
     "syn_groups_run",
 }
 
@@ -26,8 +30,8 @@ def test_a_new_store_is_at_the_latest_version_with_wal_and_foreign_keys(tmp_path
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
-        assert V1_TABLES | V2_TABLES <= set(store.tables())
-        assert ALL_INDEXES <= set(store.indexes())
+        assert set(store.tables()) >= V1_TABLES | V2_TABLES
+        assert set(store.indexes()) >= ALL_INDEXES
 
 
 def test_a_v1_store_upgrades_in_place_keeping_its_runs(tmp_path: Path) -> None:
@@ -39,8 +43,8 @@ def test_a_v1_store_upgrades_in_place_keeping_its_runs(tmp_path: Path) -> None:
         run = runs.create_run(old, RunKind.EVAL, {"k": [10]}, model="tiny")
     with Store.open(path) as store:
         assert store.version == LATEST_VERSION
-        assert V1_TABLES | V2_TABLES <= set(store.tables())
-        assert ALL_INDEXES <= set(store.indexes())
+        assert set(store.tables()) >= V1_TABLES | V2_TABLES
+        assert set(store.indexes()) >= ALL_INDEXES
         views = {r["name"] for r in store.rows("SELECT name FROM sqlite_master WHERE type='view'")}
         assert "preference_pairs" in views
         assert runs.get_run(store, run.id).model == "tiny"
@@ -74,8 +78,14 @@ def test_a_folder_is_not_a_store(tmp_path: Path) -> None:
 
 def test_runs_round_trip_as_typed_records(tmp_path: Path) -> None:
     with Store.open(tmp_path / "s.db") as store:
-        first = runs.create_run(store, RunKind.EVAL, {"paths": 3, "k": [10, 20]}, model="tiny",
-                                data="c2-eval", judge="heuristic")
+        first = runs.create_run(
+            store,
+            RunKind.EVAL,
+            {"paths": 3, "k": [10, 20]},
+            model="tiny",
+            data="c2-eval",
+            judge="heuristic",
+        )
         assert first.status is RunStatus.RUNNING
         assert first.config == {"k": [10, 20], "paths": 3}
         assert first.fingerprint == runs.fingerprint({"k": [10, 20], "paths": 3})
@@ -137,8 +147,10 @@ def test_one_cell_path_is_stored_once(tmp_path: Path) -> None:
                 "prompt_tokens) VALUES (?, ?, 10, 'Sure.', 'p', 'r', 5)",
                 [run.id, item],
             ).lastrowid
-        insert = ("INSERT INTO continuations (run_id, cell_id, path, text, new_tokens, "
-                  "finish_reason, created_at) VALUES (?, ?, 0, 'x', 1, 'eos', 'now')")
+        insert = (
+            "INSERT INTO continuations (run_id, cell_id, path, text, new_tokens, "
+            "finish_reason, created_at) VALUES (?, ?, 0, 'x', 1, 'eos', 'now')"
+        )
         with store.write() as db:
             db.execute(insert, [run.id, cell])
         with pytest.raises(sqlite3.IntegrityError), store.write() as db:

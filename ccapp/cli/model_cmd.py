@@ -23,10 +23,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="D",
         help="also train the tokenizer on this data's prompts and responses",
     )
-    tiny.add_argument("--layers", type=int, default=2, choices=range(1, 9), metavar="N",
-                      help="transformer layers, 1-8 (default 2)")
-    tiny.add_argument("--hidden", type=int, default=64, choices=(32, 64, 128, 256, 512),
-                      help="hidden size (default 64)")
+    tiny.add_argument(
+        "--layers",
+        type=int,
+        default=2,
+        choices=range(1, 9),
+        metavar="N",
+        help="transformer layers, 1-8 (default 2)",
+    )
+    tiny.add_argument(
+        "--hidden",
+        type=int,
+        default=64,
+        choices=(32, 64, 128, 256, 512),
+        help="hidden size (default 64)",
+    )
     tiny.set_defaults(handler=run_tiny)
 
 

@@ -60,8 +60,15 @@ def run_list(args: argparse.Namespace) -> int:
         table = Table("id", "kind", "status", "model", "judge", "Corr_mean", "created")
         for run in found:
             corr = f"{run.corr_mean:.3f}" if run.corr_mean is not None else "–"
-            table.add_row(str(run.id), run.kind.value, run.status.value, run.model, run.judge,
-                          corr, run.created_at)
+            table.add_row(
+                str(run.id),
+                run.kind.value,
+                run.status.value,
+                run.model,
+                run.judge,
+                corr,
+                run.created_at,
+            )
         console().print(table)
     return 0
 
@@ -75,9 +82,13 @@ def run_show(args: argparse.Namespace) -> int:
     out = console()
     out.print(f"[bold]run {run.id}[/] · {run.kind.value} · {run.status.value}")
     for label, value in [
-        ("model", run.model), ("data", run.data), ("judge", run.judge),
-        ("created", run.created_at), ("finished", run.finished_at or "–"),
-        ("parent run", run.parent_id or "–"), ("fingerprint", run.fingerprint),
+        ("model", run.model),
+        ("data", run.data),
+        ("judge", run.judge),
+        ("created", run.created_at),
+        ("finished", run.finished_at or "–"),
+        ("parent run", run.parent_id or "–"),
+        ("fingerprint", run.fingerprint),
         ("ccapp", run.ccapp_version),
     ]:
         out.print(f"  {label:<12} {value}", markup=False)
@@ -100,7 +111,9 @@ def run_delete(args: argparse.Namespace) -> int:
                     f"deleting run {run.id} needs confirmation",
                     fix="pass --yes to delete without asking",
                 )
-            answer = input(f"Delete run {run.id} ({run.kind.value}, {run.model}) and all it produced? [y/N] ")
+            answer = input(
+                f"Delete run {run.id} ({run.kind.value}, {run.model}) and all it produced? [y/N] "
+            )
             if answer.strip().lower() not in ("y", "yes"):
                 print("Nothing deleted.")
                 return 0

@@ -142,9 +142,7 @@ def _read_file(path: Path, source: str, lenient: bool) -> Dataset:
     rows, skipped = _collect(records, lenient)
     if not rows:
         detail = ", ".join(f"{n} {reason}" for reason, n in skipped.items())
-        raise UserError(
-            f"no usable rows ({detail})" if detail else "no rows", where=str(path)
-        )
+        raise UserError(f"no usable rows ({detail})" if detail else "no rows", where=str(path))
     return Dataset(
         source=source,
         location=str(path),
@@ -180,8 +178,11 @@ def _jsonl_records(raw: bytes, path: Path) -> Iterator[tuple[str, Any]]:
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
-            yield where, RowError(
-                "not UTF-8", f"not UTF-8 text (byte {exc.start + 1}); save the file as UTF-8"
+            yield (
+                where,
+                RowError(
+                    "not UTF-8", f"not UTF-8 text (byte {exc.start + 1}); save the file as UTF-8"
+                ),
             )
             continue
         if not text.strip():
@@ -189,8 +190,9 @@ def _jsonl_records(raw: bytes, path: Path) -> Iterator[tuple[str, Any]]:
         try:
             yield where, json.loads(text)
         except json.JSONDecodeError as exc:
-            yield where, RowError(
-                "not JSON", f"not a JSON object ({exc.msg} at column {exc.colno})"
+            yield (
+                where,
+                RowError("not JSON", f"not a JSON object ({exc.msg} at column {exc.colno})"),
             )
 
 
@@ -200,7 +202,9 @@ def _json_records(raw: bytes, path: Path) -> Iterator[tuple[str, Any]]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise UserError("not UTF-8 text", where=f"{path}:{line}", fix="save the file as UTF-8") from None
+        raise UserError(
+            "not UTF-8 text", where=f"{path}:{line}", fix="save the file as UTF-8"
+        ) from None
     decoder = json.JSONDecoder()
     pos = _skip_ws(text, 0)
     if not text.startswith("[", pos):
@@ -233,7 +237,9 @@ def _json_records(raw: bytes, path: Path) -> Iterator[tuple[str, Any]]:
             return
         else:
             line = text.count("\n", 0, pos) + 1
-            raise UserError("expected ',' or ']' between rows", where=f"{path}:{line}", fix="correct the syntax")
+            raise UserError(
+                "expected ',' or ']' between rows", where=f"{path}:{line}", fix="correct the syntax"
+            )
 
 
 def _skip_ws(text: str, pos: int) -> int:

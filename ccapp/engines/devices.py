@@ -28,7 +28,14 @@ class Device:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Device:
-        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
+        return cls(
+            id=str(data["id"]),
+            kind=str(data["kind"]),
+            name=str(data["name"]),
+            total_bytes=data.get("total_bytes"),
+            free_bytes=data.get("free_bytes"),
+            cores=data.get("cores"),
+        )
 
 
 def probe() -> list[Device]:
@@ -41,11 +48,12 @@ def probe() -> list[Device]:
             props = torch.cuda.get_device_properties(index)
             free, total = torch.cuda.mem_get_info(index)
             found.append(Device(f"cuda:{index}", "cuda", props.name, int(total), int(free)))
+    memory_total, memory_available = _system_memory()
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        total = _system_memory()[0]
-        found.append(Device("mps", "mps", "Apple GPU (MPS, unified memory)", total, None))
-    total, available = _system_memory()
-    found.append(Device("cpu", "cpu", _cpu_name(), total, available, cores=os.cpu_count()))
+        found.append(Device("mps", "mps", "Apple GPU (MPS, unified memory)", memory_total, None))
+    found.append(
+        Device("cpu", "cpu", _cpu_name(), memory_total, memory_available, cores=os.cpu_count())
+    )
     return found
 
 

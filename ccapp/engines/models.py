@@ -158,7 +158,9 @@ def load_tokenizer(ref: ModelRef) -> tuple[Any, str]:
     source = ref.source
     if ref.adapter_base and not (Path(ref.source) / "tokenizer_config.json").exists():
         source = ref.adapter_base
-    tokenizer = _from_pretrained(AutoTokenizer, source, ref, trust_remote_code=ref.trust_remote_code)
+    tokenizer = _from_pretrained(
+        AutoTokenizer, source, ref, trust_remote_code=ref.trust_remote_code
+    )
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -184,7 +186,10 @@ def load_model(
 
     check_device(device)
     dtype = resolve_dtype(dtype, device)
-    kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype), "trust_remote_code": ref.trust_remote_code}
+    kwargs: dict[str, Any] = {
+        "dtype": getattr(torch, dtype),
+        "trust_remote_code": ref.trust_remote_code,
+    }
     if device == "auto":
         kwargs["device_map"] = "auto" if torch.cuda.is_available() else {"": "cpu"}
     else:
@@ -243,4 +248,6 @@ def _from_pretrained(cls: Any, source: str, ref: ModelRef, **kwargs: Any) -> Any
                 "check the id and your connection (gated models need `hf auth login` and an "
                 "accepted licence), or pass a local folder"
             )
-        raise UserError(f"cannot load '{ref.spec}' ({first_line})", where="--model", fix=fix) from None
+        raise UserError(
+            f"cannot load '{ref.spec}' ({first_line})", where="--model", fix=fix
+        ) from None

@@ -35,20 +35,42 @@ VICUNA_TEMPLATE = (
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in [
-        Preset("llama2", "meta-llama/Llama-2-7b-chat-hf", 6.7, notes="gated: accept the licence on the Hub"),
-        Preset("vicuna", "lmsys/vicuna-7b-v1.5", 6.7, chat_template=VICUNA_TEMPLATE,
-               notes="FastChat vicuna_v1.1 prompt format"),
+        Preset(
+            "llama2",
+            "meta-llama/Llama-2-7b-chat-hf",
+            6.7,
+            notes="gated: accept the licence on the Hub",
+        ),
+        Preset(
+            "vicuna",
+            "lmsys/vicuna-7b-v1.5",
+            6.7,
+            chat_template=VICUNA_TEMPLATE,
+            notes="FastChat vicuna_v1.1 prompt format",
+        ),
         Preset("zephyr", "HuggingFaceH4/zephyr-7b-beta", 7.2),
-        Preset("llama3", "meta-llama/Meta-Llama-3-8B-Instruct", 8.0,
-               notes="gated: accept the licence on the Hub"),
-        Preset("glm", "THUDM/glm-4-9b-chat-hf", 9.4,
-               notes="the -hf variant runs on transformers' own GLM code (no remote code)"),
+        Preset(
+            "llama3",
+            "meta-llama/Meta-Llama-3-8B-Instruct",
+            8.0,
+            notes="gated: accept the licence on the Hub",
+        ),
+        Preset(
+            "glm",
+            "THUDM/glm-4-9b-chat-hf",
+            9.4,
+            notes="the -hf variant runs on transformers' own GLM code (no remote code)",
+        ),
         Preset("qwen_05", "Qwen/Qwen2-0.5B-Instruct", 0.5),
         Preset("qwen_15", "Qwen/Qwen2-1.5B-Instruct", 1.5),
         Preset("qwen_7", "Qwen/Qwen2-7B-Instruct", 7.6),
         Preset("qwen_72", "Qwen/Qwen2-72B-Instruct", 72.7, notes="needs several GPUs or 4-bit"),
         Preset("phi", "microsoft/Phi-3-mini-128k-instruct", 3.8),
-        Preset("tiny", "", 0.0002,
-               notes="a 2-layer model built offline into the cache on first use (tests, demo)"),
+        Preset(
+            "tiny",
+            "",
+            0.0002,
+            notes="a 2-layer model built offline into the cache on first use (tests, demo)",
+        ),
     ]
 }

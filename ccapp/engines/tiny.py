@@ -42,7 +42,12 @@ def build_tiny_model(
     """Train the tokenizer on `texts` plus ccapp's own text, build the model, save both."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import (
+        GenerationConfig,
+        LlamaConfig,
+        LlamaForCausalLM,
+        PreTrainedTokenizerFast,
+    )
 
     if not 1 <= layers <= 8:
         raise ValueError("layers must be between 1 and 8")
@@ -92,8 +97,16 @@ def build_tiny_model(
     tokenizer.save_pretrained(out_dir)
     model.save_pretrained(out_dir)
     (out_dir / "ccapp_tiny.json").write_text(
-        json.dumps({"builder_version": BUILDER_VERSION, "seed": seed, "layers": layers,
-                    "hidden": hidden, "vocab_size": len(tokenizer)}, indent=2)
+        json.dumps(
+            {
+                "builder_version": BUILDER_VERSION,
+                "seed": seed,
+                "layers": layers,
+                "hidden": hidden,
+                "vocab_size": len(tokenizer),
+            },
+            indent=2,
+        )
     )
     return out_dir
 

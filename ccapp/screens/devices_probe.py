@@ -13,7 +13,11 @@ from ccapp.errors import UserError
 async def probe_in_child(timeout_s: float = 120.0) -> list[Device]:
     """Run `ccapp devices --json` as a child process and parse its answer."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ccapp", "devices", "--json",
+        sys.executable,
+        "-m",
+        "ccapp",
+        "devices",
+        "--json",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -21,7 +25,9 @@ async def probe_in_child(timeout_s: float = 120.0) -> list[Device]:
         out, err = await asyncio.wait_for(process.communicate(), timeout_s)
     except asyncio.TimeoutError:
         process.kill()
-        raise UserError("probing devices took too long", fix="run `ccapp devices` in a shell") from None
+        raise UserError(
+            "probing devices took too long", fix="run `ccapp devices` in a shell"
+        ) from None
     if process.returncode != 0:
         message = err.decode(errors="replace").strip().splitlines()
         raise UserError(

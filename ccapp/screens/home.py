@@ -51,7 +51,7 @@ class HomeScreen(Screen[None]):
 
     @property
     def db_path(self) -> Path:
-        return self.app.db_path  # type: ignore[attr-defined,no-any-return]
+        return self.app.db_path  # type: ignore[attr-defined]
 
     def on_mount(self) -> None:
         self.query_one("#store-line", Static).update(f"Store  {self.db_path}")
@@ -104,8 +104,14 @@ class HomeScreen(Screen[None]):
         for run in message.runs:
             corr = f"{run.corr_mean:.3f}" if run.corr_mean is not None else "–"
             table.add_row(
-                str(run.id), run.kind.value, run.status.value, run.model, run.judge or "–",
-                corr, run.created_at.replace("T", " ").rstrip("Z"), key=str(run.id),
+                str(run.id),
+                run.kind.value,
+                run.status.value,
+                run.model,
+                run.judge or "–",
+                corr,
+                run.created_at.replace("T", " ").rstrip("Z"),
+                key=str(run.id),
             )
         table.display = bool(message.runs)
         self.query_one("#no-runs", Static).display = not message.runs

@@ -14,10 +14,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccapp.errors import UserError
 from ccapp.store.schema import LATEST_VERSION, MIGRATIONS
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 
 def _import_sqlite_utils() -> Any:
@@ -40,7 +43,7 @@ def _import_sqlite_utils() -> Any:
     return sqlite_utils
 
 
-sqlite_utils = _import_sqlite_utils()
+_sqlite_utils = _import_sqlite_utils()
 BUSY_TIMEOUT_S = 30.0
 
 
@@ -54,7 +57,9 @@ class Store:
     def __init__(self, path: Path, conn: sqlite3.Connection):
         self.path = path
         self.conn = conn
-        self.db = sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
+        self.db: Database = _sqlite_utils.Database(
+            conn, execute_plugins=False, recursive_triggers=False
+        )
 
     @classmethod
     def open(cls, path: Path | str, *, migrate: bool = True) -> Store:
@@ -133,7 +138,7 @@ class Store:
                 self.conn.execute(f"PRAGMA user_version = {current + 1}")
 
     @contextmanager
-    def write(self) -> Iterator[sqlite_utils.Database]:
+    def write(self) -> Iterator[Database]:
         """A short write transaction; nested calls join the outer one."""
         if self.conn.in_transaction:
             yield self.db

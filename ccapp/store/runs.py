@@ -119,4 +119,3 @@ def _write_metrics(db: Any, run_id: int, metrics: Mapping[str, Any], now: str) -
         "UPDATE runs SET metrics = ?, updated_at = ? WHERE id = ?",
         [json.dumps(dict(metrics), sort_keys=True), now, run_id],
     )
-

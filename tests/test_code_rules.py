@@ -1,4 +1,5 @@
-"""Start-up stays fast: the CLI's help and the app's first screen never load the ML stack."""
+"""Rules the code keeps: fast start-up (no ML stack for --help or the first screen), the import
+contracts between engines, store and screens, and a clean ruff run."""
 
 from __future__ import annotations
 
@@ -25,10 +26,7 @@ def _loaded_after(code: str) -> set[str]:
 
 
 def test_help_does_not_import_the_ml_stack() -> None:
-    code = (
-        "from ccapp.cli import main\n"
-        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass"
-    )
+    code = "from ccapp.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
     assert _loaded_after(code) == set()
 
 
@@ -49,9 +47,14 @@ def test_engines_and_store_never_import_textual() -> None:
 def test_import_contracts_hold() -> None:
     """import-linter: engines/store free of Textual, screens free of torch (static check)."""
     result = subprocess.run(
-        [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command; "
-         "sys.exit(lint_imports_command())"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from importlinter.cli import lint_imports_command; "
+            "sys.exit(lint_imports_command())",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -60,3 +63,12 @@ def test_python_dash_m_and_version() -> None:
     result = run_ccapp("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("ccapp ")
+
+
+def test_ruff_finds_nothing() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "ccapp", "tests", "benchmarks"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

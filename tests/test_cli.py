@@ -1,0 +1,106 @@
+"""The command line's contract: exit codes, --db placement, runs list/show/delete."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ccapp.cli import main
+from ccapp.store import RunKind, RunStatus, Store, runs
+
+from helpers import run_ccapp
+
+
+@pytest.fixture
+def store_with_runs(tmp_path: Path) -> Path:
+    path = tmp_path / "runs.db"
+    with Store.open(path) as store:
+        first = runs.create_run(store, RunKind.EVAL, {"k": [10]}, model="tiny", judge="heuristic")
+        runs.set_status(store, first.id, RunStatus.DONE, metrics={"corr_mean": 0.125})
+        runs.create_run(store, RunKind.SYN, {}, model="tiny", parent_id=first.id)
+    return path
+
+
+def test_runs_list_as_json_lines(store_with_runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["runs", "list", "--db", str(store_with_runs), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["run_id"], r["kind"], r["status"]) for r in rows] == [
+        (2, "syn", "running"),
+        (1, "eval", "done"),
+    ]
+    assert rows[1]["metrics"] == {"corr_mean": 0.125}
+
+
+def test_db_works_before_or_after_the_command(
+    store_with_runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--db", str(store_with_runs), "runs", "list", "--json"]) == 0
+    assert main(["runs", "--db", str(store_with_runs)]) == 0
+    out = capsys.readouterr().out
+    assert out.count('"run_id"') == 2 and "0.125" in out
+
+
+def test_db_from_the_config_file(
+    store_with_runs: Path, ccapp_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (ccapp_home / "config").mkdir(parents=True)
+    (ccapp_home / "config" / "config.toml").write_text(f'[store]\npath = "{store_with_runs}"\n')
+    assert main(["runs", "list", "--json"]) == 0
+    assert capsys.readouterr().out.count('"run_id"') == 2
+
+
+def test_runs_show_and_delete(store_with_runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["runs", "show", "1", "--db", str(store_with_runs), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out.strip())
+    assert shown["config"] == {"k": [10]} and shown["judge"] == "heuristic"
+    assert main(["runs", "delete", "1", "--yes", "--db", str(store_with_runs)]) == 0
+    with Store.open(store_with_runs) as store:
+        assert [r.id for r in runs.list_runs(store)] == [2]
+        assert runs.get_run(store, 2).parent_id is None
+
+
+def test_delete_without_yes_and_without_a_terminal_asks_for_yes(store_with_runs: Path) -> None:
+    result = run_ccapp("runs", "delete", "1", "--db", str(store_with_runs), input="")
+    assert result.returncode == 2 and "--yes" in result.stderr
+    with Store.open(store_with_runs) as store:
+        assert len(runs.list_runs(store)) == 2
+
+
+def test_a_missing_run_is_exit_2_with_the_fix(store_with_runs: Path) -> None:
+    result = run_ccapp("runs", "show", "99", "--db", str(store_with_runs))
+    assert result.returncode == 2
+    assert "no run 99" in result.stderr and "ccapp runs list" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_usage_errors_are_exit_2() -> None:
+    assert run_ccapp("runs", "show", "abc").returncode == 2
+    assert run_ccapp("no-such-command").returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("[store\npath = 1", "invalid TOML"),
+        ("[store]\npath = 1\n", "[store] path must be a str"),
+        ('[models]\ncolour = "red"\n', "unknown setting [models] colour"),
+        ('title = "x"\n', "'title' must be a [section]"),
+    ],
+)
+def test_a_bad_config_file_names_the_file_and_setting(
+    ccapp_home: Path, config: str, message: str
+) -> None:
+    (ccapp_home / "config").mkdir(parents=True)
+    (ccapp_home / "config" / "config.toml").write_text(config)
+    result = run_ccapp("runs", "list")
+    assert result.returncode == 2
+    assert "config.toml" in result.stderr and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_default_store_lives_under_ccapp_home(ccapp_home: Path) -> None:
+    result = run_ccapp("runs", "list")
+    assert result.returncode == 0
+    assert (ccapp_home / "data" / "ccapp.db").exists()
