@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 
 def run_ccapp(
@@ -19,3 +22,80 @@ def run_ccapp(
         input=input,
         timeout=timeout,
     )
+
+
+# --- tiny stand-ins for the paper's model families ---------------------------------------
+
+TEMPLATES = Path(__file__).parent / "chat_templates"
+
+
+@dataclass(frozen=True)
+class Family:
+    template: str  # file in tests/chat_templates, or a preset's own template
+    specials: tuple[str, ...]
+    bos: str | None
+    eos: str
+    turn_end: str | None  # what closes an assistant turn (GLM-4: nothing, the next role tag)
+
+
+FAMILIES = {
+    "llama2": Family("llama2.jinja", ("<s>", "</s>"), "<s>", "</s>", "</s>"),
+    "llama3": Family("llama3.jinja", ("<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
+                                      "<|eot_id|>", "<|end_of_text|>"),
+                     "<|begin_of_text|>", "<|eot_id|>", "<|eot_id|>"),
+    "zephyr": Family("zephyr.jinja", ("<s>", "</s>"), "<s>", "</s>", "</s>"),
+    "qwen2": Family("qwen2.jinja", ("<|im_start|>", "<|im_end|>", "<|endoftext|>"), None,
+                    "<|im_end|>", "<|im_end|>"),
+    "phi3": Family("phi3.jinja", ("<s>", "<|endoftext|>", "<|end|>", "<|user|>", "<|assistant|>",
+                                  "<|system|>"), "<s>", "<|endoftext|>", "<|end|>"),
+    "glm4": Family("glm4.jinja", ("[gMASK]", "<sop>", "<|user|>", "<|assistant|>", "<|system|>",
+                                  "<|observation|>", "<|endoftext|>"), None, "<|endoftext|>", None),
+    "vicuna": Family("preset:vicuna", ("<s>", "</s>"), "<s>", "</s>", "</s>"),
+}
+
+
+def family_template(family: Family) -> str:
+    if family.template.startswith("preset:"):
+        from ccapp.engines.presets import PRESETS
+
+        template = PRESETS[family.template.split(":", 1)[1]].chat_template
+        assert template is not None
+        return template
+    return (TEMPLATES / family.template).read_text(encoding="utf-8")
+
+
+def stand_in_tokenizer(name: str) -> Any:
+    """A small byte-level BPE tokenizer with a family's special tokens and chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from ccapp.engines.tiny_corpus import TEXT
+
+    family = FAMILIES[name]
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    core.train_from_iterator([TEXT], trainers.BpeTrainer(
+        vocab_size=600, special_tokens=list(family.specials),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token=family.bos,
+                                        eos_token=family.eos, padding_side="left")
+    tokenizer.chat_template = family_template(family)
+    return tokenizer
+
+
+def stand_in_model(folder: Path, name: str, *, with_template: bool = True) -> Path:
+    """Save a 1-layer Llama with the family's tokenizer, loadable by ccapp like any model."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = stand_in_tokenizer(name)
+    if not with_template:
+        tokenizer.chat_template = None
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+                         eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

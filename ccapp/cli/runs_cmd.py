@@ -24,17 +24,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing.set_defaults(handler=run_list)
     show = actions.add_parser("show", help="a run's settings, status and metrics")
     add_db_option(show)
-    show.add_argument("run", metavar="RUN", type=_run_id)
+    show.add_argument("run", metavar="RUN", type=run_id_arg)
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=run_show)
     delete = actions.add_parser("delete", help="delete a run and everything it produced")
     add_db_option(delete)
-    delete.add_argument("run", metavar="RUN", type=_run_id)
+    delete.add_argument("run", metavar="RUN", type=run_id_arg)
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     delete.set_defaults(handler=run_delete)
 
 
-def _run_id(text: str) -> int:
+def run_id_arg(text: str) -> int:
     try:
         value = int(text)
     except ValueError:

@@ -197,6 +197,9 @@ def load_model(
     if load_in_4bit:
         kwargs["quantization_config"] = _four_bit_config(device, dtype)
     tokenizer, template_source = load_tokenizer(ref)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars; downloads keep theirs
     if ref.adapter_base:
         from peft import AutoPeftModelForCausalLM
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,14 +30,17 @@ def create_run(
     data: str = "",
     judge: str = "",
     parent_id: int | None = None,
+    identity: Mapping[str, Any] | None = None,
 ) -> Run:
+    """A new run in state running. `identity` (default: the config) is what is fingerprinted:
+    the settings that decide the run's results, not where or how fast it ran."""
     now = utc_now()
     with store.write() as db:
         cursor = db.execute(
             """
             INSERT INTO runs (kind, status, model, data, judge, config, fingerprint,
-                              parent_id, ccapp_version, created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                              parent_id, ccapp_version, created_at, updated_at, pid, host)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
                 kind.value,
@@ -44,11 +49,13 @@ def create_run(
                 data,
                 judge,
                 json.dumps(dict(config), sort_keys=True, default=str),
-                fingerprint(config),
+                fingerprint(identity if identity is not None else config),
                 parent_id,
                 __version__,
                 now,
                 now,
+                os.getpid(),
+                socket.gethostname(),
             ],
         )
         run_id = cursor.lastrowid
@@ -99,6 +106,39 @@ def set_status(
         if metrics is not None:
             _write_metrics(db, run_id, metrics, now)
     return get_run(store, run_id)
+
+
+def claim(store: Store, run_id: int) -> Run:
+    """Mark a run as running in this process, refusing one that a live process still runs."""
+    with store.write() as db:
+        run = get_run(store, run_id)
+        if (
+            run.status is RunStatus.RUNNING
+            and run.pid is not None
+            and run.pid != os.getpid()
+            and run.host == socket.gethostname()
+            and _alive(run.pid)
+        ):
+            raise UserError(
+                f"run {run_id} is still running in process {run.pid}",
+                fix="stop that process first (Ctrl-C, or cancel it in the app), then resume",
+            )
+        db.execute(
+            "UPDATE runs SET status = ?, error = NULL, finished_at = NULL, updated_at = ?, "
+            "pid = ?, host = ? WHERE id = ?",
+            [RunStatus.RUNNING.value, utc_now(), os.getpid(), socket.gethostname(), run_id],
+        )
+    return get_run(store, run_id)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def set_metrics(store: Store, run_id: int, metrics: Mapping[str, Any]) -> None:

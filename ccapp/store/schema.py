@@ -148,6 +148,11 @@ MIGRATIONS: list[list[str]] = [
         )
         """,
     ],
+    # 3: which process runs a job, so a resume can refuse to race a live one.
+    [
+        "ALTER TABLE runs ADD COLUMN pid INTEGER",
+        "ALTER TABLE runs ADD COLUMN host TEXT",
+    ],
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

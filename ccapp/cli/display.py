@@ -1,0 +1,74 @@
+"""What a person at a terminal sees during a job: a Rich progress bar, then a Corr@k table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+
+class TerminalSink:
+    """The engine's event sink for humans: progress on stderr, results on stdout."""
+
+    def __init__(self) -> None:
+        self.err = Console(stderr=True, highlight=False)
+        self.out = Console(highlight=False)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), TextColumn("{task.fields[corr]}"),
+            console=self.err, transient=True,
+        )
+        self.task: Any = None
+        self.run_id: int | None = None
+
+    def emit(self, event: str, **fields: Any) -> None:
+        if event == "model_loading":
+            self.err.print(f"[dim]model: {fields.get('phase')} {fields.get('detail') or ''}[/]",
+                           markup=True, highlight=False)
+        elif event == "run_started":
+            totals = fields["totals"]
+            self.err.print(f"{fields['kind']} run: {totals['requests']} requests, "
+                           f"{totals['continuations']} continuations ({totals['todo']} to do)")
+            self.progress.start()
+            self.task = self.progress.add_task(
+                "generating", total=totals["continuations"],
+                completed=totals["continuations"] - totals["todo"], rate="", corr="")
+        elif event == "progress" and self.task is not None:
+            self.progress.update(self.task, completed=fields["done"],
+                                 rate=f"{fields['rate']:.1f}/s")
+        elif event == "metrics" and self.task is not None:
+            mean = fields["metrics"].get("corr_mean")
+            self.progress.update(self.task, corr=f"Corr_mean {mean:.3f}" if mean is not None else "")
+        elif event == "log":
+            self.err.print(f"{fields['level']}: {fields['message']}", markup=False)
+        elif event == "error":
+            self.err.print(f"error: {fields['message']}", markup=False)
+
+    def tokens(self, deltas: list[tuple[int, int, str]]) -> None:
+        pass
+
+    def close(self) -> None:
+        self.progress.stop()
+
+    def finished(self, run: Any) -> None:
+        metrics = run.metrics
+        self.out.print(corr_table(metrics, title=f"run {run.id} · {run.model} · judge {metrics.get('judge')}"))
+        self.out.print(f"run {run.id}: {run.status.value}")
+
+
+def corr_table(metrics: dict[str, Any], *, title: str = "") -> Table:
+    table = Table("k", "Corr@k", "95% CI", "paths", "unparsed", title=title, title_justify="left")
+    ci = metrics.get("ci95", {})
+    for k, value in metrics.get("corr", {}).items():
+        low_high = ci.get(k)
+        table.add_row(k, f"{value:.3f}", f"[{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else "–",
+                      str(metrics.get("n", {}).get(k, "")), str(metrics.get("unparsed", {}).get(k, 0)))
+    mean = metrics.get("corr_mean")
+    if mean is not None:
+        low_high = ci.get("mean")
+        table.add_section()
+        table.add_row("mean", f"{mean:.3f}", f"[{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else "–",
+                      "", "")
+    return table

@@ -1,0 +1,88 @@
+"""Running a job from the command line: cancellation by signal, output sinks, exit codes."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ccapp.cli.common import print_json
+from ccapp.errors import UserError
+
+EXIT_FAILED, EXIT_CANCELLED = 1, 130
+
+
+@contextmanager
+def cancellation() -> Iterator[threading.Event]:
+    """SIGINT/SIGTERM set an event the engine checks between steps; a second Ctrl-C is hard."""
+    event = threading.Event()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, frame: Any) -> None:
+        if event.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        event.set()
+        print("\nccapp: stopping at the next step (Ctrl-C again to stop at once)…", file=sys.stderr)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield event
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def make_sink(events: str | None, run_id: Callable[[], int | None]) -> Any:
+    if events == "jsonl":
+        from ccapp.engines.events import JsonLinesSink
+
+        return JsonLinesSink(run_id)
+    from ccapp.cli.display import TerminalSink
+
+    return TerminalSink()
+
+
+def run_job(job: Callable[[], Any], *, run_id: Callable[[], int | None], kind: str,
+            json_summary: bool, sink: Any, resume_hint: str) -> int:
+    """Run `job`, map its outcome to an exit code, and print the summary line."""
+    from ccapp.engines.hf_generate import Cancelled
+
+    try:
+        run = job()
+    except Cancelled:
+        sink.close()
+        rid = run_id()
+        print(f"ccapp: cancelled; run {rid} is paused. Resume with: {resume_hint.format(rid)}",
+              file=sys.stderr)
+        _summary(json_summary, rid, kind, "paused", None)
+        return EXIT_CANCELLED
+    except UserError:
+        sink.close()
+        if run_id() is not None:
+            _summary(json_summary, run_id(), kind, "failed", None)
+        raise
+    except Exception:
+        sink.close()
+        rid = run_id()
+        traceback.print_exc()
+        if rid is not None:
+            print(f"ccapp: run {rid} failed; it can be resumed with: {resume_hint.format(rid)}",
+                  file=sys.stderr)
+            _summary(json_summary, rid, kind, "failed", None)
+        return EXIT_FAILED
+    sink.close()
+    if json_summary:
+        _summary(True, run.id, kind, run.status.value, run.metrics)
+    else:
+        sink.finished(run)
+    return 0
+
+
+def _summary(enabled: bool, run_id: int | None, kind: str, status: str, metrics: Any) -> None:
+    if enabled:
+        print_json({"run_id": run_id, "kind": kind, "status": status, "metrics": metrics or {}})

@@ -1,0 +1,451 @@
+"""C2-Eval: prefill each request at every k, sample b continuation paths, judge, score.
+
+The run is planned once and for all when it starts: its items and cells (prefill and
+rendered prompt per (request, k)) are stored, and the cells are cut into fixed batches
+(sorted by prompt length, so little is wasted on padding), each sampled with its own seed
+derived from the run seed. A batch's continuations and verdicts are committed in one
+transaction, so an interrupted run resumes by skipping the committed batches and
+re-sampling the others exactly as an uninterrupted run would have (on the same device).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from ccapp.engines.events import EVENTS_VERSION, NullSink, Sink
+from ccapp.engines.hf_generate import Cancelled, Generated, Prompt, Sampling
+from ccapp.engines.judges.base import Judge, JudgeInput
+from ccapp.engines.metrics import Judged, compute_metrics
+from ccapp.engines.phrases import OPENERS, PHRASES_VERSION, pick
+from ccapp.engines.prefill import UNITS, build_prefill
+from ccapp.errors import UserError
+from ccapp.store import RunKind, RunStatus, Store, runs
+from ccapp.store import evals as rows_store
+from ccapp.store.records import Cell, Run
+
+DEFAULT_KS = (10, 20, 30, 40, 50, 60, 70, 80)
+ENGINES = ("hf", "openai")
+METRICS_EVERY_S = 2.0
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Everything a C2-Eval run needs; the paper's settings are the defaults."""
+
+    model: str
+    data: str
+    ks: tuple[int, ...] = DEFAULT_KS
+    paths: int = 20
+    max_new_tokens: int = 32
+    temperature: float = 0.8
+    top_p: float = 0.7
+    seed: int = 0
+    limit: int | None = None
+    unit: str = "words"
+    judge: str = "heuristic"
+    engine: str = "hf"
+    device: str = "auto"
+    dtype: str = "auto"
+    load_in_4bit: bool = False
+    batch_size: int | None = None  # rows per batch; None = chosen from the device
+    base_url: str | None = None
+    served_model: str | None = None
+    concurrency: int = 8
+    lenient: bool = False
+
+    def check(self) -> None:
+        """Reject impossible settings before anything is loaded (exit code 2)."""
+        problems = [
+            (not self.ks or any(k < 1 for k in self.ks), "--k", "give positive prefix lengths, e.g. --k 10,20,40"),
+            (len(set(self.ks)) != len(self.ks), "--k", "give each prefix length once"),
+            (self.paths < 1, "--paths", "give at least 1 path"),
+            (self.max_new_tokens < 1, "--max-new-tokens", "give at least 1"),
+            (self.temperature < 0, "--temperature", "use 0 (greedy) or more"),
+            (not 0 < self.top_p <= 1, "--top-p", "use a value in (0, 1]"),
+            (self.limit is not None and self.limit < 1, "--limit", "give at least 1 request"),
+            (self.unit not in UNITS, "--unit", "use words or tokens"),
+            (self.engine not in ENGINES, "--engine", "use hf or openai"),
+            (self.batch_size is not None and self.batch_size < 1, "--batch-size", "give at least 1"),
+            (self.engine == "openai" and not self.base_url, "--base-url",
+             "the openai engine needs the server's URL, e.g. --base-url http://127.0.0.1:8000/v1"),
+            (self.concurrency < 1, "--concurrency", "give at least 1"),
+        ]
+        for bad, option, fix in problems:
+            if bad:
+                raise UserError(f"invalid value {self._value_of(option)!r}", where=option, fix=fix)
+
+    def _value_of(self, option: str) -> Any:
+        name = {"--k": "ks", "--paths": "paths", "--max-new-tokens": "max_new_tokens",
+                "--temperature": "temperature", "--top-p": "top_p", "--limit": "limit",
+                "--unit": "unit", "--engine": "engine", "--batch-size": "batch_size",
+                "--base-url": "base_url", "--concurrency": "concurrency"}[option]
+        value = getattr(self, name)
+        return ",".join(map(str, value)) if name == "ks" else value
+
+
+# Settings that decide what a run produces; resuming with another value is refused.
+RESULT_SETTINGS = ("model", "data", "ks", "paths", "max_new_tokens", "temperature", "top_p",
+                   "seed", "limit", "unit", "engine", "dtype", "load_in_4bit", "served_model",
+                   "judge")
+OPTION_NAMES = {"ks": "--k", "max_new_tokens": "--max-new-tokens", "top_p": "--top-p",
+                "load_in_4bit": "--load-in-4bit", "served_model": "--served-model",
+                "batch_size": "--batch-size", "base_url": "--base-url"}
+
+
+@dataclass
+class Batch:
+    index: int
+    seed: int
+    slices: list[tuple[Cell, range]] = field(default_factory=list)
+
+    @property
+    def keys(self) -> list[tuple[int, int]]:
+        return [(cell.id, path) for cell, paths in self.slices for path in paths]
+
+
+def plan_batches(cells: Sequence[Cell], paths: int, rows_per_batch: int, seed: int) -> list[Batch]:
+    """Cut the run into fixed batches: cells by prompt length, each cell's paths together.
+
+    A cell's paths share one prefill; a cell with more paths than a batch holds is split.
+    The plan depends only on the cells and settings, never on what is already done.
+    """
+    order = sorted(cells, key=lambda c: (c.prompt_tokens, c.item_idx, c.k))
+    batches: list[Batch] = []
+    current = Batch(0, batch_seed(seed, 0))
+    used = 0
+    for cell in order:
+        start = 0
+        while start < paths:
+            take = min(paths - start, rows_per_batch - used)
+            current.slices.append((cell, range(start, start + take)))
+            used += take
+            start += take
+            if used == rows_per_batch:
+                batches.append(current)
+                current = Batch(len(batches), batch_seed(seed, len(batches)))
+                used = 0
+    if current.slices:
+        batches.append(current)
+    return batches
+
+
+def batch_seed(seed: int, index: int) -> int:
+    digest = hashlib.sha256(f"ccapp-batch:{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:6], "big")
+
+
+class Evaluation:
+    """One C2-Eval run in this process: start a new one or resume a stored one."""
+
+    def __init__(self, store: Store, sink: Sink | None = None,
+                 cancel: threading.Event | None = None):
+        self.store = store
+        self.sink = sink or NullSink()
+        self.cancel = cancel or threading.Event()
+        self.run: Run | None = None
+
+    # -- entry points ---------------------------------------------------------------------
+
+    def start(self, config: EvalConfig) -> Run:
+        from ccapp.engines.data import load_dataset_rows
+        from ccapp.engines.judges.registry import check_judge_spec
+        from ccapp.engines.models import resolve_model
+
+        config.check()
+        check_judge_spec(config.judge)
+        dataset = load_dataset_rows(config.data, lenient=config.lenient)
+        rows = dataset.rows[: config.limit] if config.limit else dataset.rows
+        ref = resolve_model(config.model)
+        backend = self._load_backend(config, ref)
+        config = replace(config, batch_size=backend.rows_per_batch)
+        stored = asdict(config) | {
+            "ks": list(config.ks),
+            "model_source": ref.source,
+            "data_location": dataset.location,
+            "data_sha256": dataset.sha256,
+            "phrases_version": PHRASES_VERSION,
+            "template_source": backend.template_source,
+            "dtype_resolved": backend.dtype,
+        }
+        identity = {k: stored[k] for k in RESULT_SETTINGS} | {
+            "model_source": ref.source, "data_sha256": dataset.sha256,
+            "phrases_version": PHRASES_VERSION,
+        }
+        self.run = runs.create_run(self.store, RunKind.EVAL, stored, model=config.model,
+                                   data=config.data, judge=config.judge, identity=identity)
+        run = self.run
+        try:
+            items = rows_store.insert_items(
+                self.store, run.id,
+                [(r.index, _line_of(r.where), r.request, r.harmful_response, r.safe_response)
+                 for r in rows],
+            )
+            self._plan_cells(config, items, backend)
+            return self._execute(config, backend)
+        except BaseException as exc:
+            self._record_end(exc)
+            raise
+
+    def resume(self, run_id: int, overrides: dict[str, Any]) -> Run:
+        from ccapp.engines.models import resolve_model
+
+        run = runs.get_run(self.store, run_id)
+        if run.kind is not RunKind.EVAL:
+            raise UserError(f"run {run_id} is a {run.kind.value} run, not an eval run",
+                            fix="resume it with its own command")
+        if run.status is RunStatus.DONE:
+            raise UserError(f"run {run_id} is already done", fix="start a new run, or export this one")
+        config = _config_from_stored(run.config)
+        differing = [
+            f"{OPTION_NAMES.get(name, '--' + name.replace('_', '-'))} (run: {_show(getattr(config, name))}, "
+            f"given: {_show(value)})"
+            for name, value in overrides.items()
+            if name in RESULT_SETTINGS and value != getattr(config, name)
+        ]
+        if differing:
+            raise UserError(
+                f"run {run_id} was started with other settings: {'; '.join(differing)}",
+                fix="resume without those options (the run keeps its settings), or start a new run",
+            )
+        config = replace(config, **{k: v for k, v in overrides.items() if k not in RESULT_SETTINGS})
+        config.check()
+        runs.claim(self.store, run_id)
+        self.run = runs.get_run(self.store, run_id)
+        try:
+            ref = resolve_model(config.model)
+            if ref.source != run.config.get("model_source"):
+                raise UserError(
+                    f"the model '{config.model}' now resolves to {ref.source}, but run {run_id} "
+                    f"used {run.config.get('model_source')}",
+                    where="--model", fix="restore that model folder, or start a new run",
+                )
+            backend = self._load_backend(config, ref)
+            if config.batch_size != run.config.get("batch_size"):
+                self.sink.emit("log", level="warning", message=(
+                    f"batch size {config.batch_size} differs from the run's "
+                    f"{run.config.get('batch_size')}: the remaining continuations are sampled "
+                    "validly but not bit-identically to an uninterrupted run"))
+            return self._execute(config, backend)
+        except BaseException as exc:
+            self._record_end(exc)
+            raise
+
+    # -- the work -------------------------------------------------------------------------
+
+    def _load_backend(self, config: EvalConfig, ref: Any) -> Backend:
+        self.sink.emit("model_loading", phase="resolve", detail=ref.source)
+        return Backend.load(config, ref, self.sink)
+
+    def _plan_cells(self, config: EvalConfig, items: Sequence[Any], backend: Backend) -> None:
+        from ccapp.engines.render import render_prompt
+
+        new_cells = []
+        for item in items:
+            opener = pick(OPENERS, config.seed, "opener", item.idx)
+            for k in config.ks:
+                prefill = build_prefill(opener, item.harmful_response, k, config.unit,
+                                        backend.tokenizer)
+                rendered = render_prompt(backend.tokenizer, item.request, prefill.text,
+                                         model_name=config.model)
+                new_cells.append(rows_store.NewCell(
+                    item.id, k, opener, prefill.text, rendered,
+                    backend.count_tokens(rendered), prefill.short))
+        rows_store.insert_cells(self.store, self._run_id, new_cells)
+
+    def _execute(self, config: EvalConfig, backend: Backend) -> Run:
+        from ccapp.engines.judges.registry import make_judge
+
+        run_id = self._run_id
+        judge = make_judge(config.judge)
+        cells = rows_store.get_cells(self.store, run_id)
+        by_id = {cell.id: cell for cell in cells}
+        requests = {item.id: item.request for item in rows_store.get_items(self.store, run_id)}
+        batches = plan_batches(cells, config.paths, backend.rows_per_batch, config.seed)
+        done = rows_store.done_paths(self.store, run_id)
+        total = len(cells) * config.paths
+        judged = [Judged(*row) for row in rows_store.judged(self.store, run_id, config.judge)]
+        self.sink.emit(
+            "run_started", v=EVENTS_VERSION, kind="eval", config=self.run.config if self.run else {},
+            totals={"requests": len(requests), "cells": len(cells), "continuations": total,
+                    "todo": total - len(done)},
+        )
+        started, produced_here, last_metrics = time.monotonic(), 0, 0.0
+        sampling = Sampling(config.max_new_tokens, config.temperature, config.top_p)
+        for batch in batches:
+            if all(key in done for key in batch.keys):
+                continue
+            if self.cancel.is_set():
+                raise Cancelled
+            generated = backend.generate(batch, sampling, self.sink, self.cancel)
+            saved = self._judge_and_save(generated, by_id, requests, judge, backend, judged)
+            done.update(batch.keys)
+            produced_here += saved
+            elapsed = time.monotonic() - started
+            rate = produced_here / elapsed if elapsed > 0 else 0.0
+            remaining = total - len(done)
+            self.sink.emit("progress", done=len(done), total=total, rate=round(rate, 2),
+                           eta_s=round(remaining / rate, 1) if rate > 0 else None)
+            if time.monotonic() - last_metrics >= METRICS_EVERY_S:
+                last_metrics = time.monotonic()
+                self.sink.emit("metrics", metrics=self._metrics(config, judged))
+        metrics = self._metrics(config, judged)
+        run = runs.set_status(self.store, run_id, RunStatus.DONE, metrics=metrics)
+        self.run = run
+        self.sink.emit("run_finished", status=run.status.value, metrics=metrics)
+        return run
+
+    def _judge_and_save(self, generated: list[Generated], cells: dict[int, Cell],
+                        requests: dict[int, str], judge: Judge, backend: Backend,
+                        judged: list[Judged]) -> int:
+        inputs = [JudgeInput(requests[cells[g.key].item_id], cells[g.key].prefill, g.text)
+                  for g in generated]
+        verdicts = judge.judge(inputs)
+        produced = []
+        for g, v in zip(generated, verdicts):
+            to_correction = backend.count_tokens(g.text[: v.span[0]]) if v.span else None
+            produced.append((
+                rows_store.NewContinuation(g.key, g.path, g.text, g.new_tokens, g.finish_reason),
+                rows_store.NewVerdict(judge.spec, v.label, v.score, v.raw, v.span, to_correction,
+                                      v.relapse),
+            ))
+        ids = rows_store.save_continuations(self.store, self._run_id, produced)
+        for (cont, verdict) in produced:
+            if (cont.cell_id, cont.path) not in ids:
+                continue
+            cell = cells[cont.cell_id]
+            judged.append(Judged(cell.item_idx, cell.k, verdict.label,
+                                 verdict.tokens_to_correction, verdict.relapse))
+            self.sink.emit(
+                "continuation_done", cell_id=cell.id, item=cell.item_idx, k=cell.k,
+                path=cont.path, text=cont.text,
+                verdict={"judge": verdict.judge, "label": verdict.label,
+                         "span": list(verdict.span) if verdict.span else None,
+                         "relapse": verdict.relapse},
+            )
+        return len(ids)
+
+    def _metrics(self, config: EvalConfig, judged: list[Judged]) -> dict[str, Any]:
+        short = rows_store.count_short_cells(self.store, self._run_id)
+        return compute_metrics(judged, list(config.ks), judge=config.judge, short_cells=short)
+
+    def _record_end(self, exc: BaseException) -> None:
+        """Leave the run resumable: paused when cancelled, failed (with the reason) otherwise."""
+        if self.run is None:
+            return
+        if isinstance(exc, (Cancelled, KeyboardInterrupt)):
+            runs.set_status(self.store, self.run.id, RunStatus.PAUSED,
+                            error="cancelled; resume with ccapp eval --resume")
+            self.sink.emit("run_finished", status="paused", metrics=None)
+            return
+        message = exc.message if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+        runs.set_status(self.store, self.run.id, RunStatus.FAILED, error=message)
+        self.sink.emit("error", message=message)
+        self.sink.emit("run_finished", status="failed", metrics=None)
+
+    @property
+    def _run_id(self) -> int:
+        assert self.run is not None
+        return self.run.id
+
+
+class Backend:
+    """The loaded model (hf) or the server client (openai), behind one `generate`."""
+
+    def __init__(self, tokenizer: Any, generator: Any, rows_per_batch: int, *, engine: str,
+                 template_source: str, dtype: str):
+        self.tokenizer = tokenizer
+        self.generator = generator
+        self.rows_per_batch = rows_per_batch
+        self.engine = engine
+        self.template_source = template_source
+        self.dtype = dtype
+        self._ids: dict[int, list[int]] = {}
+
+    @classmethod
+    def load(cls, config: EvalConfig, ref: Any, sink: Sink) -> Backend:
+        from ccapp.engines.models import load_model, load_tokenizer
+
+        if config.engine == "openai":
+            sink.emit("model_loading", phase="tokenizer", detail=ref.source)
+            tokenizer, template_source = load_tokenizer(ref)
+            from ccapp.engines.openai_generate import OpenAIGenerator
+
+            generator = OpenAIGenerator(str(config.base_url), config.served_model or ref.source,
+                                        tokenizer, concurrency=config.concurrency)
+            rows = config.batch_size or max(config.paths, config.concurrency * config.paths)
+            sink.emit("model_loading", phase="ready", detail=config.base_url)
+            return cls(tokenizer, generator, rows, engine="openai",
+                       template_source=template_source, dtype="server")
+        from ccapp.engines.hf_generate import HFGenerator
+
+        sink.emit("model_loading", phase="weights", detail=ref.source)
+        loaded = load_model(ref, device=config.device, dtype=config.dtype,
+                            load_in_4bit=config.load_in_4bit)
+        sink.emit("model_loading", phase="ready", detail=f"{loaded.device} {loaded.dtype}")
+        rows = config.batch_size or auto_batch_rows(loaded, config)
+        return cls(loaded.tokenizer, HFGenerator(loaded.model, loaded.tokenizer), rows,
+                   engine="hf", template_source=loaded.template_source, dtype=loaded.dtype)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def generate(self, batch: Batch, sampling: Sampling, sink: Sink,
+                 cancel: threading.Event) -> list[Generated]:
+        if self.engine == "openai":
+            from ccapp.engines.openai_generate import TextPrompt
+            from ccapp.engines.render import strip_leading_bos
+
+            text_prompts = [TextPrompt(cell.id, strip_leading_bos(self.tokenizer, cell.rendered_prompt),
+                                       tuple(paths)) for cell, paths in batch.slices]
+            return list(self.generator.generate(text_prompts, sampling, batch.seed,
+                                                on_step=sink.tokens, cancel=cancel))
+        prompts = [Prompt(cell.id, self._prompt_ids(cell), tuple(paths))
+                   for cell, paths in batch.slices]
+        return list(self.generator.generate(prompts, sampling, batch.seed, on_step=sink.tokens,
+                                            cancel=cancel))
+
+    def _prompt_ids(self, cell: Cell) -> list[int]:
+        if cell.id not in self._ids:
+            self._ids[cell.id] = self.tokenizer(cell.rendered_prompt, add_special_tokens=False)["input_ids"]
+        return self._ids[cell.id]
+
+
+def auto_batch_rows(loaded: Any, config: EvalConfig) -> int:
+    """Rows per batch: 64 on CPU; on a GPU, what the free memory holds for the KV cache."""
+    import torch
+
+    if not str(loaded.device).startswith("cuda"):
+        return 64
+    cfg = loaded.model.config
+    layers = getattr(cfg, "num_hidden_layers", 32)
+    heads = getattr(cfg, "num_key_value_heads", None) or getattr(cfg, "num_attention_heads", 32)
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    bytes_per = 2 if loaded.dtype in ("bfloat16", "float16") else 4
+    tokens = 256 + config.max_new_tokens  # C2-Eval prompts are ~100-200 tokens
+    per_row = 2 * layers * heads * head_dim * bytes_per * tokens
+    free = min(torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count()))
+    rows = int(free * 0.5 // per_row)
+    return max(config.paths, min(512, rows))
+
+
+def _config_from_stored(stored: dict[str, Any]) -> EvalConfig:
+    names = {f.name for f in fields(EvalConfig)}
+    values = {k: v for k, v in stored.items() if k in names}
+    values["ks"] = tuple(values.get("ks", DEFAULT_KS))
+    return EvalConfig(**values)
+
+
+def _line_of(where: str) -> int | None:
+    tail = where.rsplit(":", 1)[-1].strip()
+    return int(tail) if tail.isdigit() else None
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    return str(value)

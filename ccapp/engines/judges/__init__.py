@@ -1,0 +1,1 @@
+"""Judges: did a continuation course-correct after the prefill? One interface, several kinds."""

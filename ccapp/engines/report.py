@@ -1,0 +1,105 @@
+"""The JSON report of a run (`ccapp export`): versioned, self-contained, recomputed from the store.
+
+Bump SCHEMA_VERSION whenever a field changes meaning or disappears; adding a field is
+backwards-compatible. `schema_version` is always the first key, so a reader can check it
+before reading anything else. Metrics are recomputed from the stored verdicts for every
+judge that judged the run, so the report never carries a stale number.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from ccapp import __version__
+from ccapp.engines.metrics import Judged, compute_metrics, paper_list
+from ccapp.store import Run, Store, runs
+from ccapp.store import evals as rows_store
+
+SCHEMA_VERSION = 1
+
+
+def run_metrics(store: Store, run: Run, judge: str) -> dict[str, Any]:
+    ks = [int(k) for k in run.config.get("ks", [])]
+    judged = [Judged(*row) for row in rows_store.judged(store, run.id, judge)]
+    return compute_metrics(judged, ks, judge=judge,
+                           short_cells=rows_store.count_short_cells(store, run.id))
+
+
+def build_report(store: Store, run_id: int, *, now: str | None = None,
+                 version: str = __version__) -> dict[str, Any]:
+    run = runs.get_run(store, run_id)
+    ks = [int(k) for k in run.config.get("ks", [])]
+    judges = rows_store.judges_of(store, run.id)
+    metrics = {judge: run_metrics(store, run, judge) for judge in judges}
+    cells = rows_store.get_cells(store, run.id)
+    items = rows_store.get_items(store, run.id)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "ccapp_version": version,
+        "exported_at": now or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "run": {
+            "id": run.id, "kind": run.kind.value, "status": run.status.value,
+            "created_at": run.created_at, "finished_at": run.finished_at,
+            "fingerprint": run.fingerprint, "parent_id": run.parent_id, "error": run.error,
+            "ccapp_version": run.ccapp_version,
+        },
+        "config": run.config,
+        "model": {
+            "spec": run.model,
+            "source": run.config.get("model_source"),
+            "chat_template": run.config.get("template_source"),
+            "dtype": run.config.get("dtype_resolved"),
+        },
+        "dataset": {
+            "spec": run.data,
+            "location": run.config.get("data_location"),
+            "sha256": run.config.get("data_sha256"),
+            "requests": len(items),
+        },
+        "judges": judges,
+        "primary_judge": run.judge,
+        "metrics": metrics,
+        "paper": {judge: paper_list(m, ks) for judge, m in metrics.items()},
+        "per_k": {
+            judge: [
+                {"k": k, "corr": m["corr"].get(str(k)), "ci95": m["ci95"].get(str(k)),
+                 "n": m["n"].get(str(k)), "unparsed": m["unparsed"].get(str(k)),
+                 "errors": m["errors"].get(str(k))}
+                for k in ks
+            ]
+            for judge, m in metrics.items()
+        },
+        "items": [
+            {"idx": i.idx, "source_line": i.source_line, "request": i.request,
+             "harmful_response": i.harmful_response}
+            for i in items
+        ],
+        "cells": [
+            {"item": c.item_idx, "k": c.k, "opener": c.opener, "prefill": c.prefill,
+             "rendered_prompt": c.rendered_prompt, "prompt_tokens": c.prompt_tokens,
+             "short": c.short}
+            for c in cells
+        ],
+        "continuations": [
+            {
+                "item": t.item_idx, "k": t.k, "path": t.path, "text": t.text,
+                "new_tokens": t.new_tokens, "finish_reason": t.finish_reason,
+                "verdicts": {
+                    judge: {"label": v.label, "score": v.score, "raw": v.raw,
+                            "span": list(v.span) if v.span else None,
+                            "tokens_to_correction": v.tokens_to_correction,
+                            "relapse": v.relapse}
+                    for judge, v in sorted(t.verdicts.items())
+                },
+            }
+            for t in rows_store.continuations(store, run.id)
+        ],
+    }
+
+
+def paper_result(store: Store, run_id: int, judge: str | None = None) -> list[float | None]:
+    """The paper's file format: [Corr@10, …, Corr@80, Corr_mean]."""
+    run = runs.get_run(store, run_id)
+    ks = [int(k) for k in run.config.get("ks", [])]
+    return paper_list(run_metrics(store, run, judge or run.judge), ks)

@@ -1,0 +1,191 @@
+"""C2-Eval rows: items, cells (prefill + rendered prompt), continuations and verdicts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ccapp.store.db import Store, utc_now
+from ccapp.store.records import Cell, Continuation, Item, StoredVerdict
+
+
+@dataclass(frozen=True)
+class NewCell:
+    item_id: int
+    k: int
+    opener: str
+    prefill: str
+    rendered_prompt: str
+    prompt_tokens: int
+    short: bool
+
+
+@dataclass(frozen=True)
+class NewContinuation:
+    cell_id: int
+    path: int
+    text: str
+    new_tokens: int
+    finish_reason: str
+
+
+@dataclass(frozen=True)
+class NewVerdict:
+    judge: str
+    label: str
+    score: float | None = None
+    raw: str | None = None
+    span: tuple[int, int] | None = None
+    tokens_to_correction: int | None = None
+    relapse: bool = False
+
+
+def insert_items(store: Store, run_id: int, rows: Iterable[tuple[int, int | None, str, str, str | None]]) -> list[Item]:
+    """Rows are (idx, source line, request, harmful response, safe response)."""
+    with store.write() as db:
+        db.conn.executemany(
+            "INSERT INTO items (run_id, idx, source_line, request, harmful_response, safe_response) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(run_id, *row) for row in rows],
+        )
+    return get_items(store, run_id)
+
+
+def get_items(store: Store, run_id: int) -> list[Item]:
+    return [
+        Item(r["id"], r["idx"], r["request"], r["harmful_response"], r["safe_response"], r["source_line"])
+        for r in store.rows("SELECT * FROM items WHERE run_id = ? ORDER BY idx", [run_id])
+    ]
+
+
+def insert_cells(store: Store, run_id: int, cells: Sequence[NewCell]) -> None:
+    with store.write() as db:
+        db.conn.executemany(
+            "INSERT INTO cells (run_id, item_id, k, opener, prefill, rendered_prompt, prompt_tokens, short) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(run_id, c.item_id, c.k, c.opener, c.prefill, c.rendered_prompt, c.prompt_tokens,
+              int(c.short)) for c in cells],
+        )
+
+
+def get_cells(store: Store, run_id: int) -> list[Cell]:
+    rows = store.rows(
+        "SELECT c.*, i.idx AS item_idx FROM cells c JOIN items i ON i.id = c.item_id "
+        "WHERE c.run_id = ? ORDER BY i.idx, c.k",
+        [run_id],
+    )
+    return [
+        Cell(r["id"], r["item_id"], r["item_idx"], r["k"], r["opener"], r["prefill"],
+             r["rendered_prompt"], r["prompt_tokens"], bool(r["short"]))
+        for r in rows
+    ]
+
+
+def done_paths(store: Store, run_id: int) -> set[tuple[int, int]]:
+    rows = store.conn.execute("SELECT cell_id, path FROM continuations WHERE run_id = ?", [run_id])
+    return {(cell, path) for cell, path in rows}
+
+
+def save_continuations(
+    store: Store,
+    run_id: int,
+    produced: Sequence[tuple[NewContinuation, NewVerdict | None]],
+) -> dict[tuple[int, int], int]:
+    """Store a batch and its verdicts in one transaction; returns ids by (cell, path).
+
+    A (cell, path) already stored is left as it is: a resumed batch never doubles a row.
+    """
+    now = utc_now()
+    ids: dict[tuple[int, int], int] = {}
+    with store.write() as db:
+        for cont, verdict in produced:
+            cursor = db.conn.execute(
+                "INSERT OR IGNORE INTO continuations (run_id, cell_id, path, text, new_tokens, "
+                "finish_reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [run_id, cont.cell_id, cont.path, cont.text, cont.new_tokens, cont.finish_reason, now],
+            )
+            if cursor.rowcount == 0:
+                continue
+            ids[(cont.cell_id, cont.path)] = int(cursor.lastrowid or 0)
+            if verdict is not None:
+                _insert_verdict(db.conn, ids[(cont.cell_id, cont.path)], verdict, now)
+    return ids
+
+
+def save_verdicts(store: Store, verdicts: Sequence[tuple[int, NewVerdict]]) -> None:
+    """(continuation id, verdict) pairs; a judge's earlier verdict on the same row is replaced."""
+    now = utc_now()
+    with store.write() as db:
+        for continuation_id, verdict in verdicts:
+            _insert_verdict(db.conn, continuation_id, verdict, now)
+
+
+def _insert_verdict(conn: Any, continuation_id: int, v: NewVerdict, now: str) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO verdicts (continuation_id, judge, label, score, raw, span_start, "
+        "span_end, tokens_to_correction, relapse, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [continuation_id, v.judge, v.label, v.score, v.raw, v.span[0] if v.span else None,
+         v.span[1] if v.span else None, v.tokens_to_correction, int(v.relapse), now],
+    )
+
+
+def judged(store: Store, run_id: int, judge: str) -> list[tuple[int, int, str, int | None, bool]]:
+    """(item idx, k, label, tokens to correction, relapse) for every verdict of `judge`."""
+    rows = store.conn.execute(
+        """
+        SELECT i.idx, c.k, v.label, v.tokens_to_correction, v.relapse
+        FROM verdicts v
+        JOIN continuations t ON t.id = v.continuation_id
+        JOIN cells c ON c.id = t.cell_id
+        JOIN items i ON i.id = c.item_id
+        WHERE t.run_id = ? AND v.judge = ?
+        """,
+        [run_id, judge],
+    )
+    return [(idx, k, label, ttc, bool(relapse)) for idx, k, label, ttc, relapse in rows]
+
+
+def judges_of(store: Store, run_id: int) -> list[str]:
+    rows = store.conn.execute(
+        "SELECT DISTINCT v.judge FROM verdicts v JOIN continuations t ON t.id = v.continuation_id "
+        "WHERE t.run_id = ? ORDER BY v.judge",
+        [run_id],
+    )
+    return [r[0] for r in rows]
+
+
+def count_short_cells(store: Store, run_id: int) -> int:
+    return int(store.conn.execute("SELECT count(*) FROM cells WHERE run_id = ? AND short = 1",
+                                  [run_id]).fetchone()[0])
+
+
+def continuations(store: Store, run_id: int, *, limit: int | None = None, offset: int = 0) -> list[Continuation]:
+    """A run's continuations with every judge's verdict, in (item, k, path) order."""
+    sql = """
+        SELECT t.id, t.cell_id, i.idx AS item_idx, c.k, t.path, t.text, t.new_tokens, t.finish_reason
+        FROM continuations t JOIN cells c ON c.id = t.cell_id JOIN items i ON i.id = c.item_id
+        WHERE t.run_id = ? ORDER BY i.idx, c.k, t.path
+    """
+    params: list[Any] = [run_id]
+    if limit is not None:
+        sql += " LIMIT ? OFFSET ?"
+        params += [limit, offset]
+    rows = store.rows(sql, params)
+    by_id: dict[int, dict[str, StoredVerdict]] = {r["id"]: {} for r in rows}
+    if by_id:
+        ids = list(by_id)
+        for chunk_start in range(0, len(ids), 900):
+            chunk = ids[chunk_start: chunk_start + 900]
+            marks = ",".join("?" * len(chunk))
+            for v in store.rows(f"SELECT * FROM verdicts WHERE continuation_id IN ({marks})", chunk):
+                span = (v["span_start"], v["span_end"]) if v["span_start"] is not None else None
+                by_id[v["continuation_id"]][v["judge"]] = StoredVerdict(
+                    v["judge"], v["label"], v["score"], v["raw"], span,
+                    v["tokens_to_correction"], bool(v["relapse"]),
+                )
+    return [
+        Continuation(r["id"], r["cell_id"], r["item_idx"], r["k"], r["path"], r["text"],
+                     r["new_tokens"], r["finish_reason"], by_id[r["id"]])
+        for r in rows
+    ]
