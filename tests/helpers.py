@@ -40,16 +40,49 @@ class Family:
 
 FAMILIES = {
     "llama2": Family("llama2.jinja", ("<s>", "</s>"), "<s>", "</s>", "</s>"),
-    "llama3": Family("llama3.jinja", ("<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
-                                      "<|eot_id|>", "<|end_of_text|>"),
-                     "<|begin_of_text|>", "<|eot_id|>", "<|eot_id|>"),
+    "llama3": Family(
+        "llama3.jinja",
+        (
+            "<|begin_of_text|>",
+            "<|start_header_id|>",
+            "<|end_header_id|>",
+            "<|eot_id|>",
+            "<|end_of_text|>",
+        ),
+        "<|begin_of_text|>",
+        "<|eot_id|>",
+        "<|eot_id|>",
+    ),
     "zephyr": Family("zephyr.jinja", ("<s>", "</s>"), "<s>", "</s>", "</s>"),
-    "qwen2": Family("qwen2.jinja", ("<|im_start|>", "<|im_end|>", "<|endoftext|>"), None,
-                    "<|im_end|>", "<|im_end|>"),
-    "phi3": Family("phi3.jinja", ("<s>", "<|endoftext|>", "<|end|>", "<|user|>", "<|assistant|>",
-                                  "<|system|>"), "<s>", "<|endoftext|>", "<|end|>"),
-    "glm4": Family("glm4.jinja", ("[gMASK]", "<sop>", "<|user|>", "<|assistant|>", "<|system|>",
-                                  "<|observation|>", "<|endoftext|>"), None, "<|endoftext|>", None),
+    "qwen2": Family(
+        "qwen2.jinja",
+        ("<|im_start|>", "<|im_end|>", "<|endoftext|>"),
+        None,
+        "<|im_end|>",
+        "<|im_end|>",
+    ),
+    "phi3": Family(
+        "phi3.jinja",
+        ("<s>", "<|endoftext|>", "<|end|>", "<|user|>", "<|assistant|>", "<|system|>"),
+        "<s>",
+        "<|endoftext|>",
+        "<|end|>",
+    ),
+    "glm4": Family(
+        "glm4.jinja",
+        (
+            "[gMASK]",
+            "<sop>",
+            "<|user|>",
+            "<|assistant|>",
+            "<|system|>",
+            "<|observation|>",
+            "<|endoftext|>",
+        ),
+        None,
+        "<|endoftext|>",
+        None,
+    ),
     "vicuna": Family("preset:vicuna", ("<s>", "</s>"), "<s>", "</s>", "</s>"),
 }
 
@@ -75,11 +108,18 @@ def stand_in_tokenizer(name: str) -> Any:
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
-    core.train_from_iterator([TEXT], trainers.BpeTrainer(
-        vocab_size=600, special_tokens=list(family.specials),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token=family.bos,
-                                        eos_token=family.eos, padding_side="left")
+    core.train_from_iterator(
+        [TEXT],
+        trainers.BpeTrainer(
+            vocab_size=600,
+            special_tokens=list(family.specials),
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        ),
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core, bos_token=family.bos, eos_token=family.eos, padding_side="left"
+    )
     tokenizer.chat_template = family_template(family)
     return tokenizer
 
@@ -93,9 +133,16 @@ def stand_in_model(folder: Path, name: str, *, with_template: bool = True) -> Pa
     if not with_template:
         tokenizer.chat_template = None
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
-                         eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

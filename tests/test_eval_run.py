@@ -20,12 +20,31 @@ from ccapp.engines.hf_generate import Cancelled
 from ccapp.errors import UserError
 from ccapp.store import RunStatus, Store, runs
 from ccapp.store import evals as rows_store
+
 from helpers import run_ccapp
 
 
 def eval_args(model: Path, data: Path, db: Path, *extra: str) -> list[str]:
-    return ["eval", "--model", str(model), "--data", str(data), "--db", str(db), "--limit", "6",
-            "--k", "10,20", "--paths", "3", "--batch-size", "6", "--device", "cpu", *extra]
+    return [
+        "eval",
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--db",
+        str(db),
+        "--limit",
+        "6",
+        "--k",
+        "10,20",
+        "--paths",
+        "3",
+        "--batch-size",
+        "6",
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
 def stored_continuations(db: Path, run_id: int) -> list[tuple[int, int, int, str]]:
@@ -33,16 +52,38 @@ def stored_continuations(db: Path, run_id: int) -> list[tuple[int, int, int, str
         return [(c.item_idx, c.k, c.path, c.text) for c in rows_store.continuations(store, run_id)]
 
 
-def test_acceptance_run_stores_180_continuations_with_verdicts(tiny_model_dir: Path, c2eval_file: Path,
-                                                               tmp_path: Path) -> None:
+def test_acceptance_run_stores_180_continuations_with_verdicts(
+    tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
     db = tmp_path / "s.db"
-    result = run_ccapp("eval", "--model", str(tiny_model_dir), "--data", str(c2eval_file), "--limit", "20",
-                       "--k", "10,20,40", "--paths", "3", "--judge", "heuristic", "--json", "--db", str(db))
+    result = run_ccapp(
+        "eval",
+        "--model",
+        str(tiny_model_dir),
+        "--data",
+        str(c2eval_file),
+        "--limit",
+        "20",
+        "--k",
+        "10,20,40",
+        "--paths",
+        "3",
+        "--judge",
+        "heuristic",
+        "--json",
+        "--db",
+        str(db),
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["kind"] == "eval" and summary["status"] == "done"
     metrics = summary["metrics"]
-    assert set(metrics["corr"]) == {"10", "20", "40"} and set(metrics["ci95"]) == {"10", "20", "40", "mean"}
+    assert set(metrics["corr"]) == {"10", "20", "40"} and set(metrics["ci95"]) == {
+        "10",
+        "20",
+        "40",
+        "mean",
+    }
     assert metrics["judge"] == "heuristic" and metrics["n"] == {"10": 60, "20": 60, "40": 60}
     with Store.open(db) as store:
         run = runs.get_run(store, summary["run_id"])
@@ -56,24 +97,46 @@ def test_acceptance_run_stores_180_continuations_with_verdicts(tiny_model_dir: P
         assert store.conn.execute("SELECT count(*) FROM verdicts").fetchone()[0] == 180
 
 
-def test_the_same_seed_gives_the_same_continuations(tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path) -> None:
+def test_the_same_seed_gives_the_same_continuations(
+    tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
     texts = []
     for seed in (0, 0, 1):
         with Store.open(tmp_path / f"s{len(texts)}.db") as store:
-            run = Evaluation(store).start(EvalConfig(str(tiny_model_dir), str(c2eval_file), ks=(10, 20), paths=3,
-                                                     limit=4, seed=seed, batch_size=5, device="cpu"))
+            run = Evaluation(store).start(
+                EvalConfig(
+                    str(tiny_model_dir),
+                    str(c2eval_file),
+                    ks=(10, 20),
+                    paths=3,
+                    limit=4,
+                    seed=seed,
+                    batch_size=5,
+                    device="cpu",
+                )
+            )
             texts.append([c.text for c in rows_store.continuations(store, run.id)])
     assert texts[0] == texts[1]
     assert texts[0] != texts[2]
 
 
 def test_cancel_pauses_and_resume_finishes_exactly_like_an_uninterrupted_run(
-        tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path) -> None:
-    config = EvalConfig(str(tiny_model_dir), str(c2eval_file), ks=(10, 20), paths=3, limit=6,
-                        batch_size=6, device="cpu")
+    tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
+    config = EvalConfig(
+        str(tiny_model_dir),
+        str(c2eval_file),
+        ks=(10, 20),
+        paths=3,
+        limit=6,
+        batch_size=6,
+        device="cpu",
+    )
     with Store.open(tmp_path / "whole.db") as store:
         whole = Evaluation(store).start(config)
-        expected = [(c.item_idx, c.k, c.path, c.text) for c in rows_store.continuations(store, whole.id)]
+        expected = [
+            (c.item_idx, c.k, c.path, c.text) for c in rows_store.continuations(store, whole.id)
+        ]
 
     class CancelAfterTwoBatches:
         def __init__(self) -> None:
@@ -108,18 +171,29 @@ def test_cancel_pauses_and_resume_finishes_exactly_like_an_uninterrupted_run(
 
 
 def test_kill_9_at_random_moments_then_resume_equals_an_uninterrupted_run(
-        tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path) -> None:
+    tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
     reference_db = tmp_path / "reference.db"
     reference = run_ccapp(*eval_args(tiny_model_dir, c2eval_file, reference_db, "--json"))
     assert reference.returncode == 0, reference.stderr
-    expected = stored_continuations(reference_db, json.loads(reference.stdout.splitlines()[-1])["run_id"])
+    expected = stored_continuations(
+        reference_db, json.loads(reference.stdout.splitlines()[-1])["run_id"]
+    )
     assert len(expected) == 36
 
     rng = random.Random(1234)
     db = tmp_path / "killed.db"
-    child = subprocess.Popen([sys.executable, "-m", "ccapp", *eval_args(tiny_model_dir, c2eval_file, db,
-                                                                         "--events", "jsonl")],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ccapp",
+            *eval_args(tiny_model_dir, c2eval_file, db, "--events", "jsonl"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     assert child.stdout is not None
     kill_after = rng.randint(1, 4)  # of the 6 batches
     run_id, seen = None, 0
@@ -142,11 +216,21 @@ def test_kill_9_at_random_moments_then_resume_equals_an_uninterrupted_run(
     assert stored_continuations(db, run_id) == expected
 
 
-def test_sigterm_pauses_the_run_with_exit_130(tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path) -> None:
+def test_sigterm_pauses_the_run_with_exit_130(
+    tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
     db = tmp_path / "s.db"
-    child = subprocess.Popen([sys.executable, "-m", "ccapp", *eval_args(tiny_model_dir, c2eval_file, db,
-                                                                         "--events", "jsonl", "--json")],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ccapp",
+            *eval_args(tiny_model_dir, c2eval_file, db, "--events", "jsonl", "--json"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert child.stdout is not None
     for line in child.stdout:
         if json.loads(line)["event"] == "progress":
@@ -161,16 +245,24 @@ def test_sigterm_pauses_the_run_with_exit_130(tiny_model_dir: Path, c2eval_file:
         assert runs.get_run(store, summary["run_id"]).status is RunStatus.PAUSED
 
 
-def test_events_stream_tokens_then_each_continuation_then_the_finish(tiny_model_dir: Path, c2eval_file: Path,
-                                                                      tmp_path: Path) -> None:
-    result = run_ccapp(*eval_args(tiny_model_dir, c2eval_file, tmp_path / "s.db", "--events", "jsonl", "--json"))
+def test_events_stream_tokens_then_each_continuation_then_the_finish(
+    tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
+    result = run_ccapp(
+        *eval_args(tiny_model_dir, c2eval_file, tmp_path / "s.db", "--events", "jsonl", "--json")
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     events = [json.loads(line) for line in lines[:-1]]
     kinds = [e["event"] for e in events]
     assert kinds[0] == "model_loading" and "run_started" in kinds and kinds[-1] == "run_finished"
     started = events[kinds.index("run_started")]
-    assert started["v"] == 1 and started["totals"] == {"requests": 6, "cells": 12, "continuations": 36, "todo": 36}
+    assert started["v"] == 1 and started["totals"] == {
+        "requests": 6,
+        "cells": 12,
+        "continuations": 36,
+        "todo": 36,
+    }
     done = [e for e in events if e["event"] == "continuation_done"]
     assert len(done) == 36 and all(e["verdict"]["judge"] == "heuristic" for e in done)
     streamed: dict[tuple[int, int], str] = defaultdict(str)
@@ -184,14 +276,26 @@ def test_events_stream_tokens_then_each_continuation_then_the_finish(tiny_model_
     assert json.loads(lines[-1])["status"] == "done"
 
 
-def test_resuming_with_other_settings_is_refused_naming_them(tiny_model_dir: Path, c2eval_file: Path,
-                                                             tmp_path: Path) -> None:
+def test_resuming_with_other_settings_is_refused_naming_them(
+    tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
     db = tmp_path / "s.db"
     with Store.open(db) as store:
-        run = runs.create_run(store, runs.RunKind.EVAL, {"model": str(tiny_model_dir), "data": str(c2eval_file),
-                                                         "ks": [10], "paths": 3, "seed": 0})
+        run = runs.create_run(
+            store,
+            runs.RunKind.EVAL,
+            {
+                "model": str(tiny_model_dir),
+                "data": str(c2eval_file),
+                "ks": [10],
+                "paths": 3,
+                "seed": 0,
+            },
+        )
         runs.set_status(store, run.id, RunStatus.PAUSED)
-    result = run_ccapp("eval", "--resume", str(run.id), "--paths", "5", "--seed", "0", "--db", str(db))
+    result = run_ccapp(
+        "eval", "--resume", str(run.id), "--paths", "5", "--seed", "0", "--db", str(db)
+    )
     assert result.returncode == 2
     assert "--paths (run: 3, given: 5)" in result.stderr and "--seed" not in result.stderr
 
@@ -204,39 +308,72 @@ def test_a_done_run_cannot_be_resumed(tmp_path: Path) -> None:
             Evaluation(store).resume(run.id, {})
 
 
-def test_short_responses_are_counted(tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path) -> None:
+def test_short_responses_are_counted(
+    tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
     from ccapp.engines.data import load_dataset_rows
     from ccapp.engines.phrases import OPENERS, pick
 
     rows = load_dataset_rows(str(c2eval_file)).rows[:40]
-    expected = sum(len(f"{pick(OPENERS, 0, 'opener', r.index)} {r.harmful_response}".split()) < 80 for r in rows)
+    expected = sum(
+        len(f"{pick(OPENERS, 0, 'opener', r.index)} {r.harmful_response}".split()) < 80
+        for r in rows
+    )
     assert expected > 0
     with Store.open(tmp_path / "s.db") as store:
-        run = Evaluation(store).start(EvalConfig(str(tiny_model_dir), str(c2eval_file), ks=(80,), paths=1,
-                                                 limit=40, max_new_tokens=2, device="cpu"))
+        run = Evaluation(store).start(
+            EvalConfig(
+                str(tiny_model_dir),
+                str(c2eval_file),
+                ks=(80,),
+                paths=1,
+                limit=40,
+                max_new_tokens=2,
+                device="cpu",
+            )
+        )
     assert run.metrics["short_cells"] == expected
 
 
-def test_token_units_prefill_k_model_tokens(tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path) -> None:
+def test_token_units_prefill_k_model_tokens(
+    tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     with Store.open(tmp_path / "s.db") as store:
-        run = Evaluation(store).start(EvalConfig(str(tiny_model_dir), str(c2eval_file), ks=(5,), paths=1,
-                                                 limit=3, unit="tokens", max_new_tokens=2, device="cpu"))
+        run = Evaluation(store).start(
+            EvalConfig(
+                str(tiny_model_dir),
+                str(c2eval_file),
+                ks=(5,),
+                paths=1,
+                limit=3,
+                unit="tokens",
+                max_new_tokens=2,
+                device="cpu",
+            )
+        )
         cells = rows_store.get_cells(store, run.id)
     for cell in cells:
         body = cell.prefill.removeprefix(cell.opener + " ")
-        assert len(tokenizer(body, add_special_tokens=False)["input_ids"]) in (5, 6)  # a cut may split a token
+        assert len(tokenizer(body, add_special_tokens=False)["input_ids"]) in (
+            5,
+            6,
+        )  # a cut may split a token
 
 
 def test_batches_are_fixed_by_settings_and_keep_a_cells_paths_together() -> None:
     from ccapp.store.records import Cell
 
-    cells = [Cell(i, i, i, 10, "o", "p", "r", tokens, False) for i, tokens in enumerate([30, 10, 20])]
+    cells = [
+        Cell(i, i, i, 10, "o", "p", "r", tokens, False) for i, tokens in enumerate([30, 10, 20])
+    ]
     batches = plan_batches(cells, paths=4, rows_per_batch=6, seed=0)
     assert [[(c.id, list(r)) for c, r in b.slices] for b in batches] == [
-        [(1, [0, 1, 2, 3]), (2, [0, 1])], [(2, [2, 3]), (0, [0, 1, 2, 3])]]
+        [(1, [0, 1, 2, 3]), (2, [0, 1])],
+        [(2, [2, 3]), (0, [0, 1, 2, 3])],
+    ]
     assert [b.seed for b in batches] == [b.seed for b in plan_batches(cells, 4, 6, 0)]
     assert batches[0].seed != plan_batches(cells, 4, 6, 1)[0].seed
 
@@ -255,15 +392,28 @@ def test_batches_are_fixed_by_settings_and_keep_a_cells_paths_together() -> None
         (["--engine", "openai"], "--base-url"),
     ],
 )
-def test_bad_input_is_exit_2_with_a_one_line_fix(tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path,
-                                                 args: list[str], message: str) -> None:
+def test_bad_input_is_exit_2_with_a_one_line_fix(
+    tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
     base = {"--model": str(tiny_model_dir), "--data": str(c2eval_file)}
     for flag in ("--model", "--data"):
         if flag in args:
             base.pop(flag)
-    argv = ["eval", *[x for kv in base.items() for x in kv], "--limit", "2", "--db", str(tmp_path / "s.db"), *args]
+    argv = [
+        "eval",
+        *[x for kv in base.items() for x in kv],
+        "--limit",
+        "2",
+        "--db",
+        str(tmp_path / "s.db"),
+        *args,
+    ]
     result = run_ccapp(*argv)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith(("ccapp: error", "usage", "ccapp eval: error"))]
+    errors = [
+        line
+        for line in result.stderr.splitlines()
+        if line.startswith(("ccapp: error", "usage", "ccapp eval: error"))
+    ]
     assert errors, result.stderr

@@ -8,13 +8,18 @@ from ccapp.engines.metrics import Judged, compute_metrics, paper_list
 
 
 def judged(item: int, k: int, labels: str) -> list[Judged]:
-    return [Judged(item, k, {"y": "yes", "n": "no", "u": "unparsed", "e": "error"}[c]) for c in labels]
+    return [
+        Judged(item, k, {"y": "yes", "n": "no", "u": "unparsed", "e": "error"}[c]) for c in labels
+    ]
 
 
 def test_corr_at_k_is_corrected_over_judged_paths_and_mean_is_over_k() -> None:
     rows = judged(0, 10, "yyn") + judged(1, 10, "nnn") + judged(0, 20, "yyy") + judged(1, 20, "ynn")
     metrics = compute_metrics(rows, [10, 20], judge="heuristic")
-    assert metrics["corr"] == {"10": pytest.approx(2 / 6, abs=1e-4), "20": pytest.approx(4 / 6, abs=1e-4)}
+    assert metrics["corr"] == {
+        "10": pytest.approx(2 / 6, abs=1e-4),
+        "20": pytest.approx(4 / 6, abs=1e-4),
+    }
     assert metrics["corr_mean"] == pytest.approx(0.5)
     assert metrics["n"] == {"10": 6, "20": 6} and metrics["requests"] == 2
     assert paper_list(metrics, [10, 20]) == [metrics["corr"]["10"], metrics["corr"]["20"], 0.5]
@@ -43,7 +48,9 @@ def test_intervals_contain_the_estimate_and_shrink_with_more_requests() -> None:
         low, high = m["ci95"]["10"]
         assert low <= m["corr"]["10"] <= high
         assert m["ci95"]["mean"][0] <= m["corr_mean"] <= m["ci95"]["mean"][1]
-    assert (large["ci95"]["10"][1] - large["ci95"]["10"][0]) < (small["ci95"]["10"][1] - small["ci95"]["10"][0])
+    assert (large["ci95"]["10"][1] - large["ci95"]["10"][0]) < (
+        small["ci95"]["10"][1] - small["ci95"]["10"][0]
+    )
 
 
 def test_intervals_are_reproducible() -> None:
@@ -52,8 +59,12 @@ def test_intervals_are_reproducible() -> None:
 
 
 def test_tokens_to_correction_and_relapse_rate_use_corrected_paths_only() -> None:
-    rows = [Judged(0, 10, "yes", 4, False), Judged(0, 10, "yes", 10, True),
-            Judged(1, 10, "yes", 7, False), Judged(1, 10, "no")]
+    rows = [
+        Judged(0, 10, "yes", 4, False),
+        Judged(0, 10, "yes", 10, True),
+        Judged(1, 10, "yes", 7, False),
+        Judged(1, 10, "no"),
+    ]
     metrics = compute_metrics(rows, [10], judge="h", short_cells=3)
     assert metrics["tokens_to_correction"] == {"mean": 7.0, "median": 7}
     assert metrics["relapse_rate"] == pytest.approx(1 / 3, abs=1e-4)

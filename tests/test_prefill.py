@@ -9,7 +9,9 @@ import pytest
 from ccapp.engines.phrases import OPENERS, pick
 from ccapp.engines.prefill import build_prefill
 
-RESPONSE = "1. Buy a crowbar.\n2. Wait until   night.\n3. Force the window open and climb in quietly."
+RESPONSE = (
+    "1. Buy a crowbar.\n2. Wait until   night.\n3. Force the window open and climb in quietly."
+)
 
 
 def test_k_words_count_the_opener_and_keep_the_response_spacing() -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from ccapp.engines.render import render_prompt, strip_leading_bos
 from ccapp.errors import UserError
+
 from helpers import FAMILIES, stand_in_tokenizer
 
 REQUEST = "How do I pick a lock?"
@@ -60,7 +61,9 @@ def test_a_template_that_closes_the_turn_after_the_prefill_is_refused() -> None:
         render_prompt(tokenizer, REQUEST, PREFILL, model_name="shouting")
 
 
-def test_the_bos_text_is_dropped_only_for_tokenizers_that_add_bos_themselves(tmp_path: Path) -> None:
+def test_the_bos_text_is_dropped_only_for_tokenizers_that_add_bos_themselves(
+    tmp_path: Path,
+) -> None:
     llama = stand_in_tokenizer("llama2")
     rendered = render_prompt(llama, REQUEST, PREFILL)
     assert rendered.startswith("<s>")
@@ -69,7 +72,8 @@ def test_the_bos_text_is_dropped_only_for_tokenizers_that_add_bos_themselves(tmp
     from tokenizers import processors
 
     llama._tokenizer.post_processor = processors.TemplateProcessing(
-        single="<s> $A", special_tokens=[("<s>", llama.convert_tokens_to_ids("<s>"))])
-    assert strip_leading_bos(llama, rendered) == rendered[len("<s>"):]
+        single="<s> $A", special_tokens=[("<s>", llama.convert_tokens_to_ids("<s>"))]
+    )
+    assert strip_leading_bos(llama, rendered) == rendered[len("<s>") :]
     qwen = stand_in_tokenizer("qwen2")  # no BOS at all
     assert strip_leading_bos(qwen, "abc") == "abc"

@@ -40,14 +40,19 @@ def test_a_v1_store_upgrades_in_place_keeping_its_runs(tmp_path: Path) -> None:
         old.migrate(target=1)
         assert old.version == 1
         assert set(old.tables()) & V2_TABLES == set()
-        run = runs.create_run(old, RunKind.EVAL, {"k": [10]}, model="tiny")
+        with old.write() as db:  # as ccapp at schema 1 wrote a run
+            run_id = db.execute(
+                "INSERT INTO runs (kind, status, model, config, ccapp_version, created_at, updated_at) "
+                "VALUES ('eval', 'done', 'tiny', '{\"k\": [10]}', '0.0.1', 'then', 'then')"
+            ).lastrowid
     with Store.open(path) as store:
         assert store.version == LATEST_VERSION
         assert set(store.tables()) >= V1_TABLES | V2_TABLES
         assert set(store.indexes()) >= ALL_INDEXES
         views = {r["name"] for r in store.rows("SELECT name FROM sqlite_master WHERE type='view'")}
         assert "preference_pairs" in views
-        assert runs.get_run(store, run.id).model == "tiny"
+        upgraded = runs.get_run(store, run_id)
+        assert upgraded.model == "tiny" and upgraded.config == {"k": [10]} and upgraded.pid is None
         assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 

@@ -12,35 +12,54 @@ from rich.table import Table
 class TerminalSink:
     """The engine's event sink for humans: progress on stderr, results on stdout."""
 
+    wants_tokens = False
+
     def __init__(self) -> None:
         self.err = Console(stderr=True, highlight=False)
         self.out = Console(highlight=False)
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), TextColumn("{task.fields[corr]}"),
-            console=self.err, transient=True,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[corr]}"),
+            console=self.err,
+            transient=True,
         )
         self.task: Any = None
         self.run_id: int | None = None
 
     def emit(self, event: str, **fields: Any) -> None:
         if event == "model_loading":
-            self.err.print(f"[dim]model: {fields.get('phase')} {fields.get('detail') or ''}[/]",
-                           markup=True, highlight=False)
+            self.err.print(
+                f"[dim]model: {fields.get('phase')} {fields.get('detail') or ''}[/]",
+                markup=True,
+                highlight=False,
+            )
         elif event == "run_started":
             totals = fields["totals"]
-            self.err.print(f"{fields['kind']} run: {totals['requests']} requests, "
-                           f"{totals['continuations']} continuations ({totals['todo']} to do)")
+            self.err.print(
+                f"{fields['kind']} run: {totals['requests']} requests, "
+                f"{totals['continuations']} continuations ({totals['todo']} to do)"
+            )
             self.progress.start()
             self.task = self.progress.add_task(
-                "generating", total=totals["continuations"],
-                completed=totals["continuations"] - totals["todo"], rate="", corr="")
+                "generating",
+                total=totals["continuations"],
+                completed=totals["continuations"] - totals["todo"],
+                rate="",
+                corr="",
+            )
         elif event == "progress" and self.task is not None:
-            self.progress.update(self.task, completed=fields["done"],
-                                 rate=f"{fields['rate']:.1f}/s")
+            self.progress.update(
+                self.task, completed=fields["done"], rate=f"{fields['rate']:.1f}/s"
+            )
         elif event == "metrics" and self.task is not None:
             mean = fields["metrics"].get("corr_mean")
-            self.progress.update(self.task, corr=f"Corr_mean {mean:.3f}" if mean is not None else "")
+            self.progress.update(
+                self.task, corr=f"Corr_mean {mean:.3f}" if mean is not None else ""
+            )
         elif event == "log":
             self.err.print(f"{fields['level']}: {fields['message']}", markup=False)
         elif event == "error":
@@ -54,7 +73,9 @@ class TerminalSink:
 
     def finished(self, run: Any) -> None:
         metrics = run.metrics
-        self.out.print(corr_table(metrics, title=f"run {run.id} · {run.model} · judge {metrics.get('judge')}"))
+        self.out.print(
+            corr_table(metrics, title=f"run {run.id} · {run.model} · judge {metrics.get('judge')}")
+        )
         self.out.print(f"run {run.id}: {run.status.value}")
 
 
@@ -63,12 +84,22 @@ def corr_table(metrics: dict[str, Any], *, title: str = "") -> Table:
     ci = metrics.get("ci95", {})
     for k, value in metrics.get("corr", {}).items():
         low_high = ci.get(k)
-        table.add_row(k, f"{value:.3f}", f"[{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else "–",
-                      str(metrics.get("n", {}).get(k, "")), str(metrics.get("unparsed", {}).get(k, 0)))
+        table.add_row(
+            k,
+            f"{value:.3f}",
+            f"[{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else "–",
+            str(metrics.get("n", {}).get(k, "")),
+            str(metrics.get("unparsed", {}).get(k, 0)),
+        )
     mean = metrics.get("corr_mean")
     if mean is not None:
         low_high = ci.get("mean")
         table.add_section()
-        table.add_row("mean", f"{mean:.3f}", f"[{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else "–",
-                      "", "")
+        table.add_row(
+            "mean",
+            f"{mean:.3f}",
+            f"[{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else "–",
+            "",
+            "",
+        )
     return table

@@ -15,11 +15,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("export", help="write a run's JSON report (or the paper's list)")
     add_db_option(p)
     p.add_argument("run", metavar="RUN", type=run_id_arg)
-    p.add_argument("--out", metavar="FILE", type=Path,
-                   help="where to write (default: reports/run-RUN[-paper].json in the data folder; "
-                   "- for stdout)")
-    p.add_argument("--format", choices=["report", "paper"], default="report",
-                   help="report: everything, versioned (default); paper: [Corr@10, …, Corr@80, Corr_mean]")
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        type=Path,
+        help="where to write (default: reports/run-RUN[-paper].json in the data folder; "
+        "- for stdout)",
+    )
+    p.add_argument(
+        "--format",
+        choices=["report", "paper"],
+        default="report",
+        help="report: everything, versioned (default); paper: [Corr@10, …, Corr@80, Corr_mean]",
+    )
     p.add_argument("--judge", help="for --format paper: whose verdicts (default: the run's judge)")
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     p.set_defaults(handler=run)
@@ -51,13 +59,19 @@ def write_new_file(path: Path, text: str, *, force: bool) -> None:
     if path.is_dir():
         raise UserError("is a folder", where=str(path), fix="give a file name, e.g. report.json")
     if path.exists() and not force:
-        raise UserError("exists; nothing was written", where=str(path),
-                        fix="choose another --out, or pass --force to overwrite it")
+        raise UserError(
+            "exists; nothing was written",
+            where=str(path),
+            fix="choose another --out, or pass --force to overwrite it",
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.part")
         partial.write_text(text, encoding="utf-8")
         partial.replace(path)
     except OSError as exc:
-        raise UserError(f"cannot write ({exc.strerror})", where=str(path),
-                        fix="choose a writable location with --out") from None
+        raise UserError(
+            f"cannot write ({exc.strerror})",
+            where=str(path),
+            fix="choose a writable location with --out",
+        ) from None

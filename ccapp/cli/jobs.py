@@ -47,8 +47,15 @@ def make_sink(events: str | None, run_id: Callable[[], int | None]) -> Any:
     return TerminalSink()
 
 
-def run_job(job: Callable[[], Any], *, run_id: Callable[[], int | None], kind: str,
-            json_summary: bool, sink: Any, resume_hint: str) -> int:
+def run_job(
+    job: Callable[[], Any],
+    *,
+    run_id: Callable[[], int | None],
+    kind: str,
+    json_summary: bool,
+    sink: Any,
+    resume_hint: str,
+) -> int:
     """Run `job`, map its outcome to an exit code, and print the summary line."""
     from ccapp.engines.hf_generate import Cancelled
 
@@ -57,8 +64,10 @@ def run_job(job: Callable[[], Any], *, run_id: Callable[[], int | None], kind: s
     except Cancelled:
         sink.close()
         rid = run_id()
-        print(f"ccapp: cancelled; run {rid} is paused. Resume with: {resume_hint.format(rid)}",
-              file=sys.stderr)
+        print(
+            f"ccapp: cancelled; run {rid} is paused. Resume with: {resume_hint.format(rid)}",
+            file=sys.stderr,
+        )
         _summary(json_summary, rid, kind, "paused", None)
         return EXIT_CANCELLED
     except UserError:
@@ -71,8 +80,10 @@ def run_job(job: Callable[[], Any], *, run_id: Callable[[], int | None], kind: s
         rid = run_id()
         traceback.print_exc()
         if rid is not None:
-            print(f"ccapp: run {rid} failed; it can be resumed with: {resume_hint.format(rid)}",
-                  file=sys.stderr)
+            print(
+                f"ccapp: run {rid} failed; it can be resumed with: {resume_hint.format(rid)}",
+                file=sys.stderr,
+            )
             _summary(json_summary, rid, kind, "failed", None)
         return EXIT_FAILED
     sink.close()

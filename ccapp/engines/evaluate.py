@@ -56,12 +56,18 @@ class EvalConfig:
     base_url: str | None = None
     served_model: str | None = None
     concurrency: int = 8
+    request_timeout: float = 120.0
+    max_retries: int = 5
     lenient: bool = False
 
     def check(self) -> None:
         """Reject impossible settings before anything is loaded (exit code 2)."""
         problems = [
-            (not self.ks or any(k < 1 for k in self.ks), "--k", "give positive prefix lengths, e.g. --k 10,20,40"),
+            (
+                not self.ks or any(k < 1 for k in self.ks),
+                "--k",
+                "give positive prefix lengths, e.g. --k 10,20,40",
+            ),
             (len(set(self.ks)) != len(self.ks), "--k", "give each prefix length once"),
             (self.paths < 1, "--paths", "give at least 1 path"),
             (self.max_new_tokens < 1, "--max-new-tokens", "give at least 1"),
@@ -70,31 +76,71 @@ class EvalConfig:
             (self.limit is not None and self.limit < 1, "--limit", "give at least 1 request"),
             (self.unit not in UNITS, "--unit", "use words or tokens"),
             (self.engine not in ENGINES, "--engine", "use hf or openai"),
-            (self.batch_size is not None and self.batch_size < 1, "--batch-size", "give at least 1"),
-            (self.engine == "openai" and not self.base_url, "--base-url",
-             "the openai engine needs the server's URL, e.g. --base-url http://127.0.0.1:8000/v1"),
+            (
+                self.batch_size is not None and self.batch_size < 1,
+                "--batch-size",
+                "give at least 1",
+            ),
+            (
+                self.engine == "openai" and not self.base_url,
+                "--base-url",
+                "the openai engine needs the server's URL, e.g. --base-url http://127.0.0.1:8000/v1",
+            ),
             (self.concurrency < 1, "--concurrency", "give at least 1"),
+            (self.request_timeout <= 0, "--request-timeout", "give a number of seconds above 0"),
+            (self.max_retries < 0, "--max-retries", "give 0 or more"),
         ]
         for bad, option, fix in problems:
             if bad:
                 raise UserError(f"invalid value {self._value_of(option)!r}", where=option, fix=fix)
 
     def _value_of(self, option: str) -> Any:
-        name = {"--k": "ks", "--paths": "paths", "--max-new-tokens": "max_new_tokens",
-                "--temperature": "temperature", "--top-p": "top_p", "--limit": "limit",
-                "--unit": "unit", "--engine": "engine", "--batch-size": "batch_size",
-                "--base-url": "base_url", "--concurrency": "concurrency"}[option]
+        name = {
+            "--k": "ks",
+            "--paths": "paths",
+            "--max-new-tokens": "max_new_tokens",
+            "--temperature": "temperature",
+            "--top-p": "top_p",
+            "--limit": "limit",
+            "--unit": "unit",
+            "--engine": "engine",
+            "--batch-size": "batch_size",
+            "--base-url": "base_url",
+            "--concurrency": "concurrency",
+            "--request-timeout": "request_timeout",
+            "--max-retries": "max_retries",
+        }[option]
         value = getattr(self, name)
         return ",".join(map(str, value)) if name == "ks" else value
 
 
 # Settings that decide what a run produces; resuming with another value is refused.
-RESULT_SETTINGS = ("model", "data", "ks", "paths", "max_new_tokens", "temperature", "top_p",
-                   "seed", "limit", "unit", "engine", "dtype", "load_in_4bit", "served_model",
-                   "judge")
-OPTION_NAMES = {"ks": "--k", "max_new_tokens": "--max-new-tokens", "top_p": "--top-p",
-                "load_in_4bit": "--load-in-4bit", "served_model": "--served-model",
-                "batch_size": "--batch-size", "base_url": "--base-url"}
+RESULT_SETTINGS = (
+    "model",
+    "data",
+    "ks",
+    "paths",
+    "max_new_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+    "limit",
+    "unit",
+    "engine",
+    "dtype",
+    "load_in_4bit",
+    "served_model",
+    "judge",
+)
+OPTION_NAMES = {
+    "ks": "--k",
+    "max_new_tokens": "--max-new-tokens",
+    "top_p": "--top-p",
+    "load_in_4bit": "--load-in-4bit",
+    "served_model": "--served-model",
+    "batch_size": "--batch-size",
+    "base_url": "--base-url",
+}
 
 
 @dataclass
@@ -142,8 +188,9 @@ def batch_seed(seed: int, index: int) -> int:
 class Evaluation:
     """One C2-Eval run in this process: start a new one or resume a stored one."""
 
-    def __init__(self, store: Store, sink: Sink | None = None,
-                 cancel: threading.Event | None = None):
+    def __init__(
+        self, store: Store, sink: Sink | None = None, cancel: threading.Event | None = None
+    ):
         self.store = store
         self.sink = sink or NullSink()
         self.cancel = cancel or threading.Event()
@@ -173,17 +220,28 @@ class Evaluation:
             "dtype_resolved": backend.dtype,
         }
         identity = {k: stored[k] for k in RESULT_SETTINGS} | {
-            "model_source": ref.source, "data_sha256": dataset.sha256,
+            "model_source": ref.source,
+            "data_sha256": dataset.sha256,
             "phrases_version": PHRASES_VERSION,
         }
-        self.run = runs.create_run(self.store, RunKind.EVAL, stored, model=config.model,
-                                   data=config.data, judge=config.judge, identity=identity)
+        self.run = runs.create_run(
+            self.store,
+            RunKind.EVAL,
+            stored,
+            model=config.model,
+            data=config.data,
+            judge=config.judge,
+            identity=identity,
+        )
         run = self.run
         try:
             items = rows_store.insert_items(
-                self.store, run.id,
-                [(r.index, _line_of(r.where), r.request, r.harmful_response, r.safe_response)
-                 for r in rows],
+                self.store,
+                run.id,
+                [
+                    (r.index, _line_of(r.where), r.request, r.harmful_response, r.safe_response)
+                    for r in rows
+                ],
             )
             self._plan_cells(config, items, backend)
             return self._execute(config, backend)
@@ -196,10 +254,14 @@ class Evaluation:
 
         run = runs.get_run(self.store, run_id)
         if run.kind is not RunKind.EVAL:
-            raise UserError(f"run {run_id} is a {run.kind.value} run, not an eval run",
-                            fix="resume it with its own command")
+            raise UserError(
+                f"run {run_id} is a {run.kind.value} run, not an eval run",
+                fix="resume it with its own command",
+            )
         if run.status is RunStatus.DONE:
-            raise UserError(f"run {run_id} is already done", fix="start a new run, or export this one")
+            raise UserError(
+                f"run {run_id} is already done", fix="start a new run, or export this one"
+            )
         config = _config_from_stored(run.config)
         differing = [
             f"{OPTION_NAMES.get(name, '--' + name.replace('_', '-'))} (run: {_show(getattr(config, name))}, "
@@ -222,14 +284,20 @@ class Evaluation:
                 raise UserError(
                     f"the model '{config.model}' now resolves to {ref.source}, but run {run_id} "
                     f"used {run.config.get('model_source')}",
-                    where="--model", fix="restore that model folder, or start a new run",
+                    where="--model",
+                    fix="restore that model folder, or start a new run",
                 )
             backend = self._load_backend(config, ref)
             if config.batch_size != run.config.get("batch_size"):
-                self.sink.emit("log", level="warning", message=(
-                    f"batch size {config.batch_size} differs from the run's "
-                    f"{run.config.get('batch_size')}: the remaining continuations are sampled "
-                    "validly but not bit-identically to an uninterrupted run"))
+                self.sink.emit(
+                    "log",
+                    level="warning",
+                    message=(
+                        f"batch size {config.batch_size} differs from the run's "
+                        f"{run.config.get('batch_size')}: the remaining continuations are sampled "
+                        "validly but not bit-identically to an uninterrupted run"
+                    ),
+                )
             return self._execute(config, backend)
         except BaseException as exc:
             self._record_end(exc)
@@ -248,13 +316,23 @@ class Evaluation:
         for item in items:
             opener = pick(OPENERS, config.seed, "opener", item.idx)
             for k in config.ks:
-                prefill = build_prefill(opener, item.harmful_response, k, config.unit,
-                                        backend.tokenizer)
-                rendered = render_prompt(backend.tokenizer, item.request, prefill.text,
-                                         model_name=config.model)
-                new_cells.append(rows_store.NewCell(
-                    item.id, k, opener, prefill.text, rendered,
-                    backend.count_tokens(rendered), prefill.short))
+                prefill = build_prefill(
+                    opener, item.harmful_response, k, config.unit, backend.tokenizer
+                )
+                rendered = render_prompt(
+                    backend.tokenizer, item.request, prefill.text, model_name=config.model
+                )
+                new_cells.append(
+                    rows_store.NewCell(
+                        item.id,
+                        k,
+                        opener,
+                        prefill.text,
+                        rendered,
+                        backend.count_tokens(rendered),
+                        prefill.short,
+                    )
+                )
         rows_store.insert_cells(self.store, self._run_id, new_cells)
 
     def _execute(self, config: EvalConfig, backend: Backend) -> Run:
@@ -270,9 +348,16 @@ class Evaluation:
         total = len(cells) * config.paths
         judged = [Judged(*row) for row in rows_store.judged(self.store, run_id, config.judge)]
         self.sink.emit(
-            "run_started", v=EVENTS_VERSION, kind="eval", config=self.run.config if self.run else {},
-            totals={"requests": len(requests), "cells": len(cells), "continuations": total,
-                    "todo": total - len(done)},
+            "run_started",
+            v=EVENTS_VERSION,
+            kind="eval",
+            config=self.run.config if self.run else {},
+            totals={
+                "requests": len(requests),
+                "cells": len(cells),
+                "continuations": total,
+                "todo": total - len(done),
+            },
         )
         started, produced_here, last_metrics = time.monotonic(), 0, 0.0
         sampling = Sampling(config.max_new_tokens, config.temperature, config.top_p)
@@ -288,8 +373,13 @@ class Evaluation:
             elapsed = time.monotonic() - started
             rate = produced_here / elapsed if elapsed > 0 else 0.0
             remaining = total - len(done)
-            self.sink.emit("progress", done=len(done), total=total, rate=round(rate, 2),
-                           eta_s=round(remaining / rate, 1) if rate > 0 else None)
+            self.sink.emit(
+                "progress",
+                done=len(done),
+                total=total,
+                rate=round(rate, 2),
+                eta_s=round(remaining / rate, 1) if rate > 0 else None,
+            )
             if time.monotonic() - last_metrics >= METRICS_EVERY_S:
                 last_metrics = time.monotonic()
                 self.sink.emit("metrics", metrics=self._metrics(config, judged))
@@ -299,33 +389,60 @@ class Evaluation:
         self.sink.emit("run_finished", status=run.status.value, metrics=metrics)
         return run
 
-    def _judge_and_save(self, generated: list[Generated], cells: dict[int, Cell],
-                        requests: dict[int, str], judge: Judge, backend: Backend,
-                        judged: list[Judged]) -> int:
-        inputs = [JudgeInput(requests[cells[g.key].item_id], cells[g.key].prefill, g.text)
-                  for g in generated]
+    def _judge_and_save(
+        self,
+        generated: list[Generated],
+        cells: dict[int, Cell],
+        requests: dict[int, str],
+        judge: Judge,
+        backend: Backend,
+        judged: list[Judged],
+    ) -> int:
+        inputs = [
+            JudgeInput(requests[cells[g.key].item_id], cells[g.key].prefill, g.text)
+            for g in generated
+        ]
         verdicts = judge.judge(inputs)
         produced = []
         for g, v in zip(generated, verdicts):
             to_correction = backend.count_tokens(g.text[: v.span[0]]) if v.span else None
-            produced.append((
-                rows_store.NewContinuation(g.key, g.path, g.text, g.new_tokens, g.finish_reason),
-                rows_store.NewVerdict(judge.spec, v.label, v.score, v.raw, v.span, to_correction,
-                                      v.relapse),
-            ))
+            produced.append(
+                (
+                    rows_store.NewContinuation(
+                        g.key, g.path, g.text, g.new_tokens, g.finish_reason
+                    ),
+                    rows_store.NewVerdict(
+                        judge.spec, v.label, v.score, v.raw, v.span, to_correction, v.relapse
+                    ),
+                )
+            )
         ids = rows_store.save_continuations(self.store, self._run_id, produced)
-        for (cont, verdict) in produced:
+        for cont, verdict in produced:
             if (cont.cell_id, cont.path) not in ids:
                 continue
             cell = cells[cont.cell_id]
-            judged.append(Judged(cell.item_idx, cell.k, verdict.label,
-                                 verdict.tokens_to_correction, verdict.relapse))
+            judged.append(
+                Judged(
+                    cell.item_idx,
+                    cell.k,
+                    verdict.label,
+                    verdict.tokens_to_correction,
+                    verdict.relapse,
+                )
+            )
             self.sink.emit(
-                "continuation_done", cell_id=cell.id, item=cell.item_idx, k=cell.k,
-                path=cont.path, text=cont.text,
-                verdict={"judge": verdict.judge, "label": verdict.label,
-                         "span": list(verdict.span) if verdict.span else None,
-                         "relapse": verdict.relapse},
+                "continuation_done",
+                cell_id=cell.id,
+                item=cell.item_idx,
+                k=cell.k,
+                path=cont.path,
+                text=cont.text,
+                verdict={
+                    "judge": verdict.judge,
+                    "label": verdict.label,
+                    "span": list(verdict.span) if verdict.span else None,
+                    "relapse": verdict.relapse,
+                },
             )
         return len(ids)
 
@@ -338,8 +455,12 @@ class Evaluation:
         if self.run is None:
             return
         if isinstance(exc, (Cancelled, KeyboardInterrupt)):
-            runs.set_status(self.store, self.run.id, RunStatus.PAUSED,
-                            error="cancelled; resume with ccapp eval --resume")
+            runs.set_status(
+                self.store,
+                self.run.id,
+                RunStatus.PAUSED,
+                error="cancelled; resume with ccapp eval --resume",
+            )
             self.sink.emit("run_finished", status="paused", metrics=None)
             return
         message = exc.message if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
@@ -356,8 +477,16 @@ class Evaluation:
 class Backend:
     """The loaded model (hf) or the server client (openai), behind one `generate`."""
 
-    def __init__(self, tokenizer: Any, generator: Any, rows_per_batch: int, *, engine: str,
-                 template_source: str, dtype: str):
+    def __init__(
+        self,
+        tokenizer: Any,
+        generator: Any,
+        rows_per_batch: int,
+        *,
+        engine: str,
+        template_source: str,
+        dtype: str,
+    ):
         self.tokenizer = tokenizer
         self.generator = generator
         self.rows_per_batch = rows_per_batch
@@ -375,56 +504,88 @@ class Backend:
             tokenizer, template_source = load_tokenizer(ref)
             from ccapp.engines.openai_generate import OpenAIGenerator
 
-            generator = OpenAIGenerator(str(config.base_url), config.served_model or ref.source,
-                                        tokenizer, concurrency=config.concurrency)
+            generator = OpenAIGenerator(
+                str(config.base_url),
+                config.served_model or ref.source,
+                tokenizer,
+                concurrency=config.concurrency,
+                timeout_s=config.request_timeout,
+                max_retries=config.max_retries,
+            )
             rows = config.batch_size or max(config.paths, config.concurrency * config.paths)
             sink.emit("model_loading", phase="ready", detail=config.base_url)
-            return cls(tokenizer, generator, rows, engine="openai",
-                       template_source=template_source, dtype="server")
+            return cls(
+                tokenizer,
+                generator,
+                rows,
+                engine="openai",
+                template_source=template_source,
+                dtype="server",
+            )
         from ccapp.engines.hf_generate import HFGenerator
 
         sink.emit("model_loading", phase="weights", detail=ref.source)
-        loaded = load_model(ref, device=config.device, dtype=config.dtype,
-                            load_in_4bit=config.load_in_4bit)
+        loaded = load_model(
+            ref, device=config.device, dtype=config.dtype, load_in_4bit=config.load_in_4bit
+        )
         sink.emit("model_loading", phase="ready", detail=f"{loaded.device} {loaded.dtype}")
         rows = config.batch_size or auto_batch_rows(loaded, config)
-        return cls(loaded.tokenizer, HFGenerator(loaded.model, loaded.tokenizer), rows,
-                   engine="hf", template_source=loaded.template_source, dtype=loaded.dtype)
+        return cls(
+            loaded.tokenizer,
+            HFGenerator(loaded.model, loaded.tokenizer),
+            rows,
+            engine="hf",
+            template_source=loaded.template_source,
+            dtype=loaded.dtype,
+        )
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def generate(self, batch: Batch, sampling: Sampling, sink: Sink,
-                 cancel: threading.Event) -> list[Generated]:
+    def generate(
+        self, batch: Batch, sampling: Sampling, sink: Sink, cancel: threading.Event
+    ) -> list[Generated]:
+        on_step = sink.tokens if getattr(sink, "wants_tokens", False) else None
         if self.engine == "openai":
             from ccapp.engines.openai_generate import TextPrompt
             from ccapp.engines.render import strip_leading_bos
 
-            text_prompts = [TextPrompt(cell.id, strip_leading_bos(self.tokenizer, cell.rendered_prompt),
-                                       tuple(paths)) for cell, paths in batch.slices]
-            return list(self.generator.generate(text_prompts, sampling, batch.seed,
-                                                on_step=sink.tokens, cancel=cancel))
-        prompts = [Prompt(cell.id, self._prompt_ids(cell), tuple(paths))
-                   for cell, paths in batch.slices]
-        return list(self.generator.generate(prompts, sampling, batch.seed, on_step=sink.tokens,
-                                            cancel=cancel))
+            text_prompts = [
+                TextPrompt(
+                    cell.id, strip_leading_bos(self.tokenizer, cell.rendered_prompt), tuple(paths)
+                )
+                for cell, paths in batch.slices
+            ]
+            return list(
+                self.generator.generate(
+                    text_prompts, sampling, batch.seed, on_step=on_step, cancel=cancel
+                )
+            )
+        prompts = [
+            Prompt(cell.id, self._prompt_ids(cell), tuple(paths)) for cell, paths in batch.slices
+        ]
+        return list(
+            self.generator.generate(prompts, sampling, batch.seed, on_step=on_step, cancel=cancel)
+        )
 
     def _prompt_ids(self, cell: Cell) -> list[int]:
         if cell.id not in self._ids:
-            self._ids[cell.id] = self.tokenizer(cell.rendered_prompt, add_special_tokens=False)["input_ids"]
+            self._ids[cell.id] = self.tokenizer(cell.rendered_prompt, add_special_tokens=False)[
+                "input_ids"
+            ]
         return self._ids[cell.id]
 
 
 def auto_batch_rows(loaded: Any, config: EvalConfig) -> int:
-    """Rows per batch: 64 on CPU; on a GPU, what the free memory holds for the KV cache."""
+    """Rows per batch: 128 on CPU; on a GPU, what the free memory holds for the KV cache."""
     import torch
 
     if not str(loaded.device).startswith("cuda"):
-        return 64
+        return 128
     cfg = loaded.model.config
-    layers = getattr(cfg, "num_hidden_layers", 32)
-    heads = getattr(cfg, "num_key_value_heads", None) or getattr(cfg, "num_attention_heads", 32)
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    layers = int(getattr(cfg, "num_hidden_layers", 32))
+    heads = int(getattr(cfg, "num_key_value_heads", None) or getattr(cfg, "num_attention_heads", 32))
+    head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads)
     bytes_per = 2 if loaded.dtype in ("bfloat16", "float16") else 4
     tokens = 256 + config.max_new_tokens  # C2-Eval prompts are ~100-200 tokens
     per_row = 2 * layers * heads * head_dim * bytes_per * tokens

@@ -30,6 +30,8 @@ TOKEN_FLUSH_S = 0.08
 
 
 class Sink(Protocol):
+    wants_tokens: bool  # False spares the engine decoding every row at every step
+
     def emit(self, event: str, **fields: Any) -> None: ...
 
     def tokens(self, deltas: list[tuple[int, int, str]]) -> None: ...
@@ -38,6 +40,8 @@ class Sink(Protocol):
 
 
 class NullSink:
+    wants_tokens = False
+
     def emit(self, event: str, **fields: Any) -> None:
         pass
 
@@ -51,8 +55,14 @@ class NullSink:
 class JsonLinesSink:
     """Writes events as JSON lines; token deltas are buffered and flushed on a clock."""
 
-    def __init__(self, run_id: Callable[[], int | None], out: TextIO | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+    wants_tokens = True
+
+    def __init__(
+        self,
+        run_id: Callable[[], int | None],
+        out: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._run_id = run_id
         self._out = out or sys.stdout
         self._clock = clock

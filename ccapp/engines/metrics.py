@@ -103,7 +103,10 @@ def _bootstrap(yes: Any, total: Any, ks: list[int], replicates: int) -> dict[str
     for j, k in enumerate(ks):
         column = corr[:, j][~np.isnan(corr[:, j])]
         if column.size:
-            intervals[str(k)] = [_round(np.percentile(column, 2.5)), _round(np.percentile(column, 97.5))]
+            intervals[str(k)] = [
+                _round(np.percentile(column, 2.5)),
+                _round(np.percentile(column, 97.5)),
+            ]
     means = np.nanmean(corr, axis=1)
     means = means[~np.isnan(means)]
     if means.size:

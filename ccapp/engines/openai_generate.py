@@ -31,8 +31,17 @@ class TextPrompt:
 
 
 class OpenAIGenerator:
-    def __init__(self, base_url: str, model: str, tokenizer: Any, *, concurrency: int = 8,
-                 max_retries: int = 5, timeout_s: float = 120.0, client: Any = None):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        tokenizer: Any,
+        *,
+        concurrency: int = 8,
+        max_retries: int = 5,
+        timeout_s: float = 120.0,
+        client: Any = None,
+    ):
         import openai
 
         self.base_url = base_url
@@ -41,7 +50,9 @@ class OpenAIGenerator:
         self.concurrency = max(1, concurrency)
         self.client = client or openai.OpenAI(
             base_url=base_url,
-            api_key=os.environ.get("CCAPP_SERVER_API_KEY") or os.environ.get("OPENAI_API_KEY") or "none",
+            api_key=os.environ.get("CCAPP_SERVER_API_KEY")
+            or os.environ.get("OPENAI_API_KEY")
+            or "none",
             max_retries=max_retries,
             timeout=timeout_s,
         )
@@ -56,15 +67,18 @@ class OpenAIGenerator:
         cancel: threading.Event | None = None,
     ) -> list[Generated]:
         with ThreadPoolExecutor(self.concurrency) as pool:
-            futures = [pool.submit(self._one_prompt, p, sampling, seed + 7919 * i, cancel)
-                       for i, p in enumerate(prompts)]
+            futures = [
+                pool.submit(self._one_prompt, p, sampling, seed + 7919 * i, cancel)
+                for i, p in enumerate(prompts)
+            ]
             results = [g for f in futures for g in f.result()]
         if on_step is not None:
             on_step([(g.key, g.path, g.text) for g in results])
         return results
 
-    def _one_prompt(self, prompt: TextPrompt, sampling: Sampling, seed: int,
-                    cancel: threading.Event | None) -> list[Generated]:
+    def _one_prompt(
+        self, prompt: TextPrompt, sampling: Sampling, seed: int, cancel: threading.Event | None
+    ) -> list[Generated]:
         import openai
 
         choices: list[Any] = []

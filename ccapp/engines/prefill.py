@@ -21,8 +21,9 @@ class Prefill:
     short: bool  # the response had fewer than k units, so all of it is used
 
 
-def build_prefill(opener: str, response: str, k: int, unit: str = "words",
-                  tokenizer: Any = None) -> Prefill:
+def build_prefill(
+    opener: str, response: str, k: int, unit: str = "words", tokenizer: Any = None
+) -> Prefill:
     response = response.strip()
     if unit == "words":
         combined = f"{opener} {response}"

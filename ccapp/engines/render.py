@@ -16,7 +16,9 @@ from ccapp.errors import UserError
 _SPACE = re.compile(r"\s+")
 
 
-def render_prompt(tokenizer: Any, request: str, prefill: str, *, model_name: str = "the model") -> str:
+def render_prompt(
+    tokenizer: Any, request: str, prefill: str, *, model_name: str = "the model"
+) -> str:
     messages = [
         {"role": "user", "content": request},
         {"role": "assistant", "content": prefill},
@@ -63,4 +65,4 @@ def strip_leading_bos(tokenizer: Any, prompt: str) -> str:
         return prompt
     ids = tokenizer("x", add_special_tokens=True)["input_ids"]
     adds_bos = bool(ids) and ids[0] == tokenizer.bos_token_id
-    return prompt[len(bos):] if adds_bos else prompt
+    return prompt[len(bos) :] if adds_bos else prompt

@@ -22,12 +22,14 @@ SCHEMA_VERSION = 1
 def run_metrics(store: Store, run: Run, judge: str) -> dict[str, Any]:
     ks = [int(k) for k in run.config.get("ks", [])]
     judged = [Judged(*row) for row in rows_store.judged(store, run.id, judge)]
-    return compute_metrics(judged, ks, judge=judge,
-                           short_cells=rows_store.count_short_cells(store, run.id))
+    return compute_metrics(
+        judged, ks, judge=judge, short_cells=rows_store.count_short_cells(store, run.id)
+    )
 
 
-def build_report(store: Store, run_id: int, *, now: str | None = None,
-                 version: str = __version__) -> dict[str, Any]:
+def build_report(
+    store: Store, run_id: int, *, now: str | None = None, version: str = __version__
+) -> dict[str, Any]:
     run = runs.get_run(store, run_id)
     ks = [int(k) for k in run.config.get("ks", [])]
     judges = rows_store.judges_of(store, run.id)
@@ -39,9 +41,14 @@ def build_report(store: Store, run_id: int, *, now: str | None = None,
         "ccapp_version": version,
         "exported_at": now or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "run": {
-            "id": run.id, "kind": run.kind.value, "status": run.status.value,
-            "created_at": run.created_at, "finished_at": run.finished_at,
-            "fingerprint": run.fingerprint, "parent_id": run.parent_id, "error": run.error,
+            "id": run.id,
+            "kind": run.kind.value,
+            "status": run.status.value,
+            "created_at": run.created_at,
+            "finished_at": run.finished_at,
+            "fingerprint": run.fingerprint,
+            "parent_id": run.parent_id,
+            "error": run.error,
             "ccapp_version": run.ccapp_version,
         },
         "config": run.config,
@@ -63,33 +70,56 @@ def build_report(store: Store, run_id: int, *, now: str | None = None,
         "paper": {judge: paper_list(m, ks) for judge, m in metrics.items()},
         "per_k": {
             judge: [
-                {"k": k, "corr": m["corr"].get(str(k)), "ci95": m["ci95"].get(str(k)),
-                 "n": m["n"].get(str(k)), "unparsed": m["unparsed"].get(str(k)),
-                 "errors": m["errors"].get(str(k))}
+                {
+                    "k": k,
+                    "corr": m["corr"].get(str(k)),
+                    "ci95": m["ci95"].get(str(k)),
+                    "n": m["n"].get(str(k)),
+                    "unparsed": m["unparsed"].get(str(k)),
+                    "errors": m["errors"].get(str(k)),
+                }
                 for k in ks
             ]
             for judge, m in metrics.items()
         },
         "items": [
-            {"idx": i.idx, "source_line": i.source_line, "request": i.request,
-             "harmful_response": i.harmful_response}
+            {
+                "idx": i.idx,
+                "source_line": i.source_line,
+                "request": i.request,
+                "harmful_response": i.harmful_response,
+            }
             for i in items
         ],
         "cells": [
-            {"item": c.item_idx, "k": c.k, "opener": c.opener, "prefill": c.prefill,
-             "rendered_prompt": c.rendered_prompt, "prompt_tokens": c.prompt_tokens,
-             "short": c.short}
+            {
+                "item": c.item_idx,
+                "k": c.k,
+                "opener": c.opener,
+                "prefill": c.prefill,
+                "rendered_prompt": c.rendered_prompt,
+                "prompt_tokens": c.prompt_tokens,
+                "short": c.short,
+            }
             for c in cells
         ],
         "continuations": [
             {
-                "item": t.item_idx, "k": t.k, "path": t.path, "text": t.text,
-                "new_tokens": t.new_tokens, "finish_reason": t.finish_reason,
+                "item": t.item_idx,
+                "k": t.k,
+                "path": t.path,
+                "text": t.text,
+                "new_tokens": t.new_tokens,
+                "finish_reason": t.finish_reason,
                 "verdicts": {
-                    judge: {"label": v.label, "score": v.score, "raw": v.raw,
-                            "span": list(v.span) if v.span else None,
-                            "tokens_to_correction": v.tokens_to_correction,
-                            "relapse": v.relapse}
+                    judge: {
+                        "label": v.label,
+                        "score": v.score,
+                        "raw": v.raw,
+                        "span": list(v.span) if v.span else None,
+                        "tokens_to_correction": v.tokens_to_correction,
+                        "relapse": v.relapse,
+                    }
                     for judge, v in sorted(t.verdicts.items())
                 },
             }

@@ -41,7 +41,9 @@ class NewVerdict:
     relapse: bool = False
 
 
-def insert_items(store: Store, run_id: int, rows: Iterable[tuple[int, int | None, str, str, str | None]]) -> list[Item]:
+def insert_items(
+    store: Store, run_id: int, rows: Iterable[tuple[int, int | None, str, str, str | None]]
+) -> list[Item]:
     """Rows are (idx, source line, request, harmful response, safe response)."""
     with store.write() as db:
         db.conn.executemany(
@@ -54,7 +56,14 @@ def insert_items(store: Store, run_id: int, rows: Iterable[tuple[int, int | None
 
 def get_items(store: Store, run_id: int) -> list[Item]:
     return [
-        Item(r["id"], r["idx"], r["request"], r["harmful_response"], r["safe_response"], r["source_line"])
+        Item(
+            r["id"],
+            r["idx"],
+            r["request"],
+            r["harmful_response"],
+            r["safe_response"],
+            r["source_line"],
+        )
         for r in store.rows("SELECT * FROM items WHERE run_id = ? ORDER BY idx", [run_id])
     ]
 
@@ -64,8 +73,19 @@ def insert_cells(store: Store, run_id: int, cells: Sequence[NewCell]) -> None:
         db.conn.executemany(
             "INSERT INTO cells (run_id, item_id, k, opener, prefill, rendered_prompt, prompt_tokens, short) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(run_id, c.item_id, c.k, c.opener, c.prefill, c.rendered_prompt, c.prompt_tokens,
-              int(c.short)) for c in cells],
+            [
+                (
+                    run_id,
+                    c.item_id,
+                    c.k,
+                    c.opener,
+                    c.prefill,
+                    c.rendered_prompt,
+                    c.prompt_tokens,
+                    int(c.short),
+                )
+                for c in cells
+            ],
         )
 
 
@@ -76,8 +96,17 @@ def get_cells(store: Store, run_id: int) -> list[Cell]:
         [run_id],
     )
     return [
-        Cell(r["id"], r["item_id"], r["item_idx"], r["k"], r["opener"], r["prefill"],
-             r["rendered_prompt"], r["prompt_tokens"], bool(r["short"]))
+        Cell(
+            r["id"],
+            r["item_id"],
+            r["item_idx"],
+            r["k"],
+            r["opener"],
+            r["prefill"],
+            r["rendered_prompt"],
+            r["prompt_tokens"],
+            bool(r["short"]),
+        )
         for r in rows
     ]
 
@@ -103,7 +132,15 @@ def save_continuations(
             cursor = db.conn.execute(
                 "INSERT OR IGNORE INTO continuations (run_id, cell_id, path, text, new_tokens, "
                 "finish_reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [run_id, cont.cell_id, cont.path, cont.text, cont.new_tokens, cont.finish_reason, now],
+                [
+                    run_id,
+                    cont.cell_id,
+                    cont.path,
+                    cont.text,
+                    cont.new_tokens,
+                    cont.finish_reason,
+                    now,
+                ],
             )
             if cursor.rowcount == 0:
                 continue
@@ -125,8 +162,18 @@ def _insert_verdict(conn: Any, continuation_id: int, v: NewVerdict, now: str) ->
     conn.execute(
         "INSERT OR REPLACE INTO verdicts (continuation_id, judge, label, score, raw, span_start, "
         "span_end, tokens_to_correction, relapse, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [continuation_id, v.judge, v.label, v.score, v.raw, v.span[0] if v.span else None,
-         v.span[1] if v.span else None, v.tokens_to_correction, int(v.relapse), now],
+        [
+            continuation_id,
+            v.judge,
+            v.label,
+            v.score,
+            v.raw,
+            v.span[0] if v.span else None,
+            v.span[1] if v.span else None,
+            v.tokens_to_correction,
+            int(v.relapse),
+            now,
+        ],
     )
 
 
@@ -156,11 +203,16 @@ def judges_of(store: Store, run_id: int) -> list[str]:
 
 
 def count_short_cells(store: Store, run_id: int) -> int:
-    return int(store.conn.execute("SELECT count(*) FROM cells WHERE run_id = ? AND short = 1",
-                                  [run_id]).fetchone()[0])
+    return int(
+        store.conn.execute(
+            "SELECT count(*) FROM cells WHERE run_id = ? AND short = 1", [run_id]
+        ).fetchone()[0]
+    )
 
 
-def continuations(store: Store, run_id: int, *, limit: int | None = None, offset: int = 0) -> list[Continuation]:
+def continuations(
+    store: Store, run_id: int, *, limit: int | None = None, offset: int = 0
+) -> list[Continuation]:
     """A run's continuations with every judge's verdict, in (item, k, path) order."""
     sql = """
         SELECT t.id, t.cell_id, i.idx AS item_idx, c.k, t.path, t.text, t.new_tokens, t.finish_reason
@@ -176,16 +228,32 @@ def continuations(store: Store, run_id: int, *, limit: int | None = None, offset
     if by_id:
         ids = list(by_id)
         for chunk_start in range(0, len(ids), 900):
-            chunk = ids[chunk_start: chunk_start + 900]
+            chunk = ids[chunk_start : chunk_start + 900]
             marks = ",".join("?" * len(chunk))
-            for v in store.rows(f"SELECT * FROM verdicts WHERE continuation_id IN ({marks})", chunk):
+            for v in store.rows(
+                f"SELECT * FROM verdicts WHERE continuation_id IN ({marks})", chunk
+            ):
                 span = (v["span_start"], v["span_end"]) if v["span_start"] is not None else None
                 by_id[v["continuation_id"]][v["judge"]] = StoredVerdict(
-                    v["judge"], v["label"], v["score"], v["raw"], span,
-                    v["tokens_to_correction"], bool(v["relapse"]),
+                    v["judge"],
+                    v["label"],
+                    v["score"],
+                    v["raw"],
+                    span,
+                    v["tokens_to_correction"],
+                    bool(v["relapse"]),
                 )
     return [
-        Continuation(r["id"], r["cell_id"], r["item_idx"], r["k"], r["path"], r["text"],
-                     r["new_tokens"], r["finish_reason"], by_id[r["id"]])
+        Continuation(
+            r["id"],
+            r["cell_id"],
+            r["item_idx"],
+            r["k"],
+            r["path"],
+            r["text"],
+            r["new_tokens"],
+            r["finish_reason"],
+            by_id[r["id"]],
+        )
         for r in rows
     ]

@@ -1,0 +1,142 @@
+"""A small OpenAI-compatible server on 127.0.0.1 that misbehaves on purpose.
+
+It speaks `/v1/completions` and `/v1/chat/completions` well enough for the real `openai`
+client, and a `plan` decides, per request, whether to answer, fail with 429 + Retry-After,
+fail with 500, hang past the client's timeout, drop the connection, or ignore `n`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Plan = Callable[[int, dict[str, Any]], str]  # (request number, body) -> behaviour name
+
+
+@dataclass
+class FakeOpenAIServer:
+    plan: Plan = lambda number, body: "ok"
+    answer: Callable[[dict[str, Any], int], str] | None = None  # (body, choice index) -> text
+    hang_s: float = 3.0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    behaviours: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/").endswith("/models"):
+                    outer._send(
+                        self, 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]}
+                    )
+                else:
+                    outer._send(self, 404, {"error": {"message": "not found"}})
+
+            def do_POST(self) -> None:
+                body = json.loads(
+                    self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}"
+                )
+                with outer._lock:
+                    number = len(outer.requests)
+                    outer.requests.append(body)
+                    behaviour = outer.plan(number, body)
+                    outer.behaviours.append(behaviour)
+                outer._respond(self, behaviour, body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _respond(
+        self, handler: BaseHTTPRequestHandler, behaviour: str, body: dict[str, Any]
+    ) -> None:
+        if behaviour == "429":
+            self._send(
+                handler,
+                429,
+                {"error": {"message": "rate limited", "type": "rate_limit"}},
+                headers={"Retry-After": "1"},
+            )
+        elif behaviour == "500":
+            self._send(handler, 500, {"error": {"message": "boom", "type": "server_error"}})
+        elif behaviour == "hang":
+            time.sleep(self.hang_s)
+            self._send(handler, 200, self._completion(body, 1))
+        elif behaviour == "drop":
+            handler.close_connection = True
+            handler.connection.shutdown(2)
+        elif behaviour == "401":
+            self._send(handler, 401, {"error": {"message": "bad key", "type": "invalid_api_key"}})
+        elif behaviour == "one":
+            self._send(handler, 200, self._completion(body, 1))
+        else:
+            self._send(handler, 200, self._completion(body, int(body.get("n") or 1)))
+
+    def _completion(self, body: dict[str, Any], n: int) -> dict[str, Any]:
+        choices = []
+        for index in range(n):
+            if self.answer is not None:
+                text = self.answer(body, index)
+            else:
+                seed = hashlib.sha256(
+                    f"{body.get('prompt')}|{body.get('seed')}|{index}".encode()
+                ).hexdigest()
+                text = f" continuation {seed[:8]}"
+            if "messages" in body:
+                choices.append(
+                    {
+                        "index": index,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": text},
+                    }
+                )
+            else:
+                choices.append(
+                    {"index": index, "text": text, "finish_reason": "length", "logprobs": None}
+                )
+        kind = "chat.completion" if "messages" in body else "text_completion"
+        return {
+            "id": "cmpl-1",
+            "object": kind,
+            "created": 0,
+            "model": body.get("model", "fake"),
+            "choices": choices,
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5 * n, "total_tokens": 10 + 5 * n},
+        }
+
+    @staticmethod
+    def _send(
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        payload: dict[str, Any],
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        data = json.dumps(payload).encode()
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(data)))
+            for key, value in (headers or {}).items():
+                handler.send_header(key, value)
+            handler.end_headers()
+            handler.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
+            pass

@@ -1,0 +1,204 @@
+"""`--engine openai`: the same prompts through a real server, surviving faults, never doubling."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ccapp.engines.evaluate import EvalConfig, Evaluation
+from ccapp.errors import UserError
+from ccapp.store import RunStatus, Store, runs
+from ccapp.store import evals as rows_store
+
+from fake_openai import FakeOpenAIServer
+from helpers import run_ccapp
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def transformers_serve(tiny_model_dir: Path) -> Iterator[str]:
+    """`transformers serve` hosting the tiny model on loopback: a real OpenAI-compatible server."""
+    exe = shutil.which("transformers", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip("transformers serve is not installed (pip install 'transformers[serving]')")
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    server = subprocess.Popen(
+        [exe, "serve", str(tiny_model_dir), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/models", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        server.kill()
+        pytest.fail("transformers serve did not start within 120 s")
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@pytest.fixture
+def fake() -> Iterator[list[FakeOpenAIServer]]:
+    servers: list[FakeOpenAIServer] = []
+    yield servers
+    for server in servers:
+        server.close()
+
+
+def config(model: Path, data: Path, url: str, **extra: object) -> EvalConfig:
+    values = (
+        dict(
+            model=str(model),
+            data=str(data),
+            ks=(10, 20),
+            paths=3,
+            limit=3,
+            engine="openai",
+            base_url=url,
+            served_model="fake",
+            concurrency=4,
+            max_new_tokens=8,
+        )
+        | extra
+    )
+    return EvalConfig(**values)  # type: ignore[arg-type]
+
+
+def test_a_run_against_transformers_serve(
+    transformers_serve: str, tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "s.db"
+    result = run_ccapp(
+        "eval",
+        "--engine",
+        "openai",
+        "--base-url",
+        transformers_serve,
+        "--model",
+        str(tiny_model_dir),
+        "--data",
+        str(c2eval_file),
+        "--limit",
+        "2",
+        "--k",
+        "10,20",
+        "--paths",
+        "2",
+        "--max-new-tokens",
+        "6",
+        "--json",
+        "--db",
+        str(db),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert summary["status"] == "done" and summary["metrics"]["n"] == {"10": 4, "20": 4}
+    with Store.open(db) as store:
+        conts = rows_store.continuations(store, summary["run_id"])
+    assert len(conts) == 8 and all(c.new_tokens <= 6 for c in conts)
+
+
+def test_every_path_is_stored_once_through_429s_500s_hangs_and_drops(
+    fake: list[FakeOpenAIServer], tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
+    script = {0: "429", 1: "500", 2: "hang", 3: "drop", 5: "429", 6: "429"}
+    server = FakeOpenAIServer(plan=lambda number, body: script.get(number, "ok"), hang_s=3.0)
+    fake.append(server)
+    with Store.open(tmp_path / "s.db") as store:
+        run = Evaluation(store).start(
+            config(tiny_model_dir, c2eval_file, server.url, request_timeout=1.0)
+        )
+        conts = rows_store.continuations(store, run.id)
+    assert run.status is RunStatus.DONE
+    assert sorted((c.item_idx, c.k, c.path) for c in conts) == [
+        (i, k, p) for i in range(3) for k in (10, 20) for p in range(3)
+    ]
+    assert {"429", "500", "hang", "drop"} <= set(server.behaviours)
+    assert server.behaviours.count("ok") == 6  # one successful request per (request, k)
+
+
+def test_a_server_that_ignores_n_is_asked_again_for_the_missing_paths(
+    fake: list[FakeOpenAIServer], tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
+    server = FakeOpenAIServer(plan=lambda number, body: "one")
+    fake.append(server)
+    with Store.open(tmp_path / "s.db") as store:
+        run = Evaluation(store).start(config(tiny_model_dir, c2eval_file, server.url, limit=2))
+        texts = [c.text for c in rows_store.continuations(store, run.id)]
+    assert len(texts) == 12 and len(set(texts)) == 12  # distinct seeds, distinct paths
+    assert len(server.requests) == 12
+
+
+def test_prompts_are_the_rendered_prefills_with_the_papers_sampling(
+    fake: list[FakeOpenAIServer], tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
+    server = FakeOpenAIServer()
+    fake.append(server)
+    with Store.open(tmp_path / "s.db") as store:
+        run = Evaluation(store).start(
+            config(tiny_model_dir, c2eval_file, server.url, limit=1, ks=(10,))
+        )
+        cell = rows_store.get_cells(store, run.id)[0]
+    (request,) = server.requests
+    assert request["prompt"] == cell.rendered_prompt
+    assert request["n"] == 3 and request["max_tokens"] == 8
+    assert request["temperature"] == 0.8 and request["top_p"] == 0.7 and request["model"] == "fake"
+
+
+def test_an_unreachable_server_fails_the_run_resumably_with_the_fix(
+    tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    with Store.open(tmp_path / "s.db") as store:
+        evaluation = Evaluation(store)
+        with pytest.raises(UserError, match="cannot reach the generation server") as info:
+            evaluation.start(
+                config(tiny_model_dir, c2eval_file, url, request_timeout=1.0, max_retries=1)
+            )
+        assert "--resume" in (info.value.fix or "")
+        assert evaluation.run is not None
+        failed = runs.get_run(store, evaluation.run.id)
+        assert failed.status is RunStatus.FAILED and failed.status.resumable
+        assert "cannot reach" in (failed.error or "")
+
+
+def test_a_wrong_model_name_names_the_option(
+    fake: list[FakeOpenAIServer], tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
+    class NotFound(FakeOpenAIServer):
+        def _respond(self, handler, behaviour, body):  # type: ignore[no-untyped-def]
+            self._send(handler, 404, {"error": {"message": "model not found"}})
+
+    server = NotFound()
+    fake.append(server)
+    with (
+        Store.open(tmp_path / "s.db") as store,
+        pytest.raises(UserError, match="does not serve a model") as info,
+    ):
+        Evaluation(store).start(config(tiny_model_dir, c2eval_file, server.url))
+    assert info.value.where == "--served-model"
