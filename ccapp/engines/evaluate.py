@@ -584,8 +584,8 @@ def auto_batch_rows(loaded: Any, config: EvalConfig) -> int:
         return 128
     cfg = loaded.model.config
     layers = int(getattr(cfg, "num_hidden_layers", 32))
-    heads = int(getattr(cfg, "num_key_value_heads", None) or getattr(cfg, "num_attention_heads", 32))
-    head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads)
+    heads = int(getattr(cfg, "num_key_value_heads", 0) or getattr(cfg, "num_attention_heads", 32))
+    head_dim = int(getattr(cfg, "head_dim", 0) or cfg.hidden_size // cfg.num_attention_heads)
     bytes_per = 2 if loaded.dtype in ("bfloat16", "float16") else 4
     tokens = 256 + config.max_new_tokens  # C2-Eval prompts are ~100-200 tokens
     per_row = 2 * layers * heads * head_dim * bytes_per * tokens
