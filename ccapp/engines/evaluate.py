@@ -499,9 +499,15 @@ class Backend:
     def load(cls, config: EvalConfig, ref: Any, sink: Sink) -> Backend:
         from ccapp.engines.models import load_model, load_tokenizer
 
+        folder = None
+        if not ref.is_local:
+            from ccapp.engines.hub import fetch
+
+            folder = fetch(ref.source, lambda **f: sink.emit("model_loading", **f),
+                           weights=config.engine == "hf")
         if config.engine == "openai":
             sink.emit("model_loading", phase="tokenizer", detail=ref.source)
-            tokenizer, template_source = load_tokenizer(ref)
+            tokenizer, template_source = load_tokenizer(ref, folder)
             from ccapp.engines.openai_generate import OpenAIGenerator
 
             generator = OpenAIGenerator(

@@ -151,11 +151,14 @@ def resolve_dtype(dtype: str, device: str) -> str:
     return "float32"
 
 
-def load_tokenizer(ref: ModelRef) -> tuple[Any, str]:
-    """The tokenizer, left-padded, with a chat template; returns (tokenizer, template source)."""
+def load_tokenizer(ref: ModelRef, folder: str | Path | None = None) -> tuple[Any, str]:
+    """The tokenizer, left-padded, with a chat template; returns (tokenizer, template source).
+
+    `folder` is where the files are when they were fetched beforehand (see ccapp.engines.hub).
+    """
     from transformers import AutoTokenizer
 
-    source = ref.source
+    source = str(folder or ref.source)
     if ref.adapter_base and not (Path(ref.source) / "tokenizer_config.json").exists():
         source = ref.adapter_base
     tokenizer = _from_pretrained(
@@ -179,6 +182,7 @@ def load_model(
     device: str = "auto",
     dtype: str = "auto",
     load_in_4bit: bool = False,
+    folder: str | Path | None = None,
 ) -> LoadedModel:
     """Tokenizer and causal LM on `device` (`auto` spreads over all GPUs via accelerate)."""
     import torch
@@ -196,7 +200,7 @@ def load_model(
         kwargs["device_map"] = {"": device}
     if load_in_4bit:
         kwargs["quantization_config"] = _four_bit_config(device, dtype)
-    tokenizer, template_source = load_tokenizer(ref)
+    tokenizer, template_source = load_tokenizer(ref, folder)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # "Loading weights" bars; downloads keep theirs
@@ -205,7 +209,7 @@ def load_model(
 
         model = _from_pretrained(AutoPeftModelForCausalLM, ref.source, ref, **kwargs)
     else:
-        model = _from_pretrained(AutoModelForCausalLM, ref.source, ref, **kwargs)
+        model = _from_pretrained(AutoModelForCausalLM, str(folder or ref.source), ref, **kwargs)
     model.eval()
     first = next(model.parameters())
     return LoadedModel(model, tokenizer, ref, str(first.device), dtype, template_source)
