@@ -312,7 +312,7 @@ class Evaluation:
     def _plan_cells(self, config: EvalConfig, items: Sequence[Any], backend: Backend) -> None:
         from ccapp.engines.render import render_prompt
 
-        new_cells = []
+        planned = []
         for item in items:
             opener = pick(OPENERS, config.seed, "opener", item.idx)
             for k in config.ks:
@@ -322,18 +322,18 @@ class Evaluation:
                 rendered = render_prompt(
                     backend.tokenizer, item.request, prefill.text, model_name=config.model
                 )
-                new_cells.append(
-                    rows_store.NewCell(
-                        item.id,
-                        k,
-                        opener,
-                        prefill.text,
-                        rendered,
-                        backend.count_tokens(rendered),
-                        prefill.short,
-                    )
+                planned.append((item, k, opener, prefill, rendered))
+        lengths = backend.tokenize_prompts([rendered for *_, rendered in planned])
+        rows_store.insert_cells(
+            self.store,
+            self._run_id,
+            [
+                rows_store.NewCell(
+                    item.id, k, opener, prefill.text, rendered, length, prefill.short
                 )
-        rows_store.insert_cells(self.store, self._run_id, new_cells)
+                for (item, k, opener, prefill, rendered), length in zip(planned, lengths)
+            ],
+        )
 
     def _execute(self, config: EvalConfig, backend: Backend) -> Run:
         from ccapp.engines.judges.registry import make_judge
@@ -343,6 +343,9 @@ class Evaluation:
         cells = rows_store.get_cells(self.store, run_id)
         by_id = {cell.id: cell for cell in cells}
         requests = {item.id: item.request for item in rows_store.get_items(self.store, run_id)}
+        backend.tokenize_prompts(
+            sorted({c.rendered_prompt for c in cells} - backend.known_prompts())
+        )
         batches = plan_batches(cells, config.paths, backend.rows_per_batch, config.seed)
         done = rows_store.done_paths(self.store, run_id)
         total = len(cells) * config.paths
@@ -493,7 +496,7 @@ class Backend:
         self.engine = engine
         self.template_source = template_source
         self.dtype = dtype
-        self._ids: dict[int, list[int]] = {}
+        self._ids: dict[str, list[int]] = {}  # rendered prompt -> token ids
 
     @classmethod
     def load(cls, config: EvalConfig, ref: Any, sink: Sink) -> Backend:
@@ -503,8 +506,11 @@ class Backend:
         if not ref.is_local:
             from ccapp.engines.hub import fetch
 
-            folder = fetch(ref.source, lambda **f: sink.emit("model_loading", **f),
-                           weights=config.engine == "hf")
+            folder = fetch(
+                ref.source,
+                lambda **f: sink.emit("model_loading", **f),
+                weights=config.engine == "hf",
+            )
         if config.engine == "openai":
             sink.emit("model_loading", phase="tokenizer", detail=ref.source)
             tokenizer, template_source = load_tokenizer(ref, folder)
@@ -574,12 +580,19 @@ class Backend:
             self.generator.generate(prompts, sampling, batch.seed, on_step=on_step, cancel=cancel)
         )
 
+    def tokenize_prompts(self, prompts: list[str]) -> list[int]:
+        """Tokenize rendered prompts in one batch call, keep the ids, return the lengths."""
+        if not prompts:
+            return []
+        ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        self._ids.update(zip(prompts, ids))
+        return [len(row) for row in ids]
+
+    def known_prompts(self) -> set[str]:
+        return set(self._ids)
+
     def _prompt_ids(self, cell: Cell) -> list[int]:
-        if cell.id not in self._ids:
-            self._ids[cell.id] = self.tokenizer(cell.rendered_prompt, add_special_tokens=False)[
-                "input_ids"
-            ]
-        return self._ids[cell.id]
+        return self._ids[cell.rendered_prompt]
 
 
 def auto_batch_rows(loaded: Any, config: EvalConfig) -> int:

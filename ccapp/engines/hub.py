@@ -44,7 +44,9 @@ def _snapshot(repo_id: str, patterns: list[str], report: Report) -> Path:
         pass
     report(phase="download", detail=repo_id, done=0, total=None)
     try:
-        folder = snapshot_download(repo_id, allow_patterns=patterns, tqdm_class=progress_class(report, repo_id))
+        folder = snapshot_download(
+            repo_id, allow_patterns=patterns, tqdm_class=progress_class(report, repo_id)
+        )
     except Exception as exc:  # offline, gated, missing: each says what it is
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(
@@ -70,9 +72,16 @@ def progress_class(report: Report, repo_id: str, every_s: float = 0.5) -> type:
         def update(self, n: float | None = 1) -> bool | None:
             shown = super().update(n)
             now = time.monotonic()
-            if self.unit == "B" and (now - self._last >= every_s or (self.total and self.n >= self.total)):
+            if self.unit == "B" and (
+                now - self._last >= every_s or (self.total and self.n >= self.total)
+            ):
                 self._last = now
-                report(phase="download", detail=repo_id, done=int(self.n), total=int(self.total or 0) or None)
+                report(
+                    phase="download",
+                    detail=repo_id,
+                    done=int(self.n),
+                    total=int(self.total or 0) or None,
+                )
             return shown
 
     return EventProgress
