@@ -83,12 +83,16 @@ class Settings:
 
         [data]
         c2eval_url = "https://…/test.jsonl"   # where `c2-eval` is downloaded from
+
+        [openai]
+        api_key_file = "~/.config/ccapp/openai.key"   # used when OPENAI_API_KEY is unset
     """
 
     store_path: Path | None = None
     device: str = "auto"
     dtype: str = "auto"
     c2eval_url: str = C2EVAL_URL
+    openai_api_key_file: Path | None = None
     source: Path | None = field(default=None, compare=False)
 
 
@@ -98,7 +102,9 @@ _KEYS: dict[tuple[str, str], tuple[str, type]] = {
     ("models", "device"): ("device", str),
     ("models", "dtype"): ("dtype", str),
     ("data", "c2eval_url"): ("c2eval_url", str),
+    ("openai", "api_key_file"): ("openai_api_key_file", str),
 }
+_PATH_SETTINGS = {"store_path", "openai_api_key_file"}
 
 
 def load_settings(file: Path | None = None) -> Settings:
@@ -137,7 +143,7 @@ def load_settings(file: Path | None = None) -> Settings:
                     where=str(file),
                     fix=f'write it as a quoted string: {key} = "…"',
                 )
-            values[name] = Path(str(value)).expanduser() if name == "store_path" else value
+            values[name] = Path(str(value)).expanduser() if name in _PATH_SETTINGS else value
     return Settings(**values, source=file)
 
 

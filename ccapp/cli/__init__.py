@@ -11,11 +11,20 @@ import sys
 from collections.abc import Sequence
 
 from ccapp import __version__
-from ccapp.cli import data_cmd, devices_cmd, eval_cmd, export_cmd, model_cmd, runs_cmd
+from ccapp.cli import (
+    agreement_cmd,
+    data_cmd,
+    devices_cmd,
+    eval_cmd,
+    export_cmd,
+    judge_cmd,
+    model_cmd,
+    runs_cmd,
+)
 from ccapp.cli.common import add_db_option
 from ccapp.errors import UserError
 
-COMMANDS = [eval_cmd, runs_cmd, export_cmd, devices_cmd, data_cmd, model_cmd]
+COMMANDS = [eval_cmd, judge_cmd, agreement_cmd, runs_cmd, export_cmd, devices_cmd, data_cmd, model_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

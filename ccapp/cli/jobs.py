@@ -87,9 +87,11 @@ def run_job(
             _summary(json_summary, rid, kind, "failed", None)
         return EXIT_FAILED
     sink.close()
+    from ccapp.cli.display import TerminalSink
+
     if json_summary:
         _summary(True, run.id, kind, run.status.value, run.metrics)
-    else:
+    elif isinstance(sink, TerminalSink):
         sink.finished(run)
     return 0
 

@@ -19,7 +19,9 @@ from typing import Any
 
 from ccapp.engines.events import EVENTS_VERSION, NullSink, Sink
 from ccapp.engines.hf_generate import Cancelled, Generated, Prompt, Sampling
-from ccapp.engines.judges.base import Judge, JudgeInput
+from ccapp.engines.judges.base import Judge
+from ccapp.engines.judges.heuristic import HeuristicJudge
+from ccapp.engines.judges.registry import check_judge_spec
 from ccapp.engines.metrics import Judged, compute_metrics
 from ccapp.engines.phrases import OPENERS, PHRASES_VERSION, pick
 from ccapp.engines.prefill import UNITS, build_prefill
@@ -58,6 +60,7 @@ class EvalConfig:
     concurrency: int = 8
     request_timeout: float = 120.0
     max_retries: int = 5
+    judge_concurrency: int = 8
     lenient: bool = False
 
     def check(self) -> None:
@@ -89,29 +92,16 @@ class EvalConfig:
             (self.concurrency < 1, "--concurrency", "give at least 1"),
             (self.request_timeout <= 0, "--request-timeout", "give a number of seconds above 0"),
             (self.max_retries < 0, "--max-retries", "give 0 or more"),
+            (self.judge_concurrency < 1, "--judge-concurrency", "give at least 1"),
         ]
         for bad, option, fix in problems:
             if bad:
                 raise UserError(f"invalid value {self._value_of(option)!r}", where=option, fix=fix)
 
     def _value_of(self, option: str) -> Any:
-        name = {
-            "--k": "ks",
-            "--paths": "paths",
-            "--max-new-tokens": "max_new_tokens",
-            "--temperature": "temperature",
-            "--top-p": "top_p",
-            "--limit": "limit",
-            "--unit": "unit",
-            "--engine": "engine",
-            "--batch-size": "batch_size",
-            "--base-url": "base_url",
-            "--concurrency": "concurrency",
-            "--request-timeout": "request_timeout",
-            "--max-retries": "max_retries",
-        }[option]
-        value = getattr(self, name)
-        return ",".join(map(str, value)) if name == "ks" else value
+        name = option.removeprefix("--").replace("-", "_")
+        value = getattr(self, "ks" if name == "k" else name)
+        return ",".join(map(str, value)) if name == "k" else value
 
 
 # Settings that decide what a run produces; resuming with another value is refused.
@@ -132,15 +122,9 @@ RESULT_SETTINGS = (
     "served_model",
     "judge",
 )
-OPTION_NAMES = {
-    "ks": "--k",
-    "max_new_tokens": "--max-new-tokens",
-    "top_p": "--top-p",
-    "load_in_4bit": "--load-in-4bit",
-    "served_model": "--served-model",
-    "batch_size": "--batch-size",
-    "base_url": "--base-url",
-}
+def option_name(field_name: str) -> str:
+    """The command-line option of an EvalConfig field."""
+    return "--k" if field_name == "ks" else "--" + field_name.replace("_", "-")
 
 
 @dataclass
@@ -195,16 +179,18 @@ class Evaluation:
         self.sink = sink or NullSink()
         self.cancel = cancel or threading.Event()
         self.run: Run | None = None
+        self._judged: list[Judged] = []  # the run judge's verdicts, for live metrics
+        self._judged_lock = threading.Lock()
 
     # -- entry points ---------------------------------------------------------------------
 
     def start(self, config: EvalConfig) -> Run:
         from ccapp.engines.data import load_dataset_rows
-        from ccapp.engines.judges.registry import check_judge_spec
         from ccapp.engines.models import resolve_model
 
         config.check()
-        check_judge_spec(config.judge)
+        config = replace(config, judge=check_judge_spec(config.judge))
+        judge = self._make_judge(config)  # a missing or refused key fails here, before any work
         dataset = load_dataset_rows(config.data, lenient=config.lenient)
         rows = dataset.rows[: config.limit] if config.limit else dataset.rows
         ref = resolve_model(config.model)
@@ -233,18 +219,17 @@ class Evaluation:
             judge=config.judge,
             identity=identity,
         )
-        run = self.run
         try:
             items = rows_store.insert_items(
                 self.store,
-                run.id,
+                self.run.id,
                 [
                     (r.index, _line_of(r.where), r.request, r.harmful_response, r.safe_response)
                     for r in rows
                 ],
             )
             self._plan_cells(config, items, backend)
-            return self._execute(config, backend)
+            return self._execute(config, backend, judge)
         except BaseException as exc:
             self._record_end(exc)
             raise
@@ -263,9 +248,10 @@ class Evaluation:
                 f"run {run_id} is already done", fix="start a new run, or export this one"
             )
         config = _config_from_stored(run.config)
+        if "judge" in overrides:
+            overrides = overrides | {"judge": check_judge_spec(overrides["judge"])}
         differing = [
-            f"{OPTION_NAMES.get(name, '--' + name.replace('_', '-'))} (run: {_show(getattr(config, name))}, "
-            f"given: {_show(value)})"
+            f"{option_name(name)} (run: {_show(getattr(config, name))}, given: {_show(value)})"
             for name, value in overrides.items()
             if name in RESULT_SETTINGS and value != getattr(config, name)
         ]
@@ -276,6 +262,7 @@ class Evaluation:
             )
         config = replace(config, **{k: v for k, v in overrides.items() if k not in RESULT_SETTINGS})
         config.check()
+        judge = self._make_judge(config)
         runs.claim(self.store, run_id)
         self.run = runs.get_run(self.store, run_id)
         try:
@@ -298,12 +285,19 @@ class Evaluation:
                         "validly but not bit-identically to an uninterrupted run"
                     ),
                 )
-            return self._execute(config, backend)
+            return self._execute(config, backend, judge)
         except BaseException as exc:
             self._record_end(exc)
             raise
 
     # -- the work -------------------------------------------------------------------------
+
+    def _make_judge(self, config: EvalConfig) -> Judge:
+        from ccapp.engines.judges.registry import JudgeOptions, make_judge
+
+        options = JudgeOptions(concurrency=config.judge_concurrency, device=config.device,
+                               dtype=config.dtype)
+        return make_judge(config.judge, options)
 
     def _load_backend(self, config: EvalConfig, ref: Any) -> Backend:
         self.sink.emit("model_loading", phase="resolve", detail=ref.source)
@@ -335,11 +329,10 @@ class Evaluation:
             ],
         )
 
-    def _execute(self, config: EvalConfig, backend: Backend) -> Run:
-        from ccapp.engines.judges.registry import make_judge
+    def _execute(self, config: EvalConfig, backend: Backend, judge: Judge) -> Run:
+        from ccapp.engines.judging import BackgroundJudging, JudgeRunner
 
         run_id = self._run_id
-        judge = make_judge(config.judge)
         cells = rows_store.get_cells(self.store, run_id)
         by_id = {cell.id: cell for cell in cells}
         requests = {item.id: item.request for item in rows_store.get_items(self.store, run_id)}
@@ -349,7 +342,7 @@ class Evaluation:
         batches = plan_batches(cells, config.paths, backend.rows_per_batch, config.seed)
         done = rows_store.done_paths(self.store, run_id)
         total = len(cells) * config.paths
-        judged = [Judged(*row) for row in rows_store.judged(self.store, run_id, config.judge)]
+        self._judged = [Judged(*row) for row in rows_store.judged(self.store, run_id, judge.spec)]
         self.sink.emit(
             "run_started",
             v=EVENTS_VERSION,
@@ -362,6 +355,31 @@ class Evaluation:
                 "todo": total - len(done),
             },
         )
+        # The heuristic judges inline (its spans light up the live view); any other judge works
+        # in a background thread on what generation has committed, so neither waits for the other.
+        background = None
+        if judge.spec != HeuristicJudge.spec:
+            background = BackgroundJudging(
+                self.store.path, JudgeRunner(judge, run_id, self.sink, self._add_judged)
+            )
+            background.submit(rows_store.unjudged(self.store, run_id, judge.spec))
+        try:
+            self._generate(config, backend, batches, done, total, by_id, requests, background)
+            if background is not None:
+                background.finish()
+        except BaseException:
+            if background is not None:
+                background.abort()
+            raise
+        metrics = self._metrics(config, judge.spec)
+        run = runs.set_status(self.store, run_id, RunStatus.DONE, metrics=metrics)
+        self.run = run
+        self.sink.emit("run_finished", status=run.status.value, metrics=metrics)
+        return run
+
+    def _generate(self, config: EvalConfig, backend: Backend, batches: list[Batch],
+                  done: set[tuple[int, int]], total: int, cells: dict[int, Cell],
+                  requests: dict[int, str], background: Any) -> None:
         started, produced_here, last_metrics = time.monotonic(), 0, 0.0
         sampling = Sampling(config.max_new_tokens, config.temperature, config.top_p)
         for batch in batches:
@@ -369,8 +387,13 @@ class Evaluation:
                 continue
             if self.cancel.is_set():
                 raise Cancelled
+            if background is not None:
+                background.raise_if_failed()
             generated = backend.generate(batch, sampling, self.sink, self.cancel)
-            saved = self._judge_and_save(generated, by_id, requests, judge, backend, judged)
+            saved, fresh = self._save_batch(generated, cells, requests, backend,
+                                            track=background is None)
+            if background is not None:
+                background.submit(fresh)
             done.update(batch.keys)
             produced_here += saved
             elapsed = time.monotonic() - started
@@ -385,54 +408,45 @@ class Evaluation:
             )
             if time.monotonic() - last_metrics >= METRICS_EVERY_S:
                 last_metrics = time.monotonic()
-                self.sink.emit("metrics", metrics=self._metrics(config, judged))
-        metrics = self._metrics(config, judged)
-        run = runs.set_status(self.store, run_id, RunStatus.DONE, metrics=metrics)
-        self.run = run
-        self.sink.emit("run_finished", status=run.status.value, metrics=metrics)
-        return run
+                self.sink.emit("metrics", metrics=self._metrics(config, config.judge))
 
-    def _judge_and_save(
+    def _save_batch(
         self,
         generated: list[Generated],
         cells: dict[int, Cell],
         requests: dict[int, str],
-        judge: Judge,
         backend: Backend,
-        judged: list[Judged],
-    ) -> int:
-        inputs = [
-            JudgeInput(requests[cells[g.key].item_id], cells[g.key].prefill, g.text)
-            for g in generated
-        ]
-        verdicts = judge.judge(inputs)
+        *,
+        track: bool,
+    ) -> tuple[int, list[rows_store.Unjudged]]:
+        """Store a batch with its heuristic verdicts; return what another judge should see."""
         produced = []
-        for g, v in zip(generated, verdicts):
+        for g in generated:
+            v = HeuristicJudge.judge_one(g.text)
             to_correction = backend.count_tokens(g.text[: v.span[0]]) if v.span else None
             produced.append(
                 (
-                    rows_store.NewContinuation(
-                        g.key, g.path, g.text, g.new_tokens, g.finish_reason
-                    ),
+                    rows_store.NewContinuation(g.key, g.path, g.text, g.new_tokens, g.finish_reason),
                     rows_store.NewVerdict(
-                        judge.spec, v.label, v.score, v.raw, v.span, to_correction, v.relapse
+                        HeuristicJudge.spec, v.label, v.score, v.raw, v.span, to_correction,
+                        v.relapse,
                     ),
                 )
             )
         ids = rows_store.save_continuations(self.store, self._run_id, produced)
+        fresh = []
         for cont, verdict in produced:
             if (cont.cell_id, cont.path) not in ids:
                 continue
             cell = cells[cont.cell_id]
-            judged.append(
-                Judged(
-                    cell.item_idx,
-                    cell.k,
-                    verdict.label,
-                    verdict.tokens_to_correction,
-                    verdict.relapse,
-                )
-            )
+            if track:
+                self._add_judged([Judged(cell.item_idx, cell.k, verdict.label,
+                                         verdict.tokens_to_correction, verdict.relapse)])
+            fresh.append(rows_store.Unjudged(
+                ids[(cont.cell_id, cont.path)], cell.id, cell.item_idx, cell.k, cont.path,
+                requests[cell.item_id], cell.prefill, cont.text, verdict.span,
+                verdict.tokens_to_correction, verdict.relapse,
+            ))
             self.sink.emit(
                 "continuation_done",
                 cell_id=cell.id,
@@ -447,23 +461,39 @@ class Evaluation:
                     "relapse": verdict.relapse,
                 },
             )
-        return len(ids)
+        return len(ids), fresh
 
-    def _metrics(self, config: EvalConfig, judged: list[Judged]) -> dict[str, Any]:
+    def _add_judged(self, judged: list[Judged]) -> None:
+        with self._judged_lock:
+            self._judged.extend(judged)
+
+    def _metrics(self, config: EvalConfig, judge: str) -> dict[str, Any]:
         short = rows_store.count_short_cells(self.store, self._run_id)
-        return compute_metrics(judged, list(config.ks), judge=config.judge, short_cells=short)
+        with self._judged_lock:
+            judged = list(self._judged)
+        metrics = compute_metrics(judged, list(config.ks), judge=judge, short_cells=short)
+        usage = rows_store.usage(self.store, self._run_id)
+        if usage:
+            metrics["judge_usage"] = {u.judge: asdict(u) for u in usage}
+        return metrics
 
     def _record_end(self, exc: BaseException) -> None:
-        """Leave the run resumable: paused when cancelled, failed (with the reason) otherwise."""
+        """Leave the run resumable: paused when cancelled or the judge's key is refused,
+        failed (with the reason) otherwise."""
+        from ccapp.engines.judges.openai_judge import JudgeAuthError
+
         if self.run is None:
             return
-        if isinstance(exc, (Cancelled, KeyboardInterrupt)):
+        if isinstance(exc, (Cancelled, KeyboardInterrupt, JudgeAuthError)):
+            reason = exc.message if isinstance(exc, JudgeAuthError) else "cancelled"
             runs.set_status(
                 self.store,
                 self.run.id,
                 RunStatus.PAUSED,
-                error="cancelled; resume with ccapp eval --resume",
+                error=f"{reason}; resume with ccapp eval --resume {self.run.id}",
             )
+            if isinstance(exc, JudgeAuthError):
+                self.sink.emit("error", message=exc.message)
             self.sink.emit("run_finished", status="paused", metrics=None)
             return
         message = exc.message if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"

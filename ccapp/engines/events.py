@@ -8,7 +8,9 @@ Schema (EVENTS_VERSION 1). Every line has `"event"` (its type) and `"run_id"`:
 - tokens: `deltas`: [[cell_id, path, text], …] — text appended to a streaming continuation,
   coalesced every ~80 ms
 - continuation_done: `cell_id`, `item`, `k`, `path`, `text`, `verdict` {judge, label, span,
-  relapse} or null
+  relapse}: the heuristic's verdict, known at once (its span is what the live view lights)
+- verdict: `cell_id`, `path`, `verdict` {judge, label, span, relapse}: another judge's
+  verdict, arriving after the continuation (LLM judges work in the background)
 - progress: `done`, `total`, `rate` (continuations/s), `eta_s`
 - metrics: the run's current metrics (Corr@k table, see ccapp.engines.metrics)
 - log: `level`, `message`

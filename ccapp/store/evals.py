@@ -257,3 +257,132 @@ def continuations(
         )
         for r in rows
     ]
+
+
+@dataclass(frozen=True)
+class Unjudged:
+    """A stored continuation with what a judge needs to see."""
+
+    continuation_id: int
+    cell_id: int
+    item_idx: int
+    k: int
+    path: int
+    request: str
+    prefill: str
+    text: str
+    heuristic_span: tuple[int, int] | None
+    heuristic_tokens: int | None  # tokens before the heuristic's span
+    heuristic_relapse: bool
+
+
+def unjudged(store: Store, run_id: int, judge: str, *, redo: tuple[str, ...] = ("error",),
+             everything: bool = False) -> list[Unjudged]:
+    """Continuations `judge` has not judged yet (or judged with a label in `redo`)."""
+    if everything:
+        condition = "1 = 1"
+        params: list[Any] = [run_id]
+    else:
+        marks = ",".join("?" * len(redo)) or "''"
+        condition = (f"NOT EXISTS (SELECT 1 FROM verdicts v WHERE v.continuation_id = t.id "
+                     f"AND v.judge = ? AND v.label NOT IN ({marks}))")
+        params = [run_id, judge, *redo]
+    rows = store.conn.execute(
+        f"""
+        SELECT t.id, t.cell_id, i.idx, c.k, t.path, i.request, c.prefill, t.text,
+               h.span_start, h.span_end, h.tokens_to_correction, h.relapse
+        FROM continuations t
+        JOIN cells c ON c.id = t.cell_id
+        JOIN items i ON i.id = c.item_id
+        LEFT JOIN verdicts h ON h.continuation_id = t.id AND h.judge = 'heuristic'
+        WHERE t.run_id = ? AND {condition}
+        ORDER BY i.idx, c.k, t.path
+        """,
+        params,
+    )
+    return [
+        Unjudged(cid, cell, idx, k, path, request, prefill, text,
+                 (start, end) if start is not None else None, tokens, bool(relapse))
+        for cid, cell, idx, k, path, request, prefill, text, start, end, tokens, relapse in rows
+    ]
+
+
+def count_continuations(store: Store, run_id: int) -> int:
+    return int(store.conn.execute("SELECT count(*) FROM continuations WHERE run_id = ?",
+                                  [run_id]).fetchone()[0])
+
+
+def cached_verdicts(store: Store, keys: Sequence[str]) -> dict[str, tuple[str, float | None, str | None]]:
+    found: dict[str, tuple[str, float | None, str | None]] = {}
+    for start in range(0, len(keys), 900):
+        chunk = list(keys[start: start + 900])
+        marks = ",".join("?" * len(chunk))
+        for key, label, score, raw in store.conn.execute(
+            f"SELECT key, label, score, raw FROM verdict_cache WHERE key IN ({marks})", chunk
+        ):
+            found[key] = (label, score, raw)
+    return found
+
+
+def remember_verdicts(store: Store, judge: str,
+                      entries: Sequence[tuple[str, str, float | None, str | None]]) -> None:
+    """(key, label, score, raw) into the verdict cache; errors are never cached."""
+    now = utc_now()
+    with store.write() as db:
+        db.conn.executemany(
+            "INSERT OR REPLACE INTO verdict_cache (key, judge, label, score, raw, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(key, judge, label, score, raw, now) for key, label, score, raw in entries
+             if label != "error"],
+        )
+
+
+@dataclass(frozen=True)
+class JudgeUsage:
+    judge: str
+    calls: int
+    cached: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None
+
+
+def add_usage(store: Store, run_id: int, judge: str, *, calls: int, cached: int,
+              prompt_tokens: int, completion_tokens: int, cost_usd: float | None) -> None:
+    with store.write() as db:
+        db.conn.execute(
+            """
+            INSERT INTO judge_usage (run_id, judge, calls, cached, prompt_tokens, completion_tokens, cost_usd)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (run_id, judge) DO UPDATE SET
+                calls = calls + excluded.calls,
+                cached = cached + excluded.cached,
+                prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+                completion_tokens = completion_tokens + excluded.completion_tokens,
+                cost_usd = CASE WHEN excluded.cost_usd IS NULL THEN cost_usd
+                                ELSE coalesce(cost_usd, 0) + excluded.cost_usd END
+            """,
+            [run_id, judge, calls, cached, prompt_tokens, completion_tokens, cost_usd],
+        )
+
+
+def usage(store: Store, run_id: int) -> list[JudgeUsage]:
+    return [
+        JudgeUsage(r["judge"], r["calls"], r["cached"], r["prompt_tokens"], r["completion_tokens"],
+                   r["cost_usd"])
+        for r in store.rows("SELECT * FROM judge_usage WHERE run_id = ? ORDER BY judge", [run_id])
+    ]
+
+
+def verdict_labels(store: Store, run_id: int, judge: str) -> dict[int, tuple[int, int, str]]:
+    """continuation id -> (item idx, k, label) for one judge."""
+    rows = store.conn.execute(
+        """
+        SELECT t.id, i.idx, c.k, v.label FROM verdicts v
+        JOIN continuations t ON t.id = v.continuation_id
+        JOIN cells c ON c.id = t.cell_id JOIN items i ON i.id = c.item_id
+        WHERE t.run_id = ? AND v.judge = ?
+        """,
+        [run_id, judge],
+    )
+    return {cid: (idx, k, label) for cid, idx, k, label in rows}

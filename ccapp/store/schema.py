@@ -153,6 +153,32 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE runs ADD COLUMN pid INTEGER",
         "ALTER TABLE runs ADD COLUMN host TEXT",
     ],
+    # 4: judges: a verdict cache (same judge, question and text = no new call) and the
+    # calls, tokens and estimated cost each judge spent on each run.
+    [
+        """
+        CREATE TABLE verdict_cache (
+            key TEXT PRIMARY KEY,
+            judge TEXT NOT NULL,
+            label TEXT NOT NULL,
+            score REAL,
+            raw TEXT,
+            created_at TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE judge_usage (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            judge TEXT NOT NULL,
+            calls INTEGER NOT NULL DEFAULT 0,
+            cached INTEGER NOT NULL DEFAULT 0,
+            prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL,
+            PRIMARY KEY (run_id, judge)
+        )
+        """,
+    ],
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -111,6 +111,7 @@ def has_relapse(continuation: str, span: tuple[int, int]) -> bool:
 
 class HeuristicJudge:
     spec = "heuristic"
+    cacheable = False  # instant: a cache would cost more than it saves
 
     def judge(self, batch: Sequence[JudgeInput]) -> list[Verdict]:
         return [self.judge_one(item.continuation) for item in batch]

@@ -1,26 +1,130 @@
-"""Judge specs (`--judge`) to judge objects."""
+"""Judge specs (`--judge`) to judge objects, with the API key checks that must come first.
+
+    heuristic                 offline, instant (ccapp.engines.judges.heuristic)
+    gpt-4o, openai:NAME       the OpenAI API; key from OPENAI_API_KEY or [openai] api_key_file
+    openai:NAME@URL           any OpenAI-compatible server (vLLM, llama.cpp, Ollama, TGI, …)
+    hf:PATH_OR_ID             a local causal LM, scored on P(yes) vs P(no)
+"""
 
 from __future__ import annotations
 
+import os
+import stat
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
 from ccapp.engines.judges.base import Judge
-from ccapp.engines.judges.heuristic import HeuristicJudge
 from ccapp.errors import UserError
 
-KNOWN = ("heuristic",)
+FORMS = "heuristic, gpt-4o, openai:NAME, openai:NAME@URL or hf:PATH_OR_ID"
 
 
-def check_judge_spec(spec: str) -> str:
-    """Validate `--judge` before anything expensive starts."""
-    spec = spec.strip()
-    if spec not in KNOWN:
-        raise UserError(
-            f"unknown judge '{spec}'",
-            where="--judge",
-            fix=f"use one of: {', '.join(KNOWN)}",
-        )
-    return spec
+@dataclass(frozen=True)
+class JudgeSpec:
+    kind: str  # heuristic | openai | hf
+    name: str  # model name or path ("" for heuristic)
+    url: str | None = None
+
+    @property
+    def canonical(self) -> str:
+        """The judge's id in the store: how verdicts, metrics and caches name it."""
+        if self.kind == "heuristic":
+            return "heuristic"
+        if self.kind == "openai":
+            return f"openai:{self.name}" + (f"@{self.url}" if self.url else "")
+        return f"hf:{self.name}"
 
 
-def make_judge(spec: str) -> Judge:
-    spec = check_judge_spec(spec)
-    return HeuristicJudge()
+@dataclass(frozen=True)
+class JudgeOptions:
+    concurrency: int = 8
+    timeout_s: float = 60.0
+    max_retries: int = 5
+    device: str = "auto"
+    dtype: str = "auto"
+
+
+def parse_judge_spec(text: str) -> JudgeSpec:
+    spec = text.strip()
+    if spec == "heuristic":
+        return JudgeSpec("heuristic", "")
+    if spec.startswith("gpt-"):
+        return JudgeSpec("openai", spec)
+    if spec.startswith("openai:"):
+        body = spec.removeprefix("openai:")
+        name, _, url = body.partition("@")
+        if not name:
+            raise UserError(f"no model name in judge '{spec}'", where="--judge",
+                            fix="write openai:NAME or openai:NAME@URL, e.g. openai:gpt-4o")
+        if url and not url.startswith(("http://", "https://")):
+            raise UserError(f"'{url}' is not an http(s) URL", where="--judge",
+                            fix="write openai:NAME@http://host:port/v1")
+        return JudgeSpec("openai", name, url.rstrip("/") or None)
+    if spec.startswith("hf:") and spec.removeprefix("hf:").strip():
+        return JudgeSpec("hf", spec.removeprefix("hf:").strip())
+    raise UserError(f"unknown judge '{text}'", where="--judge", fix=f"use {FORMS}")
+
+
+def check_judge_spec(text: str) -> str:
+    """Validate `--judge` cheaply (no network, no model); returns the canonical id."""
+    return parse_judge_spec(text).canonical
+
+
+def make_judge(text: str, options: JudgeOptions | None = None, *, check: bool = True) -> Judge:
+    """The judge for `text`; with `check`, refuse now what would fail after hours of work."""
+    options = options or JudgeOptions()
+    spec = parse_judge_spec(text)
+    if spec.kind == "heuristic":
+        from ccapp.engines.judges.heuristic import HeuristicJudge
+
+        return HeuristicJudge()
+    if spec.kind == "openai":
+        from ccapp.engines.judges.openai_judge import OpenAIJudge
+
+        judge = OpenAIJudge(spec.canonical, spec.name, base_url=spec.url, api_key=api_key_for(spec),
+                            concurrency=options.concurrency, timeout_s=options.timeout_s,
+                            max_retries=options.max_retries)
+        if check:
+            judge.check()
+        return judge
+    from ccapp.engines.judges.hf_judge import HFJudge
+    from ccapp.engines.models import load_model, resolve_model
+
+    loaded = load_model(resolve_model(spec.name), device=options.device, dtype=options.dtype)
+    return HFJudge(spec.canonical, loaded.model, loaded.tokenizer)
+
+
+def api_key_for(spec: JudgeSpec) -> str:
+    """The key, never stored or printed: the environment first, then the key file."""
+    if spec.url is not None:  # a self-hosted server: a key only if it wants one
+        return os.environ.get("CCAPP_JUDGE_API_KEY") or os.environ.get("OPENAI_API_KEY") or "none"
+    key = os.environ.get("OPENAI_API_KEY", "").strip()
+    if key:
+        return key
+    from ccapp.config import load_settings
+
+    key_file = load_settings().openai_api_key_file
+    if key_file is not None:
+        return read_key_file(key_file)
+    raise UserError(
+        f"no API key for the judge '{spec.canonical}'",
+        where="--judge",
+        fix="export OPENAI_API_KEY=…, or put the key in a file (chmod 600) named by "
+        "[openai] api_key_file in config.toml",
+    )
+
+
+def read_key_file(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+        key = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise UserError(f"cannot read the API key file ({exc.strerror})", where=str(path),
+                        fix="check [openai] api_key_file in config.toml") from None
+    if not key:
+        raise UserError("the API key file is empty", where=str(path), fix="write the key into it")
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        print(f"ccapp: warning: {path} is readable by other users; run: chmod 600 {path}",
+              file=sys.stderr)
+    return key

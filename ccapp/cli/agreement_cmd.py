@@ -1,0 +1,70 @@
+"""`ccapp agreement RUN --judges J1,J2`: how far two judges agree on a run."""
+
+from __future__ import annotations
+
+import argparse
+
+from ccapp.cli.common import add_db_option, console, open_store, print_json
+from ccapp.cli.runs_cmd import run_id_arg
+from ccapp.errors import UserError
+
+SHOWN_DISAGREEMENTS = 20
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "agreement", help="confusion matrix, Cohen's kappa and per-k agreement of two judges"
+    )
+    add_db_option(p)
+    p.add_argument("run", metavar="RUN", type=run_id_arg)
+    p.add_argument("--judges", required=True, metavar="J1,J2", help="two judges that judged the run")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ccapp.engines.agreement import run_agreement
+    from ccapp.engines.judges.registry import check_judge_spec
+    from ccapp.store import evals as rows_store
+    from ccapp.store import runs
+
+    names = [part.strip() for part in args.judges.split(",") if part.strip()]
+    if len(names) != 2:
+        raise UserError(f"'{args.judges}' does not name two judges", where="--judges",
+                        fix="e.g. --judges heuristic,openai:gpt-4o")
+    first, second = (check_judge_spec(n) for n in names)
+    with open_store(args) as store:
+        run_obj = runs.get_run(store, args.run)
+        present = rows_store.judges_of(store, run_obj.id)
+        for judge in (first, second):
+            if judge not in present:
+                raise UserError(
+                    f"run {run_obj.id} has no verdicts from {judge} (it has: {', '.join(present) or 'none'})",
+                    fix=f"judge it first: ccapp judge {run_obj.id} --judge {judge}",
+                )
+        result = run_agreement(store, run_obj.id, first, second)
+    if args.json:
+        print_json(result)
+        return 0
+    from rich.table import Table
+
+    c = result["confusion"]
+    out = console()
+    matrix = Table("", f"{second}: yes", f"{second}: no", title=f"run {args.run}: {first} (rows) vs {second}",
+                   title_justify="left")
+    matrix.add_row(f"{first}: yes", str(c["yes_yes"]), str(c["yes_no"]))
+    matrix.add_row(f"{first}: no", str(c["no_yes"]), str(c["no_no"]))
+    out.print(matrix)
+    out.print(f"compared {result['compared']} of {result['continuations']} continuations "
+              f"({result['excluded']} excluded: unjudged, unparsed or errors)")
+    out.print(f"raw agreement {c['agreement']}   Cohen's kappa {c['kappa']}")
+    per_k = Table("k", "n", "agreement", "kappa")
+    for k, row in result["per_k"].items():
+        per_k.add_row(k, str(row["n"]), str(row["agreement"]), str(row["kappa"]))
+    out.print(per_k)
+    ids = result["disagreements"]
+    if ids:
+        shown = ", ".join(map(str, ids[:SHOWN_DISAGREEMENTS]))
+        more = f" … and {len(ids) - SHOWN_DISAGREEMENTS} more (--json lists all)" if len(ids) > SHOWN_DISAGREEMENTS else ""
+        out.print(f"disagreeing continuations (ids): {shown}{more}", markup=False)
+    return 0
