@@ -24,6 +24,7 @@ class FakeOpenAIServer:
     plan: Plan = lambda number, body: "ok"
     answer: Callable[[dict[str, Any], int], str] | None = None  # (body, choice index) -> text
     hang_s: float = 3.0
+    delay_s: float = 0.0  # every POST answers after this long (a slow but healthy server)
     requests: list[dict[str, Any]] = field(default_factory=list)
     behaviours: list[str] = field(default_factory=list)
 
@@ -33,12 +34,25 @@ class FakeOpenAIServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # as real servers do; else +40 ms per answer
 
             def do_GET(self) -> None:
-                if self.path.rstrip("/").endswith("/models"):
-                    outer._send(
-                        self, 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]}
-                    )
+                body = {"GET": self.path}
+                with outer._lock:
+                    number = len(outer.requests)
+                    outer.requests.append(body)
+                    behaviour = outer.plan(number, body)
+                    outer.behaviours.append(behaviour)
+                path = self.path.rstrip("/")
+                if behaviour in ("401", "500", "429"):
+                    outer._respond(self, behaviour, body)
+                elif path.endswith("/models"):
+                    listing = {"object": "list", "data": [{"id": "fake", "object": "model"}]}
+                    outer._send(self, 200, listing)
+                elif "/models/" in path:
+                    name = path.rsplit("/", 1)[1]
+                    model = {"id": name, "object": "model", "created": 0, "owned_by": "test"}
+                    outer._send(self, 200, model)
                 else:
                     outer._send(self, 404, {"error": {"message": "not found"}})
 
@@ -51,6 +65,7 @@ class FakeOpenAIServer:
                     outer.requests.append(body)
                     behaviour = outer.plan(number, body)
                     outer.behaviours.append(behaviour)
+                time.sleep(outer.delay_s)
                 outer._respond(self, behaviour, body)
 
             def log_message(self, *args: object) -> None:

@@ -34,3 +34,16 @@ def test_an_unreachable_model_says_how_to_use_a_local_folder() -> None:
         fetch("nobody-here/no-such-model", lambda **fields: reports.append(fields))
     assert "local folder" in (info.value.fix or "") and info.value.where == "--model"
     assert reports[0]["phase"] == "download"
+
+
+def test_reports_survive_progress_bars_being_disabled_globally() -> None:
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
+    reports: list[dict[str, Any]] = []
+    disable_progress_bars()
+    try:
+        bar = progress_class(lambda **fields: reports.append(fields), "org/model", every_s=0)(total=10, unit="B")
+        bar.update(10)
+    finally:
+        enable_progress_bars()
+    assert reports[-1]["done"] == 10

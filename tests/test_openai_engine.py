@@ -202,3 +202,52 @@ def test_a_wrong_model_name_names_the_option(
     ):
         Evaluation(store).start(config(tiny_model_dir, c2eval_file, server.url))
     assert info.value.where == "--served-model"
+
+
+def test_a_run_judged_by_transformers_serve_and_the_heuristic(
+    transformers_serve: str, tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "s.db"
+    spec = f"openai:{tiny_model_dir}@{transformers_serve}"
+    result = run_ccapp(
+        "eval",
+        "--model",
+        str(tiny_model_dir),
+        "--data",
+        str(c2eval_file),
+        "--limit",
+        "2",
+        "--k",
+        "10,20",
+        "--paths",
+        "2",
+        "--max-new-tokens",
+        "6",
+        "--judge",
+        spec,
+        "--json",
+        "--db",
+        str(db),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    run_id = json.loads(result.stdout.splitlines()[-1])["run_id"]
+    with Store.open(db) as store:
+        labels = rows_store.verdict_labels(store, run_id, spec)
+        assert len(labels) == rows_store.count_continuations(store, run_id) == 8
+        assert set(rows_store.judges_of(store, run_id)) == {"heuristic", spec}
+    # A random-weight model rarely says yes or no: its answers are kept and counted as unparsed.
+    agreement = run_ccapp(
+        "agreement", str(run_id), "--judges", f"heuristic,{spec}", "--db", str(db)
+    )
+    assert agreement.returncode == 0 and "Cohen's kappa" in agreement.stdout
+    report = json.loads(run_ccapp("export", str(run_id), "--out", "-", "--db", str(db)).stdout)
+    assert set(report["metrics"]) == {"heuristic", spec}
+    judged = report["metrics"][spec]
+    assert (
+        sum(judged["n"].values())
+        + sum(judged["unparsed"].values())
+        + sum(judged["errors"].values())
+        == 8
+    )
+    assert report["judge_usage"][spec]["calls"] == 8

@@ -80,16 +80,28 @@ def test_the_bos_text_is_dropped_only_for_tokenizers_that_add_bos_themselves(
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
-def test_an_eval_run_continues_the_prefill_for_every_family(name: str, tmp_path: Path, c2eval_file: Path) -> None:
+def test_an_eval_run_continues_the_prefill_for_every_family(
+    name: str, tmp_path: Path, c2eval_file: Path
+) -> None:
     from ccapp.engines.evaluate import EvalConfig, Evaluation
     from ccapp.store import Store
     from ccapp.store import evals as rows_store
+
     from helpers import stand_in_model
 
     folder = stand_in_model(tmp_path / name, name)
     with Store.open(tmp_path / "s.db") as store:
-        run = Evaluation(store).start(EvalConfig(str(folder), str(c2eval_file), ks=(10, 30), paths=2, limit=2,
-                                                 max_new_tokens=4, device="cpu"))
+        run = Evaluation(store).start(
+            EvalConfig(
+                str(folder),
+                str(c2eval_file),
+                ks=(10, 30),
+                paths=2,
+                limit=2,
+                max_new_tokens=4,
+                device="cpu",
+            )
+        )
         cells = rows_store.get_cells(store, run.id)
         assert run.config["template_source"] == "model"
         assert len(rows_store.continuations(store, run.id)) == 8

@@ -24,7 +24,16 @@ from ccapp.cli import (
 from ccapp.cli.common import add_db_option
 from ccapp.errors import UserError
 
-COMMANDS = [eval_cmd, judge_cmd, agreement_cmd, runs_cmd, export_cmd, devices_cmd, data_cmd, model_cmd]
+COMMANDS = [
+    eval_cmd,
+    judge_cmd,
+    agreement_cmd,
+    runs_cmd,
+    export_cmd,
+    devices_cmd,
+    data_cmd,
+    model_cmd,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_db_option(p)
     p.add_argument("run", metavar="RUN", type=run_id_arg)
-    p.add_argument("--judges", required=True, metavar="J1,J2", help="two judges that judged the run")
+    p.add_argument(
+        "--judges", required=True, metavar="J1,J2", help="two judges that judged the run"
+    )
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(handler=run)
 
@@ -30,8 +32,11 @@ def run(args: argparse.Namespace) -> int:
 
     names = [part.strip() for part in args.judges.split(",") if part.strip()]
     if len(names) != 2:
-        raise UserError(f"'{args.judges}' does not name two judges", where="--judges",
-                        fix="e.g. --judges heuristic,openai:gpt-4o")
+        raise UserError(
+            f"'{args.judges}' does not name two judges",
+            where="--judges",
+            fix="e.g. --judges heuristic,openai:gpt-4o",
+        )
     first, second = (check_judge_spec(n) for n in names)
     with open_store(args) as store:
         run_obj = runs.get_run(store, args.run)
@@ -50,13 +55,20 @@ def run(args: argparse.Namespace) -> int:
 
     c = result["confusion"]
     out = console()
-    matrix = Table("", f"{second}: yes", f"{second}: no", title=f"run {args.run}: {first} (rows) vs {second}",
-                   title_justify="left")
+    matrix = Table(
+        "",
+        f"{second}: yes",
+        f"{second}: no",
+        title=f"run {args.run}: {first} (rows) vs {second}",
+        title_justify="left",
+    )
     matrix.add_row(f"{first}: yes", str(c["yes_yes"]), str(c["yes_no"]))
     matrix.add_row(f"{first}: no", str(c["no_yes"]), str(c["no_no"]))
     out.print(matrix)
-    out.print(f"compared {result['compared']} of {result['continuations']} continuations "
-              f"({result['excluded']} excluded: unjudged, unparsed or errors)")
+    out.print(
+        f"compared {result['compared']} of {result['continuations']} continuations "
+        f"({result['excluded']} excluded: unjudged, unparsed or errors)"
+    )
     out.print(f"raw agreement {c['agreement']}   Cohen's kappa {c['kappa']}")
     per_k = Table("k", "n", "agreement", "kappa")
     for k, row in result["per_k"].items():
@@ -65,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
     ids = result["disagreements"]
     if ids:
         shown = ", ".join(map(str, ids[:SHOWN_DISAGREEMENTS]))
-        more = f" … and {len(ids) - SHOWN_DISAGREEMENTS} more (--json lists all)" if len(ids) > SHOWN_DISAGREEMENTS else ""
+        more = (
+            f" … and {len(ids) - SHOWN_DISAGREEMENTS} more (--json lists all)"
+            if len(ids) > SHOWN_DISAGREEMENTS
+            else ""
+        )
         out.print(f"disagreeing continuations (ids): {shown}{more}", markup=False)
     return 0

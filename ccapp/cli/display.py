@@ -39,13 +39,14 @@ class TerminalSink:
             )
         elif event == "run_started":
             totals = fields["totals"]
+            scope = f"{totals['requests']} requests, " if "requests" in totals else ""
             self.err.print(
-                f"{fields['kind']} run: {totals['requests']} requests, "
-                f"{totals['continuations']} continuations ({totals['todo']} to do)"
+                f"{fields['kind']} run: {scope}{totals['continuations']} continuations "
+                f"({totals['todo']} to do)"
             )
             self.progress.start()
             self.task = self.progress.add_task(
-                "generating",
+                "judging" if fields["kind"] == "judge" else "generating",
                 total=totals["continuations"],
                 completed=totals["continuations"] - totals["todo"],
                 rate="",
@@ -69,7 +70,8 @@ class TerminalSink:
         pass
 
     def close(self) -> None:
-        self.progress.stop()
+        if self.task is not None:
+            self.progress.stop()
 
     def finished(self, run: Any) -> None:
         metrics = run.metrics

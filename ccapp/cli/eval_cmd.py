@@ -35,9 +35,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="run seed (default 0)")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N requests")
     p.add_argument("--unit", choices=["words", "tokens"], help="what k counts (default words)")
-    p.add_argument("--judge", help="heuristic (default), gpt-4o, openai:NAME, openai:NAME@URL, hf:PATH_OR_ID")
-    p.add_argument("--judge-concurrency", type=int, metavar="N",
-                   help="parallel requests to an API judge (default 8)")
+    p.add_argument(
+        "--judge", help="heuristic (default), gpt-4o, openai:NAME, openai:NAME@URL, hf:PATH_OR_ID"
+    )
+    p.add_argument(
+        "--judge-concurrency",
+        type=int,
+        metavar="N",
+        help="parallel requests to an API judge (default 8)",
+    )
     p.add_argument(
         "--engine",
         choices=["hf", "openai"],

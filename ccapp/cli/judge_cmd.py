@@ -22,16 +22,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_db_option(p)
     p.add_argument("run", metavar="RUN", type=run_id_arg, nargs="?", help="the run to judge")
-    p.add_argument("--input", metavar="FILE", type=Path,
-                   help=".jsonl rows {request, prefill, continuation[, label: yes|no]}")
-    p.add_argument("--judge", required=True,
-                   help="heuristic, gpt-4o, openai:NAME, openai:NAME@URL or hf:PATH_OR_ID")
-    p.add_argument("--judge-concurrency", type=int, default=8, metavar="N",
-                   help="parallel requests to an API judge (default 8)")
+    p.add_argument(
+        "--input",
+        metavar="FILE",
+        type=Path,
+        help=".jsonl rows {request, prefill, continuation[, label: yes|no]}",
+    )
+    p.add_argument(
+        "--judge",
+        required=True,
+        help="heuristic, gpt-4o, openai:NAME, openai:NAME@URL or hf:PATH_OR_ID",
+    )
+    p.add_argument(
+        "--judge-concurrency",
+        type=int,
+        default=8,
+        metavar="N",
+        help="parallel requests to an API judge (default 8)",
+    )
     p.add_argument("--device", default="auto", help="for hf: judges (default auto)")
-    p.add_argument("--redo-unparsed", action="store_true",
-                   help="also ask again where the judge's answer was neither yes nor no")
-    p.add_argument("--force", action="store_true", help="judge everything again, ignoring the cache")
+    p.add_argument(
+        "--redo-unparsed",
+        action="store_true",
+        help="also ask again where the judge's answer was neither yes nor no",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="judge everything again, ignoring the cache"
+    )
     p.add_argument("--events", choices=["jsonl"], help="progress as JSON lines on stdout")
     p.add_argument("--json", action="store_true", help="end with a one-line JSON summary")
     p.set_defaults(handler=run)
@@ -42,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
     from ccapp.engines.models import parse_device
 
     if (args.run is None) == (args.input is None):
-        raise UserError("give either a RUN or --input FILE", fix="e.g. ccapp judge 3 --judge gpt-4o")
+        raise UserError(
+            "give either a RUN or --input FILE", fix="e.g. ccapp judge 3 --judge gpt-4o"
+        )
     if args.judge_concurrency < 1:
         raise UserError("must be at least 1", where="--judge-concurrency")
     options = JudgeOptions(concurrency=args.judge_concurrency, device=parse_device(args.device))
@@ -66,14 +85,27 @@ def judge_run(args: argparse.Namespace, options: Any) -> int:
         sink = make_sink(args.events, lambda: run.id)
 
         def job() -> Any:
-            counts = judge_stored(store, run.id, judge, sink=sink, cancel=cancel,
-                                  redo_unparsed=args.redo_unparsed, everything=args.force)
+            counts = judge_stored(
+                store,
+                run.id,
+                judge,
+                sink=sink,
+                cancel=cancel,
+                redo_unparsed=args.redo_unparsed,
+                everything=args.force,
+            )
             metrics = run_metrics(store, run, judge.spec) | {"judged_now": counts["judged"]}
             sink.emit("run_finished", status="done", metrics=metrics)
             return JudgeOutcome(run.id, run.model, metrics)
 
-        return run_job(job, run_id=lambda: run.id, kind="judge", json_summary=args.json,
-                       sink=sink, resume_hint=f"ccapp judge {{}} --judge {args.judge}")
+        return run_job(
+            job,
+            run_id=lambda: run.id,
+            kind="judge",
+            json_summary=args.json,
+            sink=sink,
+            resume_hint=f"ccapp judge {{}} --judge {args.judge}",
+        )
 
 
 class JudgeOutcome:
@@ -99,10 +131,19 @@ def judge_file(args: argparse.Namespace, options: Any) -> int:
         verdicts, _calls = judge_with_cache(store, judge, inputs, use_cache=not args.force)
     pairs = []
     for row, verdict in zip(rows, verdicts):
-        span = verdict.span or (find_correction(row["continuation"]) if verdict.label == "yes" else None)
-        print_json({"line": row["line"], "label": verdict.label, "score": verdict.score,
-                    "span": list(span) if span else None, "relapse": verdict.relapse,
-                    "raw": verdict.raw})
+        span = verdict.span or (
+            find_correction(row["continuation"]) if verdict.label == "yes" else None
+        )
+        print_json(
+            {
+                "line": row["line"],
+                "label": verdict.label,
+                "score": verdict.score,
+                "span": list(span) if span else None,
+                "relapse": verdict.relapse,
+                "raw": verdict.raw,
+            }
+        )
         if row.get("label") is not None:
             pairs.append((row["label"], verdict.label))
     if pairs:
@@ -141,21 +182,36 @@ def read_labelled_rows(path: Path) -> list[dict[str, Any]]:
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise UserError(f"not a JSON object ({exc.msg})", where=where, fix="correct the line") from None
+            raise UserError(
+                f"not a JSON object ({exc.msg})", where=where, fix="correct the line"
+            ) from None
         if not isinstance(obj, dict):
             raise UserError("expected a JSON object", where=where, fix="one object per line")
         for name in ("request", "prefill", "continuation"):
             if not isinstance(obj.get(name), str):
-                raise UserError(f"field '{name}' must be a string", where=where,
-                                fix="give request, prefill and continuation as strings")
+                raise UserError(
+                    f"field '{name}' must be a string",
+                    where=where,
+                    fix="give request, prefill and continuation as strings",
+                )
         label = obj.get("label")
         if label is not None:
             if not isinstance(label, str) or label.strip().lower() not in ("yes", "no"):
-                raise UserError(f"label must be \"yes\" or \"no\", got {json.dumps(label)}", where=where,
-                                fix="use yes (the continuation corrects) or no")
+                raise UserError(
+                    f'label must be "yes" or "no", got {json.dumps(label)}',
+                    where=where,
+                    fix="use yes (the continuation corrects) or no",
+                )
             label = label.strip().lower()
-        rows.append({"line": number, "request": obj["request"], "prefill": obj["prefill"],
-                     "continuation": obj["continuation"], "label": label})
+        rows.append(
+            {
+                "line": number,
+                "request": obj["request"],
+                "prefill": obj["prefill"],
+                "continuation": obj["continuation"],
+                "label": label,
+            }
+        )
     if not rows:
         raise UserError("no rows", where=str(path), fix="give one JSON object per line")
     return rows

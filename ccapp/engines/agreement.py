@@ -47,9 +47,15 @@ class Confusion:
         return (observed - expected) / (1 - expected)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"yes_yes": self.yes_yes, "yes_no": self.yes_no, "no_yes": self.no_yes,
-                "no_no": self.no_no, "n": self.n, "agreement": _round(self.agreement),
-                "kappa": _round(self.kappa)}
+        return {
+            "yes_yes": self.yes_yes,
+            "yes_no": self.yes_no,
+            "no_yes": self.no_yes,
+            "no_no": self.no_no,
+            "n": self.n,
+            "agreement": _round(self.agreement),
+            "kappa": _round(self.kappa),
+        }
 
 
 def confusion(pairs: Iterable[tuple[str, str]]) -> Confusion:
@@ -66,7 +72,9 @@ def run_agreement(store: Store, run_id: int, first: str, second: str) -> dict[st
     total = rows_store.count_continuations(store, run_id)
     both = sorted(set(a) & set(b))
     pairs = [(cid, a[cid][1], a[cid][2], b[cid][2]) for cid in both]
-    compared = [(cid, k, x, y) for cid, k, x, y in pairs if x in ("yes", "no") and y in ("yes", "no")]
+    compared = [
+        (cid, k, x, y) for cid, k, x, y in pairs if x in ("yes", "no") and y in ("yes", "no")
+    ]
     by_k: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for _cid, k, x, y in compared:
         by_k[k].append((x, y))
@@ -101,8 +109,12 @@ class Calibration:
             "precision": _round(t.yes_yes / predicted_yes if predicted_yes else None),
             "recall": _round(t.yes_yes / actual_yes if actual_yes else None),
             "kappa": _round(t.kappa),
-            "confusion": {"true_yes": t.yes_yes, "false_no": t.yes_no, "false_yes": t.no_yes,
-                          "true_no": t.no_no},
+            "confusion": {
+                "true_yes": t.yes_yes,
+                "false_no": t.yes_no,
+                "false_yes": t.no_yes,
+                "true_no": t.no_no,
+            },
             "unparsed": self.unparsed,
             "errors": self.errors,
         }
@@ -110,8 +122,11 @@ class Calibration:
 
 def calibrate(pairs: list[tuple[str, str]]) -> Calibration:
     """(human label, judge label) pairs -> accuracy, precision, recall, kappa."""
-    return Calibration(confusion(pairs), sum(j == "unparsed" for _, j in pairs),
-                       sum(j == "error" for _, j in pairs))
+    return Calibration(
+        confusion(pairs),
+        sum(j == "unparsed" for _, j in pairs),
+        sum(j == "error" for _, j in pairs),
+    )
 
 
 def _round(value: float | None) -> float | None:

@@ -122,6 +122,8 @@ RESULT_SETTINGS = (
     "served_model",
     "judge",
 )
+
+
 def option_name(field_name: str) -> str:
     """The command-line option of an EvalConfig field."""
     return "--k" if field_name == "ks" else "--" + field_name.replace("_", "-")
@@ -295,8 +297,9 @@ class Evaluation:
     def _make_judge(self, config: EvalConfig) -> Judge:
         from ccapp.engines.judges.registry import JudgeOptions, make_judge
 
-        options = JudgeOptions(concurrency=config.judge_concurrency, device=config.device,
-                               dtype=config.dtype)
+        options = JudgeOptions(
+            concurrency=config.judge_concurrency, device=config.device, dtype=config.dtype
+        )
         return make_judge(config.judge, options)
 
     def _load_backend(self, config: EvalConfig, ref: Any) -> Backend:
@@ -377,9 +380,17 @@ class Evaluation:
         self.sink.emit("run_finished", status=run.status.value, metrics=metrics)
         return run
 
-    def _generate(self, config: EvalConfig, backend: Backend, batches: list[Batch],
-                  done: set[tuple[int, int]], total: int, cells: dict[int, Cell],
-                  requests: dict[int, str], background: Any) -> None:
+    def _generate(
+        self,
+        config: EvalConfig,
+        backend: Backend,
+        batches: list[Batch],
+        done: set[tuple[int, int]],
+        total: int,
+        cells: dict[int, Cell],
+        requests: dict[int, str],
+        background: Any,
+    ) -> None:
         started, produced_here, last_metrics = time.monotonic(), 0, 0.0
         sampling = Sampling(config.max_new_tokens, config.temperature, config.top_p)
         for batch in batches:
@@ -390,8 +401,9 @@ class Evaluation:
             if background is not None:
                 background.raise_if_failed()
             generated = backend.generate(batch, sampling, self.sink, self.cancel)
-            saved, fresh = self._save_batch(generated, cells, requests, backend,
-                                            track=background is None)
+            saved, fresh = self._save_batch(
+                generated, cells, requests, backend, track=background is None
+            )
             if background is not None:
                 background.submit(fresh)
             done.update(batch.keys)
@@ -426,9 +438,16 @@ class Evaluation:
             to_correction = backend.count_tokens(g.text[: v.span[0]]) if v.span else None
             produced.append(
                 (
-                    rows_store.NewContinuation(g.key, g.path, g.text, g.new_tokens, g.finish_reason),
+                    rows_store.NewContinuation(
+                        g.key, g.path, g.text, g.new_tokens, g.finish_reason
+                    ),
                     rows_store.NewVerdict(
-                        HeuristicJudge.spec, v.label, v.score, v.raw, v.span, to_correction,
+                        HeuristicJudge.spec,
+                        v.label,
+                        v.score,
+                        v.raw,
+                        v.span,
+                        to_correction,
                         v.relapse,
                     ),
                 )
@@ -440,13 +459,32 @@ class Evaluation:
                 continue
             cell = cells[cont.cell_id]
             if track:
-                self._add_judged([Judged(cell.item_idx, cell.k, verdict.label,
-                                         verdict.tokens_to_correction, verdict.relapse)])
-            fresh.append(rows_store.Unjudged(
-                ids[(cont.cell_id, cont.path)], cell.id, cell.item_idx, cell.k, cont.path,
-                requests[cell.item_id], cell.prefill, cont.text, verdict.span,
-                verdict.tokens_to_correction, verdict.relapse,
-            ))
+                self._add_judged(
+                    [
+                        Judged(
+                            cell.item_idx,
+                            cell.k,
+                            verdict.label,
+                            verdict.tokens_to_correction,
+                            verdict.relapse,
+                        )
+                    ]
+                )
+            fresh.append(
+                rows_store.Unjudged(
+                    ids[(cont.cell_id, cont.path)],
+                    cell.id,
+                    cell.item_idx,
+                    cell.k,
+                    cont.path,
+                    requests[cell.item_id],
+                    cell.prefill,
+                    cont.text,
+                    verdict.span,
+                    verdict.tokens_to_correction,
+                    verdict.relapse,
+                )
+            )
             self.sink.emit(
                 "continuation_done",
                 cell_id=cell.id,

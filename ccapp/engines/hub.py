@@ -59,12 +59,17 @@ def _snapshot(repo_id: str, patterns: list[str], report: Report) -> Path:
 
 
 def progress_class(report: Report, repo_id: str, every_s: float = 0.5) -> type:
-    """A tqdm class for huggingface_hub that turns its byte counters into reports."""
-    from huggingface_hub.utils import tqdm as hub_tqdm
+    """A tqdm class for huggingface_hub that turns its byte counters into reports.
 
-    class EventProgress(hub_tqdm):  # type: ignore[misc]
+    It derives from tqdm itself, not from huggingface_hub's subclass, which turns every bar
+    off once progress bars are disabled globally (transformers does that while loading).
+    """
+    from tqdm.auto import tqdm as base_tqdm
+
+    class EventProgress(base_tqdm):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["file"] = io.StringIO()  # no terminal output; the events are the display
+            kwargs["disable"] = False
             kwargs.pop("name", None)
             super().__init__(*args, **kwargs)
             self._last = 0.0

@@ -29,15 +29,21 @@ CHUNK = 64
 class JudgeRunner:
     """Judges `Unjudged` rows with one judge, through the cache, into the store."""
 
-    def __init__(self, judge: Judge, run_id: int, sink: Sink | None = None,
-                 on_judged: Callable[[list[Judged]], None] | None = None):
+    def __init__(
+        self,
+        judge: Judge,
+        run_id: int,
+        sink: Sink | None = None,
+        on_judged: Callable[[list[Judged]], None] | None = None,
+    ):
         self.judge = judge
         self.run_id = run_id
         self.sink = sink or NullSink()
         self.on_judged = on_judged
 
-    def judge_rows(self, store: Store, rows: Sequence[rows_store.Unjudged], *,
-                   use_cache: bool = True) -> list[rows_store.NewVerdict]:
+    def judge_rows(
+        self, store: Store, rows: Sequence[rows_store.Unjudged], *, use_cache: bool = True
+    ) -> list[rows_store.NewVerdict]:
         inputs = [JudgeInput(r.request, r.prefill, r.text) for r in rows]
         before = _usage_snapshot(self.judge)
         answers, calls = judge_with_cache(store, self.judge, inputs, use_cache=use_cache)
@@ -45,25 +51,46 @@ class JudgeRunner:
         rows_store.save_verdicts(store, [(r.continuation_id, v) for r, v in zip(rows, verdicts)])
         self._record_usage(store, before, calls=calls, cached=len(rows) - calls)
         for row, v in zip(rows, verdicts):
-            self.sink.emit("verdict", cell_id=row.cell_id, path=row.path,
-                           verdict={"judge": v.judge, "label": v.label,
-                                    "span": list(v.span) if v.span else None, "relapse": v.relapse})
+            self.sink.emit(
+                "verdict",
+                cell_id=row.cell_id,
+                path=row.path,
+                verdict={
+                    "judge": v.judge,
+                    "label": v.label,
+                    "span": list(v.span) if v.span else None,
+                    "relapse": v.relapse,
+                },
+            )
         if self.on_judged is not None:
-            self.on_judged([Judged(r.item_idx, r.k, v.label, v.tokens_to_correction, v.relapse)
-                            for r, v in zip(rows, verdicts)])
+            self.on_judged(
+                [
+                    Judged(r.item_idx, r.k, v.label, v.tokens_to_correction, v.relapse)
+                    for r, v in zip(rows, verdicts)
+                ]
+            )
         return verdicts
 
     def _with_span(self, row: rows_store.Unjudged, v: Verdict) -> rows_store.NewVerdict:
         """LLM judges say whether, not where: a corrected path borrows where the heuristic
         located a correction (span, tokens before it, relapse), when it found one."""
         if v.span is not None or v.label != "yes" or row.heuristic_span is None:
-            return rows_store.NewVerdict(self.judge.spec, v.label, v.score, v.raw, v.span, None,
-                                         v.relapse)
-        return rows_store.NewVerdict(self.judge.spec, v.label, v.score, v.raw, row.heuristic_span,
-                                     row.heuristic_tokens, row.heuristic_relapse)
+            return rows_store.NewVerdict(
+                self.judge.spec, v.label, v.score, v.raw, v.span, None, v.relapse
+            )
+        return rows_store.NewVerdict(
+            self.judge.spec,
+            v.label,
+            v.score,
+            v.raw,
+            row.heuristic_span,
+            row.heuristic_tokens,
+            row.heuristic_relapse,
+        )
 
-    def _record_usage(self, store: Store, before: tuple[int, int, int], *, calls: int,
-                      cached: int) -> None:
+    def _record_usage(
+        self, store: Store, before: tuple[int, int, int], *, calls: int, cached: int
+    ) -> None:
         after = _usage_snapshot(self.judge)
         usage = getattr(self.judge, "usage", None)
         cost = None
@@ -72,13 +99,21 @@ class JudgeRunner:
 
             delta = Usage(after[0] - before[0], after[1] - before[1], after[2] - before[2])
             cost = delta.cost_usd(getattr(self.judge, "model", ""))
-        rows_store.add_usage(store, self.run_id, self.judge.spec, calls=calls, cached=cached,
-                             prompt_tokens=after[1] - before[1],
-                             completion_tokens=after[2] - before[2], cost_usd=cost)
+        rows_store.add_usage(
+            store,
+            self.run_id,
+            self.judge.spec,
+            calls=calls,
+            cached=cached,
+            prompt_tokens=after[1] - before[1],
+            completion_tokens=after[2] - before[2],
+            cost_usd=cost,
+        )
 
 
-def judge_with_cache(store: Store, judge: Judge, inputs: Sequence[JudgeInput], *,
-                     use_cache: bool = True) -> tuple[list[Verdict], int]:
+def judge_with_cache(
+    store: Store, judge: Judge, inputs: Sequence[JudgeInput], *, use_cache: bool = True
+) -> tuple[list[Verdict], int]:
     """Verdicts for `inputs`, asking the judge only about texts it has not judged before.
 
     Returns the verdicts and the number of texts the judge was asked about. Errors are not
@@ -89,8 +124,11 @@ def judge_with_cache(store: Store, judge: Judge, inputs: Sequence[JudgeInput], *
     misses = [i for i, key in enumerate(keys) if key not in cached]
     fresh = dict(zip(misses, judge.judge([inputs[i] for i in misses])))
     if judge.cacheable:
-        rows_store.remember_verdicts(store, judge.spec, [
-            (keys[i], fresh[i].label, fresh[i].score, fresh[i].raw) for i in misses])
+        rows_store.remember_verdicts(
+            store,
+            judge.spec,
+            [(keys[i], fresh[i].label, fresh[i].score, fresh[i].raw) for i in misses],
+        )
     verdicts = [fresh[i] if i in fresh else Verdict(*cached[keys[i]]) for i in range(len(inputs))]
     return verdicts, len(misses)
 
@@ -117,7 +155,7 @@ class BackgroundJudging:
     def submit(self, rows: list[rows_store.Unjudged]) -> None:
         self.raise_if_failed()
         for start in range(0, len(rows), CHUNK):
-            self._queue.put(rows[start:start + CHUNK])
+            self._queue.put(rows[start : start + CHUNK])
 
     def finish(self) -> None:
         """Wait until everything submitted is judged; re-raise a failure of the thread."""
@@ -147,25 +185,42 @@ class BackgroundJudging:
             self._error = exc
 
 
-def judge_stored(store: Store, run_id: int, judge: Judge, *, sink: Sink | None = None,
-                 cancel: threading.Event | None = None, redo_unparsed: bool = False,
-                 everything: bool = False) -> dict[str, Any]:
+def judge_stored(
+    store: Store,
+    run_id: int,
+    judge: Judge,
+    *,
+    sink: Sink | None = None,
+    cancel: threading.Event | None = None,
+    redo_unparsed: bool = False,
+    everything: bool = False,
+) -> dict[str, Any]:
     """`ccapp judge RUN`: judge what `judge` has not judged in a run; returns counts."""
     sink = sink or NullSink()
     redo = ("error", "unparsed") if redo_unparsed else ("error",)
     rows = rows_store.unjudged(store, run_id, judge.spec, redo=redo, everything=everything)
     total = rows_store.count_continuations(store, run_id)
-    sink.emit("run_started", v=1, kind="judge", config={"judge": judge.spec},
-              totals={"continuations": total, "todo": len(rows)})
+    sink.emit(
+        "run_started",
+        v=1,
+        kind="judge",
+        config={"judge": judge.spec},
+        totals={"continuations": total, "todo": len(rows)},
+    )
     runner = JudgeRunner(judge, run_id, sink)
     started, done = time.monotonic(), 0
     for start in range(0, len(rows), CHUNK):
         if cancel is not None and cancel.is_set():
             raise Cancelled
-        chunk = rows[start:start + CHUNK]
+        chunk = rows[start : start + CHUNK]
         runner.judge_rows(store, chunk, use_cache=not everything)
         done += len(chunk)
         rate = done / max(time.monotonic() - started, 1e-9)
-        sink.emit("progress", done=total - len(rows) + done, total=total, rate=round(rate, 2),
-                  eta_s=round((len(rows) - done) / rate, 1) if rate > 0 else None)
+        sink.emit(
+            "progress",
+            done=total - len(rows) + done,
+            total=total,
+            rate=round(rate, 2),
+            eta_s=round((len(rows) - done) / rate, 1) if rate > 0 else None,
+        )
     return {"judged": len(rows), "total": total}

@@ -68,8 +68,13 @@ def build_report(
         "primary_judge": run.judge,
         "metrics": metrics,
         "judge_usage": {
-            u.judge: {"calls": u.calls, "cached": u.cached, "prompt_tokens": u.prompt_tokens,
-                      "completion_tokens": u.completion_tokens, "estimated_cost_usd": u.cost_usd}
+            u.judge: {
+                "calls": u.calls,
+                "cached": u.cached,
+                "prompt_tokens": u.prompt_tokens,
+                "completion_tokens": u.completion_tokens,
+                "estimated_cost_usd": u.cost_usd,
+            }
             for u in rows_store.usage(store, run.id)
         },
         "paper": {judge: paper_list(m, ks) for judge, m in metrics.items()},

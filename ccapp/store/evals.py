@@ -276,16 +276,24 @@ class Unjudged:
     heuristic_relapse: bool
 
 
-def unjudged(store: Store, run_id: int, judge: str, *, redo: tuple[str, ...] = ("error",),
-             everything: bool = False) -> list[Unjudged]:
+def unjudged(
+    store: Store,
+    run_id: int,
+    judge: str,
+    *,
+    redo: tuple[str, ...] = ("error",),
+    everything: bool = False,
+) -> list[Unjudged]:
     """Continuations `judge` has not judged yet (or judged with a label in `redo`)."""
     if everything:
         condition = "1 = 1"
         params: list[Any] = [run_id]
     else:
         marks = ",".join("?" * len(redo)) or "''"
-        condition = (f"NOT EXISTS (SELECT 1 FROM verdicts v WHERE v.continuation_id = t.id "
-                     f"AND v.judge = ? AND v.label NOT IN ({marks}))")
+        condition = (
+            f"NOT EXISTS (SELECT 1 FROM verdicts v WHERE v.continuation_id = t.id "
+            f"AND v.judge = ? AND v.label NOT IN ({marks}))"
+        )
         params = [run_id, judge, *redo]
     rows = store.conn.execute(
         f"""
@@ -301,21 +309,37 @@ def unjudged(store: Store, run_id: int, judge: str, *, redo: tuple[str, ...] = (
         params,
     )
     return [
-        Unjudged(cid, cell, idx, k, path, request, prefill, text,
-                 (start, end) if start is not None else None, tokens, bool(relapse))
+        Unjudged(
+            cid,
+            cell,
+            idx,
+            k,
+            path,
+            request,
+            prefill,
+            text,
+            (start, end) if start is not None else None,
+            tokens,
+            bool(relapse),
+        )
         for cid, cell, idx, k, path, request, prefill, text, start, end, tokens, relapse in rows
     ]
 
 
 def count_continuations(store: Store, run_id: int) -> int:
-    return int(store.conn.execute("SELECT count(*) FROM continuations WHERE run_id = ?",
-                                  [run_id]).fetchone()[0])
+    return int(
+        store.conn.execute(
+            "SELECT count(*) FROM continuations WHERE run_id = ?", [run_id]
+        ).fetchone()[0]
+    )
 
 
-def cached_verdicts(store: Store, keys: Sequence[str]) -> dict[str, tuple[str, float | None, str | None]]:
+def cached_verdicts(
+    store: Store, keys: Sequence[str]
+) -> dict[str, tuple[str, float | None, str | None]]:
     found: dict[str, tuple[str, float | None, str | None]] = {}
     for start in range(0, len(keys), 900):
-        chunk = list(keys[start: start + 900])
+        chunk = list(keys[start : start + 900])
         marks = ",".join("?" * len(chunk))
         for key, label, score, raw in store.conn.execute(
             f"SELECT key, label, score, raw FROM verdict_cache WHERE key IN ({marks})", chunk
@@ -324,16 +348,20 @@ def cached_verdicts(store: Store, keys: Sequence[str]) -> dict[str, tuple[str, f
     return found
 
 
-def remember_verdicts(store: Store, judge: str,
-                      entries: Sequence[tuple[str, str, float | None, str | None]]) -> None:
+def remember_verdicts(
+    store: Store, judge: str, entries: Sequence[tuple[str, str, float | None, str | None]]
+) -> None:
     """(key, label, score, raw) into the verdict cache; errors are never cached."""
     now = utc_now()
     with store.write() as db:
         db.conn.executemany(
             "INSERT OR REPLACE INTO verdict_cache (key, judge, label, score, raw, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            [(key, judge, label, score, raw, now) for key, label, score, raw in entries
-             if label != "error"],
+            [
+                (key, judge, label, score, raw, now)
+                for key, label, score, raw in entries
+                if label != "error"
+            ],
         )
 
 
@@ -347,8 +375,17 @@ class JudgeUsage:
     cost_usd: float | None
 
 
-def add_usage(store: Store, run_id: int, judge: str, *, calls: int, cached: int,
-              prompt_tokens: int, completion_tokens: int, cost_usd: float | None) -> None:
+def add_usage(
+    store: Store,
+    run_id: int,
+    judge: str,
+    *,
+    calls: int,
+    cached: int,
+    prompt_tokens: int,
+    completion_tokens: int,
+    cost_usd: float | None,
+) -> None:
     with store.write() as db:
         db.conn.execute(
             """
@@ -368,8 +405,14 @@ def add_usage(store: Store, run_id: int, judge: str, *, calls: int, cached: int,
 
 def usage(store: Store, run_id: int) -> list[JudgeUsage]:
     return [
-        JudgeUsage(r["judge"], r["calls"], r["cached"], r["prompt_tokens"], r["completion_tokens"],
-                   r["cost_usd"])
+        JudgeUsage(
+            r["judge"],
+            r["calls"],
+            r["cached"],
+            r["prompt_tokens"],
+            r["completion_tokens"],
+            r["cost_usd"],
+        )
         for r in store.rows("SELECT * FROM judge_usage WHERE run_id = ? ORDER BY judge", [run_id])
     ]
 

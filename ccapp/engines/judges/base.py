@@ -42,8 +42,9 @@ class JudgeInput:
     continuation: str
 
     def question(self) -> str:
-        return QUESTION.format(request=self.request, prefill=self.prefill,
-                               continuation=self.continuation)
+        return QUESTION.format(
+            request=self.request, prefill=self.prefill, continuation=self.continuation
+        )
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def parse_answer(text: str | None) -> str:
     match = _ANSWER.match(answer)
     if match is None:
         return "unparsed"
-    rest = answer[len(match.group(1)):]
+    rest = answer[len(match.group(1)) :]
     opposite = "no" if match.group(1) == "yes" else "yes"
     if re.search(rf"\b{opposite}\b", rest):
         return "unparsed"

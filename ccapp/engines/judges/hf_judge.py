@@ -14,8 +14,10 @@ from typing import Any
 
 from ccapp.engines.judges.base import JudgeInput, Verdict
 
-SPELLINGS = {"yes": ("yes", "Yes", "YES", " yes", " Yes", " YES"),
-             "no": ("no", "No", "NO", " no", " No", " NO")}
+SPELLINGS = {
+    "yes": ("yes", "Yes", "YES", " yes", " Yes", " YES"),
+    "no": ("no", "No", "NO", " no", " No", " NO"),
+}
 
 
 class HFJudge:
@@ -43,24 +45,33 @@ class HFJudge:
     def judge(self, batch: Sequence[JudgeInput]) -> list[Verdict]:
         verdicts: list[Verdict] = []
         for start in range(0, len(batch), self.batch_size):
-            verdicts.extend(self._score(batch[start:start + self.batch_size]))
+            verdicts.extend(self._score(batch[start : start + self.batch_size]))
         return verdicts
 
     def _score(self, batch: Sequence[JudgeInput]) -> list[Verdict]:
         import torch
 
         prompts = [
-            self.tokenizer.apply_chat_template([{"role": "user", "content": item.question()}],
-                                               tokenize=False, add_generation_prompt=True)
+            self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": item.question()}],
+                tokenize=False,
+                add_generation_prompt=True,
+            )
             for item in batch
         ]
-        encoded = self.tokenizer(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
+        encoded = self.tokenizer(
+            prompts, add_special_tokens=False, padding=True, return_tensors="pt"
+        )
         device = next(self.model.parameters()).device
         mask = encoded["attention_mask"].to(device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         with torch.inference_mode():
-            logits = self.model(input_ids=encoded["input_ids"].to(device), attention_mask=mask,
-                                position_ids=positions, logits_to_keep=1).logits[:, -1, :]
+            logits = self.model(
+                input_ids=encoded["input_ids"].to(device),
+                attention_mask=mask,
+                position_ids=positions,
+                logits_to_keep=1,
+            ).logits[:, -1, :]
         probs = torch.softmax(logits.float(), dim=-1).cpu()
         yes = probs[:, sorted(self.ids["yes"])].sum(dim=-1)
         no = probs[:, sorted(self.ids["no"])].sum(dim=-1)
@@ -68,6 +79,7 @@ class HFJudge:
         for p_yes, p_no in zip(yes.tolist(), no.tolist()):
             score = p_yes / (p_yes + p_no) if p_yes + p_no > 0 else 0.5
             label = "yes" if p_yes > p_no else "no"
-            verdicts.append(Verdict(label, score=round(score, 6),
-                                    raw=f"p_yes={p_yes:.4g} p_no={p_no:.4g}"))
+            verdicts.append(
+                Verdict(label, score=round(score, 6), raw=f"p_yes={p_yes:.4g} p_no={p_no:.4g}")
+            )
         return verdicts

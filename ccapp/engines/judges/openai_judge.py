@@ -55,9 +55,18 @@ class Usage:
 class OpenAIJudge:
     cacheable = True
 
-    def __init__(self, spec: str, model: str, *, base_url: str | None, api_key: str,
-                 concurrency: int = 8, timeout_s: float = 60.0, max_retries: int = 5,
-                 client: Any = None):
+    def __init__(
+        self,
+        spec: str,
+        model: str,
+        *,
+        base_url: str | None,
+        api_key: str,
+        concurrency: int = 8,
+        timeout_s: float = 60.0,
+        max_retries: int = 5,
+        client: Any = None,
+    ):
         import openai
 
         self.spec = spec
@@ -86,11 +95,17 @@ class OpenAIJudge:
         except (openai.AuthenticationError, openai.PermissionDeniedError):
             raise self._auth_error() from None
         except openai.NotFoundError:
-            raise UserError(f"{self.where} has no model '{self.model}'", where="--judge",
-                            fix="check the model name (e.g. gpt-4o)") from None
+            raise UserError(
+                f"{self.where} has no model '{self.model}'",
+                where="--judge",
+                fix="check the model name (e.g. gpt-4o)",
+            ) from None
         except openai.APIConnectionError:
-            raise UserError(f"cannot reach the judge at {self.where}", where="--judge",
-                            fix="start the server or check the URL and your connection") from None
+            raise UserError(
+                f"cannot reach the judge at {self.where}",
+                where="--judge",
+                fix="start the server or check the URL and your connection",
+            ) from None
 
     def judge(self, batch: Sequence[JudgeInput]) -> list[Verdict]:
         if not batch:
@@ -104,8 +119,10 @@ class OpenAIJudge:
         try:
             response = self.client.chat.completions.create(
                 model=self.model,
-                messages=[{"role": "system", "content": SYSTEM},
-                          {"role": "user", "content": item.question()}],
+                messages=[
+                    {"role": "system", "content": SYSTEM},
+                    {"role": "user", "content": item.question()},
+                ],
                 temperature=0,
                 seed=JUDGE_SEED,
                 max_tokens=MAX_TOKENS,
@@ -133,4 +150,6 @@ class OpenAIJudge:
             fix = "set OPENAI_API_KEY to a valid key (or [openai] api_key_file in config.toml)"
         else:
             fix = "set CCAPP_JUDGE_API_KEY to the key this server expects"
-        return JudgeAuthError(f"{self.where} refused the API key (401/403)", where="--judge", fix=fix)
+        return JudgeAuthError(
+            f"{self.where} refused the API key (401/403)", where="--judge", fix=fix
+        )

@@ -1,9 +1,9 @@
 """Judge specs (`--judge`) to judge objects, with the API key checks that must come first.
 
-    heuristic                 offline, instant (ccapp.engines.judges.heuristic)
-    gpt-4o, openai:NAME       the OpenAI API; key from OPENAI_API_KEY or [openai] api_key_file
-    openai:NAME@URL           any OpenAI-compatible server (vLLM, llama.cpp, Ollama, TGI, …)
-    hf:PATH_OR_ID             a local causal LM, scored on P(yes) vs P(no)
+heuristic                 offline, instant (ccapp.engines.judges.heuristic)
+gpt-4o, openai:NAME       the OpenAI API; key from OPENAI_API_KEY or [openai] api_key_file
+openai:NAME@URL           any OpenAI-compatible server (vLLM, llama.cpp, Ollama, TGI, …)
+hf:PATH_OR_ID             a local causal LM, scored on P(yes) vs P(no)
 """
 
 from __future__ import annotations
@@ -55,11 +55,17 @@ def parse_judge_spec(text: str) -> JudgeSpec:
         body = spec.removeprefix("openai:")
         name, _, url = body.partition("@")
         if not name:
-            raise UserError(f"no model name in judge '{spec}'", where="--judge",
-                            fix="write openai:NAME or openai:NAME@URL, e.g. openai:gpt-4o")
+            raise UserError(
+                f"no model name in judge '{spec}'",
+                where="--judge",
+                fix="write openai:NAME or openai:NAME@URL, e.g. openai:gpt-4o",
+            )
         if url and not url.startswith(("http://", "https://")):
-            raise UserError(f"'{url}' is not an http(s) URL", where="--judge",
-                            fix="write openai:NAME@http://host:port/v1")
+            raise UserError(
+                f"'{url}' is not an http(s) URL",
+                where="--judge",
+                fix="write openai:NAME@http://host:port/v1",
+            )
         return JudgeSpec("openai", name, url.rstrip("/") or None)
     if spec.startswith("hf:") and spec.removeprefix("hf:").strip():
         return JudgeSpec("hf", spec.removeprefix("hf:").strip())
@@ -82,9 +88,15 @@ def make_judge(text: str, options: JudgeOptions | None = None, *, check: bool = 
     if spec.kind == "openai":
         from ccapp.engines.judges.openai_judge import OpenAIJudge
 
-        judge = OpenAIJudge(spec.canonical, spec.name, base_url=spec.url, api_key=api_key_for(spec),
-                            concurrency=options.concurrency, timeout_s=options.timeout_s,
-                            max_retries=options.max_retries)
+        judge = OpenAIJudge(
+            spec.canonical,
+            spec.name,
+            base_url=spec.url,
+            api_key=api_key_for(spec),
+            concurrency=options.concurrency,
+            timeout_s=options.timeout_s,
+            max_retries=options.max_retries,
+        )
         if check:
             judge.check()
         return judge
@@ -120,11 +132,16 @@ def read_key_file(path: Path) -> str:
         mode = path.stat().st_mode
         key = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise UserError(f"cannot read the API key file ({exc.strerror})", where=str(path),
-                        fix="check [openai] api_key_file in config.toml") from None
+        raise UserError(
+            f"cannot read the API key file ({exc.strerror})",
+            where=str(path),
+            fix="check [openai] api_key_file in config.toml",
+        ) from None
     if not key:
         raise UserError("the API key file is empty", where=str(path), fix="write the key into it")
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        print(f"ccapp: warning: {path} is readable by other users; run: chmod 600 {path}",
-              file=sys.stderr)
+        print(
+            f"ccapp: warning: {path} is readable by other users; run: chmod 600 {path}",
+            file=sys.stderr,
+        )
     return key
