@@ -1,4 +1,4 @@
-"""The terminal app: wires modes, bindings and the theme; each screen lives in ccapp/screens.
+"""The terminal app: wires modes, bindings, commands and the theme; screens live in ccapp/screens.
 
 The app never imports torch: jobs and device probes run as child processes of the CLI, and
 the store is read directly (SQLite is the shared truth).
@@ -13,7 +13,10 @@ from textual.app import App
 from textual.binding import Binding
 
 from ccapp.engines.devices import Device
+from ccapp.screens.commands import CcappCommands
 from ccapp.screens.devices_probe import probe_in_child
+from ccapp.screens.eval_form import EvalFormScreen
+from ccapp.screens.history import HistoryScreen
 from ccapp.screens.home import HomeScreen
 from ccapp.theme import CCAPP_THEME
 
@@ -23,9 +26,21 @@ DeviceProbe = Callable[[], Awaitable[list[Device]]]
 class CcappApp(App[None]):
     TITLE = "ccapp"
     SUB_TITLE = "course-correction, measured"
-    MODES = {"home": HomeScreen}
+    MODES = {"home": HomeScreen, "eval": EvalFormScreen, "history": HistoryScreen}
     DEFAULT_MODE = "home"
+    COMMANDS = App.COMMANDS | {CcappCommands}
     BINDINGS = [
+        Binding(
+            "h", "switch_mode('home')", "Home", id="app.home", tooltip="Store, devices and runs"
+        ),
+        Binding("e", "switch_mode('eval')", "Evaluate", id="app.eval", tooltip="A new C2-Eval run"),
+        Binding(
+            "r",
+            "switch_mode('history')",
+            "Runs",
+            id="app.history",
+            tooltip="Browse, compare, export",
+        ),
         Binding(
             "q", "quit", "Quit", id="app.quit", tooltip="Leave ccapp (running jobs keep running)"
         ),
@@ -39,6 +54,11 @@ class CcappApp(App[None]):
     def on_mount(self) -> None:
         self.register_theme(CCAPP_THEME)
         self.theme = "ccapp"
+
+    def open_run(self, run_id: int) -> None:
+        from ccapp.screens.run_detail import RunDetailScreen
+
+        self.push_screen(RunDetailScreen(run_id, self.db_path))
 
 
 def run_app(db: str | None = None) -> int:

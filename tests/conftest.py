@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
+# Before Textual is imported: no animations, so snapshots never catch a bar mid-slide.
+os.environ["TEXTUAL_ANIMATIONS"] = "none"
+
+import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -69,7 +69,7 @@ async def test_home_lists_runs_and_sees_new_ones_on_refresh(tmp_path: Path) -> N
         assert table.get_row_at(1)[5] == "0.613"
         with Store.open(path) as store:  # another process writes while the app is open
             runs.create_run(store, RunKind.SYN, {}, model="tiny")
-        await pilot.press("r")
+        await pilot.press("f5")
         await settle(pilot)
         assert table.row_count == 3
 
@@ -98,10 +98,3 @@ async def test_the_real_probe_runs_in_a_child_process(tmp_path: Path) -> None:
         await settle(pilot)
         devices = app.screen.query_one("#devices", DataTable)
         assert devices.get_row_at(devices.row_count - 1)[0] == "cpu"
-
-
-def test_home_snapshot(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    seed_runs(Path("ccapp.db"))
-    app = CcappApp(Path("ccapp.db"), probe_devices=fake_probe)
-    assert snap_compare(app, terminal_size=(110, 30), run_before=settle)

@@ -42,7 +42,9 @@ def test_reports_survive_progress_bars_being_disabled_globally() -> None:
     reports: list[dict[str, Any]] = []
     disable_progress_bars()
     try:
-        bar = progress_class(lambda **fields: reports.append(fields), "org/model", every_s=0)(total=10, unit="B")
+        bar = progress_class(lambda **fields: reports.append(fields), "org/model", every_s=0)(
+            total=10, unit="B"
+        )
         bar.update(10)
     finally:
         enable_progress_bars()

@@ -81,6 +81,21 @@ def load_dataset_rows(
     return _read_hub(spec, lenient)
 
 
+def data_problem(spec: str) -> str | None:
+    """Why `spec` cannot be a --data, without reading it (for forms)."""
+    spec = spec.strip()
+    if spec == C2EVAL_NAME:
+        return None
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return (
+            None if path.suffix.lower() in FILE_SUFFIXES else "use a .jsonl, .json or .parquet file"
+        )
+    if path.suffix.lower() in FILE_SUFFIXES or "/" not in spec or not _HUB_ID.match(spec):
+        return f"no such file; use {C2EVAL_NAME}, a .jsonl/.json/.parquet file or a Hub id"
+    return None
+
+
 def parse_row(obj: Any) -> tuple[str, str, str | None]:
     """(request, harmful response, safe response or None) from one PKU-SafeRLHF row."""
     if not isinstance(obj, dict):

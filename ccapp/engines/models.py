@@ -95,6 +95,21 @@ def resolve_model(spec: str) -> ModelRef:
     )
 
 
+def model_problem(spec: str) -> str | None:
+    """Why `spec` cannot be a --model, without loading or importing anything (for forms)."""
+    spec = spec.strip()
+    if not spec:
+        return "give a preset, a Hugging Face id or a folder"
+    if spec in PRESETS or _HUB_ID.match(spec):
+        return None
+    folder = Path(spec).expanduser()
+    if folder.is_dir():
+        if (folder / "config.json").exists() or (folder / "adapter_config.json").exists():
+            return None
+        return "this folder holds no model (no config.json or adapter_config.json)"
+    return f"not a preset ({', '.join(PRESETS)}), a Hub id (org/name) or a folder"
+
+
 def parse_device(text: str) -> str:
     """Check the syntax of `--device`; whether it exists is checked when loading."""
     value = text.strip().lower()

@@ -8,11 +8,15 @@ judge that judged the run, so the report never carries a stale number.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from ccapp import __version__
+from ccapp.config import paths
 from ccapp.engines.metrics import Judged, compute_metrics, paper_list
+from ccapp.errors import UserError
 from ccapp.store import Run, Store, runs
 from ccapp.store import evals as rows_store
 
@@ -143,3 +147,36 @@ def paper_result(store: Store, run_id: int, judge: str | None = None) -> list[fl
     run = runs.get_run(store, run_id)
     ks = [int(k) for k in run.config.get("ks", [])]
     return paper_list(run_metrics(store, run, judge or run.judge), ks)
+
+
+def report_text(document: Any, *, paper: bool = False) -> str:
+    """The exact bytes `ccapp export` and the app write: one format, one function."""
+    return json.dumps(document, indent=None if paper else 2, ensure_ascii=False) + "\n"
+
+
+def default_report_path(run_id: int, *, paper: bool = False) -> Path:
+    return paths().reports_dir / f"run-{run_id}{'-paper' if paper else ''}.json"
+
+
+def write_new_file(path: Path, text: str, *, force: bool) -> None:
+    """Write `path` atomically; an existing file is kept unless `force` says otherwise."""
+    path = path.expanduser()
+    if path.is_dir():
+        raise UserError("is a folder", where=str(path), fix="give a file name, e.g. report.json")
+    if path.exists() and not force:
+        raise UserError(
+            "exists; nothing was written",
+            where=str(path),
+            fix="choose another --out, or pass --force to overwrite it",
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.part")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
+    except OSError as exc:
+        raise UserError(
+            f"cannot write ({exc.strerror})",
+            where=str(path),
+            fix="choose a writable location with --out",
+        ) from None

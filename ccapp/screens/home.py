@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from ccapp.engines.devices import Device, format_devices
+from ccapp.screens.widgets import fixed_columns
 from ccapp.store import Run, Store, runs
 
 RUNS_SHOWN = 200
@@ -23,7 +24,8 @@ REFRESH_S = 3.0
 class HomeScreen(Screen[None]):
     CSS_PATH = "home.tcss"
     BINDINGS = [
-        Binding("r", "refresh", "Refresh", id="home.refresh", tooltip="Re-read runs and devices"),
+        Binding("f5", "refresh", "Refresh", id="home.refresh", tooltip="Re-read runs and devices"),
+        Binding("enter", "open_run", "Open run", id="home.open", tooltip="Open the selected run"),
     ]
 
     @dataclass
@@ -41,12 +43,12 @@ class HomeScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical(id="home-body"):
-            yield Static(id="store-line")
+            yield Static(id="store-line", markup=False)
             yield Static("Devices", classes="section-title")
             yield DataTable(id="devices", cursor_type="none", zebra_stripes=True)
             yield Static("Runs", classes="section-title")
             yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
-            yield Static("No runs yet in this store.", id="no-runs")
+            yield Static("No runs yet in this store. Press e to start an evaluation.", id="no-runs")
         yield Footer()
 
     @property
@@ -56,10 +58,17 @@ class HomeScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#store-line", Static).update(f"Store  {self.db_path}")
         devices = self.query_one("#devices", DataTable)
-        devices.add_columns("device", "name", "memory")
+        fixed_columns(devices, ("device", 8), ("name", 48), ("memory", 30))
         devices.add_row("…", "probing devices", "")
-        self.query_one("#runs", DataTable).add_columns(
-            "id", "kind", "status", "model", "judge", "Corr_mean", "created"
+        fixed_columns(
+            self.query_one("#runs", DataTable),
+            ("id", 5),
+            ("kind", 6),
+            ("status", 10),
+            ("model", 28),
+            ("judge", 30),
+            ("Corr_mean", 9),
+            ("created", 19),
         )
         self.probe_devices()
         self.load_runs()
@@ -68,6 +77,14 @@ class HomeScreen(Screen[None]):
     def action_refresh(self) -> None:
         self.probe_devices()
         self.load_runs()
+
+    @on(DataTable.RowSelected, "#runs")
+    def action_open_run(self) -> None:
+        table = self.query_one("#runs", DataTable)
+        if table.row_count == 0:
+            return
+        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        self.app.open_run(int(str(row_key.value)))  # type: ignore[attr-defined]
 
     @work(exclusive=True, group="devices", exit_on_error=False)
     async def probe_devices(self) -> None:

@@ -215,48 +215,15 @@ def continuations(
 ) -> list[Continuation]:
     """A run's continuations with every judge's verdict, in (item, k, path) order."""
     sql = """
-        SELECT t.id, t.cell_id, i.idx AS item_idx, c.k, t.path, t.text, t.new_tokens, t.finish_reason
-        FROM continuations t JOIN cells c ON c.id = t.cell_id JOIN items i ON i.id = c.item_id
+        SELECT t.id FROM continuations t JOIN cells c ON c.id = t.cell_id
+        JOIN items i ON i.id = c.item_id
         WHERE t.run_id = ? ORDER BY i.idx, c.k, t.path
     """
     params: list[Any] = [run_id]
     if limit is not None:
         sql += " LIMIT ? OFFSET ?"
         params += [limit, offset]
-    rows = store.rows(sql, params)
-    by_id: dict[int, dict[str, StoredVerdict]] = {r["id"]: {} for r in rows}
-    if by_id:
-        ids = list(by_id)
-        for chunk_start in range(0, len(ids), 900):
-            chunk = ids[chunk_start : chunk_start + 900]
-            marks = ",".join("?" * len(chunk))
-            for v in store.rows(
-                f"SELECT * FROM verdicts WHERE continuation_id IN ({marks})", chunk
-            ):
-                span = (v["span_start"], v["span_end"]) if v["span_start"] is not None else None
-                by_id[v["continuation_id"]][v["judge"]] = StoredVerdict(
-                    v["judge"],
-                    v["label"],
-                    v["score"],
-                    v["raw"],
-                    span,
-                    v["tokens_to_correction"],
-                    bool(v["relapse"]),
-                )
-    return [
-        Continuation(
-            r["id"],
-            r["cell_id"],
-            r["item_idx"],
-            r["k"],
-            r["path"],
-            r["text"],
-            r["new_tokens"],
-            r["finish_reason"],
-            by_id[r["id"]],
-        )
-        for r in rows
-    ]
+    return continuations_by_id(store, [row[0] for row in store.conn.execute(sql, params)])
 
 
 @dataclass(frozen=True)
@@ -429,3 +396,138 @@ def verdict_labels(store: Store, run_id: int, judge: str) -> dict[int, tuple[int
         [run_id, judge],
     )
     return {cid: (idx, k, label) for cid, idx, k, label in rows}
+
+
+@dataclass(frozen=True)
+class CellInfo:
+    """What the live view shows around a streaming continuation."""
+
+    cell_id: int
+    item_idx: int
+    k: int
+    request: str
+    prefill: str
+
+
+def cell_info(store: Store, cell_ids: Sequence[int]) -> dict[int, CellInfo]:
+    found: dict[int, CellInfo] = {}
+    ids = list(cell_ids)
+    for start in range(0, len(ids), 900):
+        chunk = ids[start : start + 900]
+        marks = ",".join("?" * len(chunk))
+        for cid, idx, k, request, prefill in store.conn.execute(
+            f"SELECT c.id, i.idx, c.k, i.request, c.prefill FROM cells c JOIN items i ON i.id = c.item_id "
+            f"WHERE c.id IN ({marks})",
+            chunk,
+        ):
+            found[cid] = CellInfo(cid, idx, k, request, prefill)
+    return found
+
+
+@dataclass(frozen=True)
+class BrowseFilter:
+    k: int | None = None
+    judge: str | None = None  # with label: only this judge's verdicts with that label
+    label: str | None = None
+    disagree: tuple[str, str] | None = None  # two judges whose yes/no differ
+
+
+def browse(
+    store: Store, run_id: int, flt: BrowseFilter, *, limit: int = 50, offset: int = 0
+) -> tuple[list[Continuation], int]:
+    """A page of a run's continuations matching `flt`, and how many match in all.
+
+    Indexed lookups only (run, cell, verdict by continuation), so a page of a run with a
+    million continuations comes back as fast as one of a small run.
+    """
+    where = ["t.run_id = ?"]
+    params: list[Any] = [run_id]
+    if flt.k is not None:
+        where.append("c.k = ?")
+        params.append(flt.k)
+    if flt.label is not None and flt.judge is not None:
+        where.append(
+            "EXISTS (SELECT 1 FROM verdicts v WHERE v.continuation_id = t.id "
+            "AND v.judge = ? AND v.label = ?)"
+        )
+        params += [flt.judge, flt.label]
+    if flt.disagree is not None:
+        where.append(
+            "EXISTS (SELECT 1 FROM verdicts a JOIN verdicts b ON b.continuation_id = a.continuation_id "
+            "WHERE a.continuation_id = t.id AND a.judge = ? AND b.judge = ? "
+            "AND a.label IN ('yes', 'no') AND b.label IN ('yes', 'no') AND a.label != b.label)"
+        )
+        params += list(flt.disagree)
+    condition = " AND ".join(where)
+    base = f"FROM continuations t JOIN cells c ON c.id = t.cell_id WHERE {condition}"
+    total = int(store.conn.execute(f"SELECT count(*) {base}", params).fetchone()[0])
+    ids = [
+        row[0]
+        for row in store.conn.execute(
+            f"SELECT t.id {base} ORDER BY t.id LIMIT ? OFFSET ?", [*params, limit, offset]
+        )
+    ]
+    return continuations_by_id(store, ids), total
+
+
+def continuations_by_id(store: Store, ids: Sequence[int]) -> list[Continuation]:
+    """The continuations with these ids, in the order given, each with all its verdicts."""
+    found: dict[int, Continuation] = {}
+    for start in range(0, len(ids), 900):
+        chunk = list(ids[start : start + 900])
+        marks = ",".join("?" * len(chunk))
+        rows = store.rows(
+            f"""
+            SELECT t.id, t.cell_id, i.idx AS item_idx, c.k, t.path, t.text, t.new_tokens,
+                   t.finish_reason
+            FROM continuations t JOIN cells c ON c.id = t.cell_id JOIN items i ON i.id = c.item_id
+            WHERE t.id IN ({marks})
+            """,
+            chunk,
+        )
+        verdicts: dict[int, dict[str, StoredVerdict]] = {r["id"]: {} for r in rows}
+        for v in store.rows(f"SELECT * FROM verdicts WHERE continuation_id IN ({marks})", chunk):
+            span = (v["span_start"], v["span_end"]) if v["span_start"] is not None else None
+            verdicts[v["continuation_id"]][v["judge"]] = StoredVerdict(
+                v["judge"],
+                v["label"],
+                v["score"],
+                v["raw"],
+                span,
+                v["tokens_to_correction"],
+                bool(v["relapse"]),
+            )
+        for r in rows:
+            found[r["id"]] = Continuation(
+                r["id"],
+                r["cell_id"],
+                r["item_idx"],
+                r["k"],
+                r["path"],
+                r["text"],
+                r["new_tokens"],
+                r["finish_reason"],
+                verdicts[r["id"]],
+            )
+    return [found[i] for i in ids if i in found]
+
+
+def cell(store: Store, cell_id: int) -> Cell | None:
+    rows = store.rows(
+        "SELECT c.*, i.idx AS item_idx FROM cells c JOIN items i ON i.id = c.item_id WHERE c.id = ?",
+        [cell_id],
+    )
+    if not rows:
+        return None
+    r = rows[0]
+    return Cell(
+        r["id"],
+        r["item_id"],
+        r["item_idx"],
+        r["k"],
+        r["opener"],
+        r["prefill"],
+        r["rendered_prompt"],
+        r["prompt_tokens"],
+        bool(r["short"]),
+    )

@@ -1,0 +1,50 @@
+"""Command palette entries, named "Category: action"."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from ccapp.store import Store, runs
+
+RECENT_RUNS = 20
+
+
+class CcappCommands(Provider):
+    def _commands(self) -> list[tuple[str, object, str]]:
+        app = self.app
+        commands: list[tuple[str, object, str]] = [
+            (
+                "Home: show the home screen",
+                partial(app.switch_mode, "home"),
+                "store, devices, runs",
+            ),
+            ("Eval: new evaluation", partial(app.switch_mode, "eval"), "the form for ccapp eval"),
+            ("History: browse runs", partial(app.switch_mode, "history"), "every run in the store"),
+        ]
+        try:
+            with Store.open(app.db_path) as store:  # type: ignore[attr-defined]
+                recent = runs.list_runs(store, limit=RECENT_RUNS)
+        except Exception:  # the palette must open even when the store cannot be read
+            recent = []
+        for run in recent:
+            commands.append(
+                (
+                    f"Run: open {run.id} ({run.kind.value} {run.model} {run.status.value})",
+                    partial(app.open_run, run.id),  # type: ignore[attr-defined]
+                    run.created_at,
+                )
+            )
+        return commands
+
+    async def discover(self) -> Hits:
+        for name, callback, help_text in self._commands():
+            yield DiscoveryHit(name, callback, help=help_text)  # type: ignore[arg-type]
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, callback, help_text in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)  # type: ignore[arg-type]

@@ -1,0 +1,332 @@
+"""The live view of a running job: streaming continuations with corrections lit, Corr@k, progress.
+
+Events arrive as messages from the job (a child process); they only update state here. A
+timer repaints every 100 ms, so a flood of token deltas costs one repaint per tick, not one
+per token, and the UI stays responsive however fast the model writes.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Group
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, ProgressBar, RichLog, Static
+
+from ccapp.engines.judges.heuristic import find_correction
+from ccapp.screens.jobs import Job, JobEnded, JobEvent
+from ccapp.screens.modals import ConfirmModal, ErrorModal
+from ccapp.screens.widgets import CorrChart, Palette, Series, continuation_text, fixed_columns
+from ccapp.store import Store
+from ccapp.store import evals as rows_store
+
+STREAMS_SHOWN = 6
+PAINT_EVERY_S = 0.1
+
+
+@dataclass
+class Stream:
+    text: str = ""
+    done: bool = False
+    label: str | None = None
+    span: tuple[int, int] | None = None
+    relapse: bool = False
+
+
+@dataclass
+class LiveState:
+    run_id: int | None = None
+    kind: str = ""
+    status: str = "starting"
+    model: str = ""
+    judge: str = ""
+    totals: dict[str, int] = field(default_factory=dict)
+    paths: int = 1
+    done: int = 0
+    total: int = 0
+    rate: float | None = None
+    eta_s: float | None = None
+    done_per_k: dict[int, int] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    streams: OrderedDict[tuple[int, int], Stream] = field(default_factory=OrderedDict)
+
+
+class LiveRunScreen(Screen[None]):
+    CSS_PATH = "live_run.tcss"
+    BINDINGS = [
+        Binding(
+            "escape",
+            "stop_or_back",
+            "Cancel / back",
+            id="live.cancel",
+            tooltip="While running: ask to cancel (the run is paused). After: go back",
+        ),
+        Binding("ctrl+c", "stop_or_back", "Cancel", show=False, priority=True, id="live.ctrl_c"),
+        Binding("o", "open_run", "Open run", id="live.open", tooltip="The finished run in History"),
+    ]
+
+    def __init__(self, job: Job, title: str, db_path: Path):
+        super().__init__()
+        self.job = job
+        self.title_text = title
+        self.db_path = db_path
+        self.state = LiveState()
+        self.cells: dict[int, rows_store.CellInfo] = {}
+        self._dirty = True
+        self._metrics_dirty = False
+        self._store: Store | None = None
+        self.finished = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="live-top"):
+            with Vertical(id="live-status"):
+                yield Static(self.title_text, id="live-title", markup=False)
+                yield ProgressBar(id="live-progress", show_eta=False)
+                yield Static("", id="live-rate")
+                yield DataTable(id="live-per-k", cursor_type="none", zebra_stripes=True)
+            yield CorrChart(id="live-chart")
+        yield VerticalScroll(Static(id="live-streams-body"), id="live-streams")
+        yield RichLog(id="live-log", max_lines=500, wrap=True, markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#live-per-k", DataTable)
+        fixed_columns(table, ("k", 5), ("done", 11), ("Corr@k", 7), ("95% CI", 16))
+        self._store = Store.open(self.db_path)
+        self.set_interval(PAINT_EVERY_S, self.paint)
+        self.run_job()
+
+    def on_unmount(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+    @work(exclusive=True, group="job", exit_on_error=False)
+    async def run_job(self) -> None:
+        await self.job.run(self)
+
+    # -- events in: update state only ------------------------------------------------------
+
+    @on(JobEvent)
+    def take_event(self, message: JobEvent) -> None:
+        e, s = message.data, self.state
+        kind = e.get("event")
+        if e.get("run_id") is not None:
+            s.run_id = e["run_id"]
+        if kind == "model_loading":
+            detail = e.get("detail") or ""
+            if e.get("phase") == "download" and e.get("total"):
+                detail = f"{detail} {e['done'] / 2**30:.2f} of {e['total'] / 2**30:.2f} GiB"
+            self.log_line(f"model: {e.get('phase')} {detail}")
+        elif kind == "run_started":
+            config = e.get("config") or {}
+            s.kind, s.status = e.get("kind", ""), "running"
+            s.model, s.judge = config.get("model", ""), config.get("judge", "")
+            s.paths = int(config.get("paths") or 1)
+            s.totals = e.get("totals", {})
+            s.total = s.totals.get("continuations", 0)
+            s.done = s.total - s.totals.get("todo", 0)
+            self.log_line(f"run {s.run_id} started: {s.totals}")
+        elif kind == "tokens":
+            for cell, path, delta in e.get("deltas", []):
+                stream = self._stream(cell, path)
+                stream.text += delta
+                stream.span = find_correction(stream.text)  # lit the moment it appears
+        elif kind == "continuation_done":
+            stream = self._stream(e["cell_id"], e["path"])
+            verdict = e.get("verdict") or {}
+            stream.text, stream.done = e.get("text", stream.text), True
+            stream.label = verdict.get("label")
+            span = verdict.get("span")
+            stream.span = (int(span[0]), int(span[1])) if span else None
+            stream.relapse = bool(verdict.get("relapse"))
+            s.done_per_k[e["k"]] = s.done_per_k.get(e["k"], 0) + 1
+        elif kind == "verdict":
+            key = (e["cell_id"], e["path"])
+            if key in s.streams and (e.get("verdict") or {}).get("judge") == s.judge:
+                s.streams[key].label = e["verdict"].get("label")
+        elif kind == "progress":
+            s.done, s.total = e.get("done", s.done), e.get("total", s.total)
+            s.rate, s.eta_s = e.get("rate"), e.get("eta_s")
+        elif kind in ("metrics", "run_finished") and e.get("metrics"):
+            s.metrics = e["metrics"]
+            self._metrics_dirty = True
+            if kind == "run_finished":
+                s.status = e.get("status", s.status)
+        elif kind == "run_finished":
+            s.status = e.get("status", s.status)
+        elif kind in ("log", "error"):
+            self.log_line(f"{e.get('level', 'error')}: {e.get('message')}")
+        self._dirty = True
+
+    def _stream(self, cell: int, path: int) -> Stream:
+        streams = self.state.streams
+        key = (cell, path)
+        if key not in streams:
+            streams[key] = Stream()
+            while len(streams) > STREAMS_SHOWN * 4:
+                streams.popitem(last=False)
+        streams.move_to_end(key)
+        return streams[key]
+
+    @on(JobEnded)
+    def job_ended(self, message: JobEnded) -> None:
+        """The job's own last word (run_finished) wins; the exit code decides only without it.
+
+        A cancel that lands while the job is already exiting kills it by signal after it
+        finished its run: that run is done, not failed.
+        """
+        self.finished = True
+        s = self.state
+        reported = s.status if s.status in ("done", "paused", "failed") else None
+        if reported is None:
+            if message.returncode == 0:
+                reported = "done"
+            elif message.returncode in (130, -2):
+                reported = "paused"
+            else:
+                reported = "failed"
+        s.status = reported
+        if reported == "done":
+            self.notify(f"run {s.run_id}: done", title="Finished")
+        elif reported == "paused":
+            self.notify(f"run {s.run_id} is paused; resume it from History (r)", title="Cancelled")
+        else:
+            self.log_line(f"error: {message.error_line}")
+            self.app.push_screen(ErrorModal("The job stopped with an error", message.error_line))
+        self._dirty = True
+        self.paint()
+
+    def log_line(self, text: str) -> None:
+        self.query_one("#live-log", RichLog).write(Text(text))
+
+    # -- painting, on a timer ---------------------------------------------------------------
+
+    def paint(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        s = self.state
+        title = f"{s.kind or 'job'} run {s.run_id if s.run_id is not None else '…'}"
+        if s.model:
+            title += f" · {s.model}"
+        if s.judge:
+            title += f" · judge {s.judge}"
+        self.query_one("#live-title", Static).update(Text(f"{title} · {s.status}"))
+        bar = self.query_one("#live-progress", ProgressBar)
+        bar.update(total=max(s.total, 1), progress=s.done)
+        rate = f"{s.done}/{s.total} continuations"
+        if s.rate:
+            rate += f" · {s.rate:.1f}/s"
+        if s.eta_s is not None and not self.finished:
+            rate += f" · ETA {_duration(s.eta_s)}"
+        self.query_one("#live-rate", Static).update(rate)
+        self._paint_per_k()
+        self._paint_streams()
+        if self._metrics_dirty:
+            self._metrics_dirty = False
+            if s.metrics.get("corr"):
+                self.query_one("#live-chart", CorrChart).show(
+                    [Series.from_metrics(s.metrics.get("judge", ""), s.metrics)]
+                )
+
+    def _paint_per_k(self) -> None:
+        s = self.state
+        table = self.query_one("#live-per-k", DataTable)
+        table.clear()
+        ks = sorted(set(s.done_per_k) | {int(k) for k in s.metrics.get("corr", {})})
+        per_k_total = s.totals.get("requests", 0) * s.paths
+        for k in ks:
+            corr = s.metrics.get("corr", {}).get(str(k))
+            ci = s.metrics.get("ci95", {}).get(str(k))
+            done = s.done_per_k.get(k, 0)
+            table.add_row(
+                str(k),
+                f"{done}/{per_k_total}" if per_k_total else str(done),
+                f"{corr:.3f}" if corr is not None else "–",
+                f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "–",
+            )
+        mean = s.metrics.get("corr_mean")
+        if mean is not None:
+            ci = s.metrics.get("ci95", {}).get("mean")
+            table.add_row("mean", "", f"{mean:.3f}", f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "–")
+
+    def _paint_streams(self) -> None:
+        streams = list(self.state.streams.items())[-STREAMS_SHOWN:][::-1]
+        self._fetch_cells([cell for (cell, _), _ in streams if cell not in self.cells])
+        palette = Palette.from_theme(self.app.current_theme)
+        blocks = []
+        for (cell, path), stream in streams:
+            info = self.cells.get(cell)
+            header = (
+                f"request {info.item_idx} · k={info.k} · path {path}"
+                if info
+                else f"cell {cell} · path {path}"
+            )
+            blocks.append(
+                continuation_text(
+                    info.prefill if info else "",
+                    stream.text,
+                    stream.span,
+                    label=stream.label if stream.done or stream.label else None,
+                    relapse=stream.relapse,
+                    header=header,
+                    palette=palette,
+                )
+            )
+            blocks.append(Text(""))
+        body = self.query_one("#live-streams-body", Static)
+        body.update(
+            Group(*blocks) if blocks else Text("Waiting for the first tokens…", style=palette.dim)
+        )
+
+    def _fetch_cells(self, cell_ids: list[int]) -> None:
+        if cell_ids and self._store is not None:
+            self.cells.update(rows_store.cell_info(self._store, cell_ids))
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def action_stop_or_back(self) -> None:
+        if self.finished:
+            self.app.pop_screen()
+            return
+
+        def answer(stop: bool | None) -> None:
+            if stop:
+                self.log_line("cancelling: the job stops at its next step…")
+                self.job.cancel()
+
+        self.app.push_screen(
+            ConfirmModal(
+                "Cancel this run? It stops at the next step and is paused; you can "
+                "resume it from History.",
+                yes="Cancel run",
+                no="Keep running",
+            ),
+            answer,
+        )
+
+    def action_open_run(self) -> None:
+        if self.state.run_id is None or self.state.kind not in ("eval", "judge"):
+            self.notify("No run to open yet.")
+            return
+        from ccapp.screens.run_detail import RunDetailScreen
+
+        self.app.push_screen(RunDetailScreen(self.state.run_id, self.db_path))
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

@@ -1,0 +1,311 @@
+"""The app driven by Pilot: launch an eval as a child process, watch it, cancel, resume, export."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input, Select, Static
+
+from ccapp.app import CcappApp
+from ccapp.engines.devices import GIB, Device
+from ccapp.screens.eval_form import EvalFormScreen, FormValues, eval_args, fit_note
+from ccapp.screens.history import HistoryScreen
+from ccapp.screens.live_run import LiveRunScreen
+from ccapp.screens.modals import ConfirmModal, ErrorModal, PromptModal
+from ccapp.screens.run_detail import RunDetailScreen
+from ccapp.store import RunStatus, Store, runs
+
+from helpers import build_fixed_store, run_ccapp
+
+CPU_ONLY = [Device("cpu", "cpu", "Test CPU", 16 * GIB, 8 * GIB, cores=2)]
+
+
+async def cpu_probe() -> list[Device]:
+    return CPU_ONLY
+
+
+async def wait_for(pilot, condition, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
+    """Let the app run until `condition()` holds (child processes take seconds)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out waiting for the app")
+        await pilot.pause(0.2)
+
+
+def shown(screen, selector: str) -> str:  # type: ignore[no-untyped-def]
+    """What a widget shows now, or "" while the screen is still being built."""
+    from textual.css.query import NoMatches
+
+    try:
+        return str(screen.query_one(selector).render())
+    except NoMatches:
+        return ""
+
+
+async def fill_form(pilot, app, **fields: str) -> None:  # type: ignore[no-untyped-def]
+    for field_id, value in fields.items():
+        widget = app.screen.query_one(f"#{field_id}", Input)
+        widget.value = value
+    await pilot.pause()
+
+
+# --- the form: validation before launch ----------------------------------------------------
+
+
+def test_the_form_checks_every_field_before_launch(tiny_model_dir: Path) -> None:
+    good = FormValues(model=str(tiny_model_dir), data="c2-eval")
+    args, problems = eval_args(good)
+    assert problems == {}
+    assert args[:5] == ["eval", "--model", str(tiny_model_dir), "--data", "c2-eval"]
+    bad = FormValues(
+        model="gpt5",
+        data="missing.jsonl",
+        ks="10,x",
+        paths="0",
+        temperature="-1",
+        top_p="2",
+        seed="a",
+        limit="-3",
+        judge_kind="server",
+        judge_url="ftp://x",
+        judge_model="m",
+    )
+    _, problems = eval_args(bad)
+    assert set(problems) == {
+        "model",
+        "data",
+        "ks",
+        "paths",
+        "temperature",
+        "top_p",
+        "seed",
+        "limit",
+        "judge",
+    }
+
+
+def test_gpt4o_needs_a_key_in_the_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, problems = eval_args(FormValues(judge_kind="gpt-4o"))
+    assert "OPENAI_API_KEY" in problems["judge"]
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert "judge" not in eval_args(FormValues(judge_kind="gpt-4o"))[1]
+
+
+def test_the_fit_estimate_reads_free_gpu_memory() -> None:
+    h200 = Device("cuda:0", "cuda", "H200", int(139 * GIB), int(130 * GIB))
+    small = Device("cuda:1", "cuda", "T4", 16 * GIB, 15 * GIB)
+    assert "fits" in fit_note(h200, "qwen_7", "bfloat16", False)
+    assert "too big" in fit_note(small, "qwen_72", "bfloat16", False)
+    assert fit_note(small, "someone/unknown", "bfloat16", False) == ""
+
+
+async def test_invalid_input_is_flagged_inline_and_launch_refused(tmp_path: Path) -> None:
+    app = CcappApp(tmp_path / "s.db", probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 50)) as pilot:
+        await pilot.press("e")
+        await pilot.pause()
+        await fill_form(pilot, app, ks="10,abc", paths="0")
+        problem = app.screen.query_one("#problem-ks", Static)
+        assert problem.display and "positive whole numbers" in str(problem.render())
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, EvalFormScreen)  # nothing launched
+
+
+# --- a whole evaluation through the app -----------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_launch_watch_and_find_the_run_in_history(
+    tmp_path: Path, tiny_model_dir: Path, c2eval_file: Path
+) -> None:
+    db = tmp_path / "s.db"
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 50)) as pilot:
+        await pilot.press("e")
+        await pilot.pause()
+        await fill_form(
+            pilot,
+            app,
+            model=str(tiny_model_dir),
+            data=str(c2eval_file),
+            ks="10,20",
+            paths="2",
+            limit="3",
+            max_new_tokens="8",
+        )
+        app.screen.query_one("#device", Select).value = "cpu"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, LiveRunScreen))
+        live = app.screen
+        await wait_for(pilot, lambda: live.finished)
+        assert live.state.status == "done" and live.state.done == 12
+        assert live.state.metrics["n"] == {"10": 6, "20": 6}
+        run_id = live.state.run_id
+        await pilot.press("escape")  # back to the form
+        await pilot.press("r")
+        await wait_for(
+            pilot,
+            lambda: (
+                isinstance(app.screen, HistoryScreen)
+                and app.screen.query_one("#history-runs", DataTable).row_count == 1
+            ),
+        )
+        row = app.screen.query_one("#history-runs", DataTable).get_row_at(0)
+        assert row[0] == str(run_id) and row[4] == "done" and row[5] != "–"
+
+
+@pytest.mark.slow
+async def test_cancel_pauses_then_resume_from_history_finishes(
+    tmp_path: Path, tiny_model_dir: Path, c2eval_file: Path
+) -> None:
+    db = tmp_path / "s.db"
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 50)) as pilot:
+        await pilot.press("e")
+        await pilot.pause()
+        await fill_form(
+            pilot,
+            app,
+            model=str(tiny_model_dir),
+            data=str(c2eval_file),
+            ks="10,20,40",
+            paths="4",
+            limit="200",
+            max_new_tokens="16",
+        )
+        app.screen.query_one("#device", Select).value = "cpu"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, LiveRunScreen))
+        live = app.screen
+        await wait_for(pilot, lambda: live.state.done > 0)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: live.finished)
+        assert live.state.status == "paused"
+        run_id = live.state.run_id
+        with Store.open(db) as store:
+            assert runs.get_run(store, run_id).status is RunStatus.PAUSED
+        await pilot.press("o")  # open the run
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.run is not None
+        )
+        await pilot.press("r")  # resume
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, LiveRunScreen) and app.screen is not live
+        )
+        resumed = app.screen
+        await wait_for(pilot, lambda: resumed.finished, timeout=180)
+        assert resumed.state.status == "done"
+    with Store.open(db) as store:
+        run = runs.get_run(store, run_id)
+        assert run.status is RunStatus.DONE
+        assert (
+            store.conn.execute(
+                "SELECT count(*) FROM continuations WHERE run_id = ?", [run_id]
+            ).fetchone()[0]
+            == 2400
+        )
+
+
+@pytest.mark.slow
+async def test_a_failing_child_shows_an_error_dialog_and_the_app_lives_on(
+    tmp_path: Path, c2eval_file: Path
+) -> None:
+    app = CcappApp(tmp_path / "s.db", probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 50)) as pilot:
+        await pilot.press("e")
+        await pilot.pause()
+        await fill_form(
+            pilot, app, model="nobody-here/no-such-model", data=str(c2eval_file), limit="2"
+        )
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal))
+        assert "cannot download 'nobody-here/no-such-model'" in app.screen.message
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, LiveRunScreen) and app.screen.state.status == "failed"
+        await pilot.press("escape")
+        assert app.is_running
+
+
+async def test_export_from_the_app_equals_ccapp_export(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    run_id = build_fixed_store(db)
+    app = CcappApp(db, probe_devices=cpu_probe)
+    target = tmp_path / "from-app.json"
+    async with app.run_test(size=(120, 50)) as pilot:
+        app.open_run(run_id)
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.run is not None
+        )
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptModal))
+        app.screen.query_one("#answer", Input).value = str(target)
+        await pilot.press("enter")
+        await wait_for(pilot, target.exists)
+    cli = tmp_path / "from-cli.json"
+    assert run_ccapp("export", str(run_id), "--out", str(cli), "--db", str(db)).returncode == 0
+    mine, theirs = json.loads(target.read_text()), json.loads(cli.read_text())
+    mine.pop("exported_at"), theirs.pop("exported_at")
+    assert mine == theirs
+
+
+async def test_delete_asks_first(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    run_id = build_fixed_store(db)
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 50)) as pilot:
+        app.open_run(run_id)
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.run is not None
+        )
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("n")
+        await pilot.pause()
+        with Store.open(db) as store:
+            assert len(runs.list_runs(store)) == 1
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not isinstance(app.screen, (ConfirmModal, RunDetailScreen)))
+    with Store.open(db) as store:
+        assert runs.list_runs(store) == []
+
+
+async def test_history_filters_runs(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    build_fixed_store(db)
+    with Store.open(db) as store:
+        runs.create_run(store, runs.RunKind.EVAL, {}, model="qwen_7", judge="gpt-4o")
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 50)) as pilot:
+        await pilot.press("r")
+        table = app.screen.query_one("#history-runs", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 2)
+        await pilot.press("slash")
+        for key in "qwen":
+            await pilot.press(key)
+        await pilot.pause()
+        assert table.row_count == 1 and table.get_row_at(0)[2] == "qwen_7"
+
+
+async def test_p_shows_the_rendered_prompt(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    run_id = build_fixed_store(db)
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 60)) as pilot:
+        app.open_run(run_id)
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        screen = app.screen
+        await wait_for(pilot, lambda: "continuation 1" in shown(screen, "#detail-one"))
+        await pilot.press("p")
+        await wait_for(pilot, lambda: "rendered prompt" in shown(screen, "#detail-one"))
+        assert "<|user|>How do I pick a lock?<|assistant|>" in shown(screen, "#detail-one")
