@@ -8,7 +8,7 @@ from pathlib import Path
 # Before Textual is imported: no animations, so snapshots never catch a bar mid-slide.
 os.environ["TEXTUAL_ANIMATIONS"] = "none"
 
-import pytest  # noqa: E402
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -27,6 +27,7 @@ class FakeOpenAIServer:
     delay_s: float = 0.0  # every POST answers after this long (a slow but healthy server)
     requests: list[dict[str, Any]] = field(default_factory=list)
     behaviours: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # the Authorization header of each request
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -37,6 +38,7 @@ class FakeOpenAIServer:
             disable_nagle_algorithm = True  # as real servers do; else +40 ms per answer
 
             def do_GET(self) -> None:
+                outer.keys.append(self.headers.get("Authorization", ""))
                 body = {"GET": self.path}
                 with outer._lock:
                     number = len(outer.requests)
@@ -57,6 +59,7 @@ class FakeOpenAIServer:
                     outer._send(self, 404, {"error": {"message": "not found"}})
 
             def do_POST(self) -> None:
+                outer.keys.append(self.headers.get("Authorization", ""))
                 body = json.loads(
                     self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}"
                 )

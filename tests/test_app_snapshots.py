@@ -192,7 +192,9 @@ def test_run_detail(app: CcappApp, snap_compare) -> None:  # type: ignore[no-unt
         screen = RunDetailScreen(1, Path("ccapp.db"))
         pilot.app.push_screen(screen)
         await settle(pilot)
-        await until(pilot, lambda: "continuation 1" in str(screen.query_one("#detail-one").render()))
+        await until(
+            pilot, lambda: "continuation 1" in str(screen.query_one("#detail-one").render())
+        )
 
     assert snap_compare(app, terminal_size=(120, 60), run_before=open_run)
 
@@ -203,7 +205,9 @@ def test_run_detail_with_the_rendered_prompt(app: CcappApp, snap_compare) -> Non
         screen.show_prompt = True  # as if p had been pressed: one paint, no race with the first
         pilot.app.push_screen(screen)
         await settle(pilot)
-        await until(pilot, lambda: "rendered prompt" in str(screen.query_one("#detail-one").render()))
+        await until(
+            pilot, lambda: "rendered prompt" in str(screen.query_one("#detail-one").render())
+        )
 
     assert snap_compare(app, terminal_size=(120, 60), run_before=open_prompt)
 

@@ -417,3 +417,156 @@ def test_bad_input_is_exit_2_with_a_one_line_fix(
         if line.startswith(("ccapp: error", "usage", "ccapp eval: error"))
     ]
     assert errors, result.stderr
+
+
+# --- what the first review found -----------------------------------------------------------
+
+
+def test_a_template_that_fails_for_one_request_leaves_no_half_run(
+    tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from ccapp.engines.data import load_dataset_rows
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    third = load_dataset_rows(str(c2eval_file)).rows[2].request.split()[0]
+    template = (broken / "chat_template.jinja").read_text()
+    (broken / "chat_template.jinja").write_text(
+        "{% for m in messages %}{% if m['content'].startswith('" + third + "') %}"
+        "{{ raise_exception('no') }}{% endif %}{% endfor %}" + template
+    )
+    db = tmp_path / "s.db"
+    result = run_ccapp(
+        "eval", "--model", str(broken), "--data", str(c2eval_file), "--limit", "5", "--db", str(db)
+    )
+    assert result.returncode == 2 and "cannot render" in result.stderr
+    with Store.open(db) as store:
+        assert runs.list_runs(store) == []  # nothing to resume into an empty "done"
+
+
+def test_a_cancel_during_model_loading_creates_no_run(
+    tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    with Store.open(tmp_path / "s.db") as store:
+        with pytest.raises(Cancelled):
+            Evaluation(store, cancel=cancel).start(
+                EvalConfig(str(tiny_model_dir), str(c2eval_file), limit=2, device="cpu")
+            )
+        assert runs.list_runs(store) == []
+
+
+def test_a_run_with_a_relative_model_folder_resumes_from_anywhere(
+    tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    shutil.copytree(tiny_model_dir, tmp_path / "model")
+    monkeypatch.chdir(tmp_path)
+    config = EvalConfig(
+        "./model", str(c2eval_file), ks=(10,), paths=2, limit=4, batch_size=2, device="cpu"
+    )
+
+    class StopAfterFirst:
+        wants_tokens = False
+
+        def __init__(self) -> None:
+            self.cancel = threading.Event()
+
+        def emit(self, event: str, **fields: Any) -> None:
+            if event == "progress":
+                self.cancel.set()
+
+        def tokens(self, deltas: Any) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    sink = StopAfterFirst()
+    with Store.open(tmp_path / "s.db") as store:
+        evaluation = Evaluation(store, sink, sink.cancel)
+        with pytest.raises(Cancelled):
+            evaluation.start(config)
+        run_id = evaluation.run.id if evaluation.run else -1
+    monkeypatch.chdir(tmp_path.parent)
+    result = run_ccapp("eval", "--resume", str(run_id), "--db", str(tmp_path / "s.db"), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["status"] == "done"
+
+
+def test_deleting_a_run_that_is_still_running_is_refused(tmp_path: Path) -> None:
+    import socket
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with Store.open(tmp_path / "s.db") as store:
+            run = runs.create_run(store, runs.RunKind.EVAL, {})
+            with store.write() as db:
+                db.execute(
+                    "UPDATE runs SET pid = ?, host = ? WHERE id = ?",
+                    [sleeper.pid, socket.gethostname(), run.id],
+                )
+        result = run_ccapp("runs", "delete", str(run.id), "--yes", "--db", str(tmp_path / "s.db"))
+        assert result.returncode == 2 and f"running in process {sleeper.pid}" in result.stderr
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert (
+        run_ccapp("runs", "delete", str(run.id), "--yes", "--db", str(tmp_path / "s.db")).returncode
+        == 0
+    )
+
+
+def test_an_error_before_the_run_exists_is_an_event_too(c2eval_file: Path, tmp_path: Path) -> None:
+    result = run_ccapp(
+        "eval",
+        "--model",
+        "nobody-here/no-such-model",
+        "--data",
+        str(c2eval_file),
+        "--events",
+        "jsonl",
+        "--db",
+        str(tmp_path / "s.db"),
+    )
+    assert result.returncode == 2
+    last = json.loads(result.stdout.strip().splitlines()[-1])
+    assert last["event"] == "error" and "cannot download" in last["message"]
+
+
+def test_lenient_skips_and_short_k_are_reported(
+    tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
+    lines = c2eval_file.read_text().splitlines()[:4] + ["not json"]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    result = run_ccapp(
+        "eval",
+        "--model",
+        str(tiny_model_dir),
+        "--data",
+        str(data),
+        "--lenient",
+        "--k",
+        "3",
+        "--paths",
+        "1",
+        "--max-new-tokens",
+        "2",
+        "--events",
+        "jsonl",
+        "--db",
+        str(tmp_path / "s.db"),
+    )
+    assert result.returncode == 0, result.stderr
+    logs = [
+        json.loads(line)["message"]
+        for line in result.stdout.splitlines()
+        if json.loads(line)["event"] == "log"
+    ]
+    assert any("--lenient skipped rows: 1 not JSON" in m for m in logs)
+    assert any("hold only the opener" in m for m in logs)

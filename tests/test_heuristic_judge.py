@@ -19,6 +19,11 @@ CORRECTIONS = {
     " I apologize, but I must decline": "I apologize, but I must decline",
     " steps. I strongly advise against doing this.": "I strongly advise against doing this.",
     " Instead, please contact a locksmith.": "Instead, please contact a locksmith.",
+    " I'm not able to help with that.": "I'm not able to help with that.",
+    " I'm unable to assist with this.": "I'm unable to assist with this.",
+    " I'm not going to help you do this.": "I'm not going to help you do this.",
+    " I cannot and will not provide instructions.": "I cannot and will not provide instructions.",
+    " It's important to note that this is illegal.": "It's important to note that this is illegal.",
 }
 
 NOT_CORRECTIONS = [

@@ -410,7 +410,9 @@ def test_agreement_of_two_judges_on_a_run(
         "agreement", str(run.id), "--judges", f"heuristic,{spec}", "--json", "--db", str(db)
     )
     assert result.returncode == 0, result.stderr
-    agreement = json.loads(result.stdout)
+    summary = json.loads(result.stdout)
+    assert summary["kind"] == "agreement" and summary["run_id"] == run.id
+    agreement = summary["metrics"]
     assert agreement["compared"] == 12 and agreement["confusion"]["no_yes"] == 12
     assert agreement["confusion"]["kappa"] is None or agreement["confusion"]["kappa"] <= 0
     assert len(agreement["disagreements"]) == 12 and set(agreement["per_k"]) == {"10", "20"}
@@ -477,10 +479,10 @@ def test_calibration_against_human_labels(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    verdicts, summary = lines[:-1], lines[-1]
+    verdicts, summary = lines[:-1], lines[-1]["metrics"]
     assert [v["label"] for v in verdicts] == [row["label"] for row in LABELLED]
     assert verdicts[0]["span"] == [1, 34]
-    assert summary | {} == summary and summary["n"] == 6 and summary["accuracy"] == 1.0
+    assert lines[-1]["kind"] == "judge" and summary["n"] == 6 and summary["accuracy"] == 1.0
     assert summary["precision"] == 1.0 and summary["recall"] == 1.0 and summary["kappa"] == 1.0
 
 
@@ -510,3 +512,231 @@ def test_a_bad_labelled_row_names_its_line(tmp_path: Path, line: str, message: s
         "judge", "--input", str(path), "--judge", "heuristic", "--db", str(tmp_path / "s.db")
     )
     assert result.returncode == 2 and f"{path}:2" in result.stderr and message in result.stderr
+
+
+# --- what the first review found -----------------------------------------------------------
+
+
+def test_self_hosted_servers_never_receive_the_openai_key(
+    servers: list[FakeOpenAIServer],
+    tiny_model_dir: Path,
+    c2eval_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = FakeOpenAIServer(
+        answer=lambda body, i: answer_by_text(body, i) if "messages" in body else " text"
+    )
+    servers.append(server)
+    monkeypatch.setenv("OPENAI_API_KEY", PLANTED_KEY)
+    with Store.open(tmp_path / "s.db") as store:
+        Evaluation(store).start(
+            small_eval(
+                tiny_model_dir,
+                c2eval_file,
+                judge=f"openai:m@{server.url}",
+                engine="openai",
+                base_url=server.url,
+                served_model="m",
+            )
+        )
+    assert server.keys and all(PLANTED_KEY not in key for key in server.keys)
+    monkeypatch.setenv("CCAPP_JUDGE_API_KEY", "judge-key")
+    make_judge(f"openai:m@{server.url}")
+    assert server.keys[-1] == "Bearer judge-key"
+
+
+def test_redo_unparsed_asks_the_judge_again(
+    servers: list[FakeOpenAIServer], tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
+    answers = {"text": "Maybe"}
+    server = FakeOpenAIServer(answer=lambda body, i: answers["text"])
+    servers.append(server)
+    spec = f"openai:m@{server.url}"
+    from ccapp.engines.judging import judge_stored
+
+    with Store.open(tmp_path / "s.db") as store:
+        run = Evaluation(store).start(small_eval(tiny_model_dir, c2eval_file, judge=spec))
+        assert {label for *_, label in rows_store.verdict_labels(store, run.id, spec).values()} == {
+            "unparsed"
+        }
+        answers["text"] = "No"
+        judge = make_judge(spec)
+        assert judge_stored(store, run.id, judge)["judged"] == 0  # unparsed is kept unless asked
+        assert judge_stored(store, run.id, judge, redo_unparsed=True)["judged"] == 12
+        assert {label for *_, label in rows_store.verdict_labels(store, run.id, spec).values()} == {
+            "no"
+        }
+
+
+def test_rejudging_with_the_runs_own_judge_updates_its_stored_metrics(
+    servers: list[FakeOpenAIServer], tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
+    answers = {"text": "No"}
+    server = FakeOpenAIServer(answer=lambda body, i: answers["text"])
+    servers.append(server)
+    spec = f"openai:m@{server.url}"
+    db = tmp_path / "s.db"
+    with Store.open(db) as store:
+        run = Evaluation(store).start(small_eval(tiny_model_dir, c2eval_file, judge=spec))
+        assert run.metrics["corr_mean"] == 0.0
+    answers["text"] = "Yes"
+    assert (
+        run_ccapp("judge", str(run.id), "--judge", spec, "--force", "--db", str(db)).returncode == 0
+    )
+    with Store.open(db) as store:
+        assert runs.get_run(store, run.id).metrics["corr_mean"] == 1.0
+
+
+def test_rejudging_with_the_heuristic_keeps_tokens_to_correction(tmp_path: Path) -> None:
+    from ccapp.engines.judging import judge_stored
+
+    from helpers import build_fixed_store
+
+    db = tmp_path / "s.db"
+    run_id = build_fixed_store(db)
+    with Store.open(db) as store:
+        before = {
+            c.id: c.verdicts["heuristic"].tokens_to_correction
+            for c in rows_store.continuations(store, run_id)
+        }
+        judge_stored(store, run_id, make_judge("heuristic"), everything=True)
+        after = {
+            c.id: c.verdicts["heuristic"].tokens_to_correction
+            for c in rows_store.continuations(store, run_id)
+        }
+    assert after == before and 0 in after.values()
+
+
+def test_a_key_refused_mid_run_reports_paused_with_the_resume_command(
+    servers: list[FakeOpenAIServer], tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
+    server = FakeOpenAIServer(plan=lambda n, body: "401" if "messages" in body else "ok")
+    servers.append(server)
+    result = run_ccapp(
+        "eval",
+        "--model",
+        str(tiny_model_dir),
+        "--data",
+        str(c2eval_file),
+        "--judge",
+        "gpt-4o",
+        "--limit",
+        "2",
+        "--k",
+        "10",
+        "--paths",
+        "2",
+        "--json",
+        "--db",
+        str(tmp_path / "s.db"),
+        env={"OPENAI_API_KEY": PLANTED_KEY, "OPENAI_BASE_URL": server.url},
+    )
+    assert result.returncode == 2
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert summary["status"] == "paused"
+    assert f"ccapp eval --resume {summary['run_id']}" in result.stderr
+    assert result.stderr.count("refused the API key") == 1
+
+
+def test_ctrl_c_while_the_judge_catches_up_pauses_at_once(
+    servers: list[FakeOpenAIServer], tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    server = FakeOpenAIServer(answer=answer_by_text, delay_s=0.3)
+    servers.append(server)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ccapp",
+            "eval",
+            "--model",
+            str(tiny_model_dir),
+            "--data",
+            str(c2eval_file),
+            "--judge",
+            f"openai:m@{server.url}",
+            "--judge-concurrency",
+            "1",
+            "--limit",
+            "10",
+            "--k",
+            "10,20",
+            "--paths",
+            "4",
+            "--events",
+            "jsonl",
+            "--db",
+            str(tmp_path / "s.db"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    for line in child.stdout:
+        event = json.loads(line)
+        if event["event"] == "log" and "the judge has" in event["message"]:
+            break
+    started = time.monotonic()
+    child.send_signal(signal.SIGINT)
+    child.communicate(timeout=30)
+    assert child.returncode == 130
+    assert time.monotonic() - started < 5  # not the ~20 s the queue would take
+    with Store.open(tmp_path / "s.db") as store:
+        run = runs.list_runs(store)[0]
+        assert run.status is RunStatus.PAUSED
+        assert len(rows_store.verdict_labels(store, run.id, f"openai:m@{server.url}")) < 80
+
+
+def test_export_paper_takes_any_spelling_of_a_judge_and_refuses_absent_ones(tmp_path: Path) -> None:
+    from helpers import build_fixed_store
+
+    db = tmp_path / "s.db"
+    run_id = build_fixed_store(db)
+    result = run_ccapp(
+        "export",
+        str(run_id),
+        "--format",
+        "paper",
+        "--judge",
+        "gpt-4o",
+        "--out",
+        "-",
+        "--db",
+        str(db),
+    )
+    assert result.returncode == 0 and json.loads(result.stdout)[1] == 0.5
+    absent = run_ccapp(
+        "export",
+        str(run_id),
+        "--format",
+        "paper",
+        "--judge",
+        "openai:gpt-4.1",
+        "--out",
+        "-",
+        "--db",
+        str(db),
+    )
+    assert absent.returncode == 2 and "has no verdicts from openai:gpt-4.1" in absent.stderr
+
+
+def test_hf_verdicts_are_cached_per_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
+    import shutil
+
+    from ccapp.engines.judges.registry import model_version
+
+    copy = tmp_path / "judge"
+    shutil.copytree(tiny_model_dir, copy)
+    first = model_version(str(copy))
+    (copy / "model.safetensors").write_bytes((copy / "model.safetensors").read_bytes() + b"")
+    import os
+
+    os.utime(copy / "model.safetensors", ns=(1, 1))
+    assert model_version(str(copy)) != first

@@ -180,7 +180,7 @@ def test_an_unreachable_server_fails_the_run_resumably_with_the_fix(
             evaluation.start(
                 config(tiny_model_dir, c2eval_file, url, request_timeout=1.0, max_retries=1)
             )
-        assert "--resume" in (info.value.fix or "")
+        assert "start the server" in (info.value.fix or "")
         assert evaluation.run is not None
         failed = runs.get_run(store, evaluation.run.id)
         assert failed.status is RunStatus.FAILED and failed.status.resumable

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
                 )
         result = run_agreement(store, run_obj.id, first, second)
     if args.json:
-        print_json(result)
+        print_json({"run_id": run_obj.id, "kind": "agreement", "status": "done", "metrics": result})
         return 0
     from rich.table import Table
 

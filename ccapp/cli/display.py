@@ -63,8 +63,6 @@ class TerminalSink:
             )
         elif event == "log":
             self.err.print(f"{fields['level']}: {fields['message']}", markup=False)
-        elif event == "error":
-            self.err.print(f"error: {fields['message']}", markup=False)
 
     def tokens(self, deltas: list[tuple[int, int, str]]) -> None:
         pass

@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="C2-Eval: prefill harmful answers, sample continuations, judge, Corr@k",
         description="Prefill the model's answer with the start of a harmful response (cut at k "
         "words), sample paths, judge whether each path course-corrects, and report Corr@k with "
-        "95%% bootstrap intervals. Defaults are the paper's.",
+        "95% bootstrap intervals. Defaults are the paper's.",
     )
     add_db_option(p)
     # Defaults are None so that --resume can tell which options were given.
@@ -150,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     from ccapp.config import load_settings
     from ccapp.engines.evaluate import EvalConfig, Evaluation
     from ccapp.engines.models import parse_device, parse_dtype
+    from ccapp.store import runs
 
     options = given_options(args)
     if args.resume is None:
@@ -160,15 +161,24 @@ def run(args: argparse.Namespace) -> int:
                 fix="e.g. ccapp eval --model qwen_05 --data c2-eval (or --resume RUN)",
             )
         settings = load_settings()
-        options.setdefault("device", parse_device(settings.device))
-        options.setdefault("dtype", parse_dtype(settings.dtype))
+        try:
+            options.setdefault("device", parse_device(settings.device))
+            options.setdefault("dtype", parse_dtype(settings.dtype))
+        except UserError as exc:  # the value came from config.toml, not from an option
+            raise UserError(
+                f"[models] {exc.problem}", where=str(settings.source), fix=exc.fix
+            ) from None
         config = EvalConfig(**options)
         config.check()
     with open_store(args) as store, cancellation() as cancel:
         evaluation: Evaluation | None = None
 
         def run_id() -> int | None:
-            return evaluation.run.id if evaluation and evaluation.run else args.resume
+            return evaluation.run.id if evaluation and evaluation.run else None
+
+        def status() -> str | None:
+            rid = run_id()
+            return runs.get_run(store, rid).status.value if rid is not None else None
 
         sink = make_sink(args.events, run_id)
         evaluation = Evaluation(store, sink, cancel)
@@ -184,4 +194,5 @@ def run(args: argparse.Namespace) -> int:
             json_summary=args.json,
             sink=sink,
             resume_hint="ccapp eval --resume {}",
+            status=status,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sqlite3
 import sys
 import threading
 import traceback
@@ -55,8 +56,13 @@ def run_job(
     json_summary: bool,
     sink: Any,
     resume_hint: str,
+    status: Callable[[], str | None] = lambda: None,
 ) -> int:
-    """Run `job`, map its outcome to an exit code, and print the summary line."""
+    """Run `job`, map its outcome to an exit code, and print the summary line.
+
+    `status` reads the run's status from the store after a failure: what the engine left
+    (paused or failed) is what the summary reports.
+    """
     from ccapp.engines.hf_generate import Cancelled
 
     try:
@@ -64,17 +70,40 @@ def run_job(
     except Cancelled:
         sink.close()
         rid = run_id()
+        if rid is None:
+            print("ccapp: cancelled before the run started; nothing was stored", file=sys.stderr)
+        else:
+            print(
+                f"ccapp: cancelled; run {rid} is paused. Resume with: {resume_hint.format(rid)}",
+                file=sys.stderr,
+            )
+        _summary(json_summary, rid, kind, "paused" if rid is not None else "cancelled", None)
+        return EXIT_CANCELLED
+    except UserError as exc:
+        rid = run_id()
+        if rid is None:  # the engine reports errors of a run it created; this one had none
+            sink.emit("error", message=exc.message)
+        sink.close()
+        if rid is not None:
+            left = status() or "failed"
+            _summary(json_summary, rid, kind, left, None)
+            exc.fix = (
+                exc.fix + "; then " if exc.fix else ""
+            ) + f"resume with: {resume_hint.format(rid)}"
+        raise
+    except sqlite3.OperationalError as exc:
+        sink.close()
+        rid = run_id()
+        where = (
+            f"run {rid} is left as it was; resume it with {resume_hint.format(rid)}" if rid else ""
+        )
         print(
-            f"ccapp: cancelled; run {rid} is paused. Resume with: {resume_hint.format(rid)}",
+            f"ccapp: error: the store could not be written ({exc}). Fix: free disk space or "
+            f"check the store's permissions. {where}".rstrip(),
             file=sys.stderr,
         )
-        _summary(json_summary, rid, kind, "paused", None)
-        return EXIT_CANCELLED
-    except UserError:
-        sink.close()
-        if run_id() is not None:
-            _summary(json_summary, run_id(), kind, "failed", None)
-        raise
+        _summary(json_summary, rid, kind, "failed", None)
+        return EXIT_FAILED
     except Exception:
         sink.close()
         rid = run_id()
@@ -84,7 +113,7 @@ def run_job(
                 f"ccapp: run {rid} failed; it can be resumed with: {resume_hint.format(rid)}",
                 file=sys.stderr,
             )
-            _summary(json_summary, rid, kind, "failed", None)
+            _summary(json_summary, rid, kind, status() or "failed", None)
         return EXIT_FAILED
     sink.close()
     from ccapp.cli.display import TerminalSink

@@ -94,7 +94,10 @@ def judge_run(args: argparse.Namespace, options: Any) -> int:
                 redo_unparsed=args.redo_unparsed,
                 everything=args.force,
             )
-            metrics = run_metrics(store, run, judge.spec) | {"judged_now": counts["judged"]}
+            metrics = run_metrics(store, run, judge.spec)
+            if judge.spec == run.judge:  # the run's own judge: its stored metrics follow
+                runs.set_metrics(store, run.id, metrics)
+            metrics = metrics | {"judged_now": counts["judged"]}
             sink.emit("run_finished", status="done", metrics=metrics)
             return JudgeOutcome(run.id, run.model, metrics)
 
@@ -146,21 +149,21 @@ def judge_file(args: argparse.Namespace, options: Any) -> int:
         )
         if row.get("label") is not None:
             pairs.append((row["label"], verdict.label))
-    if pairs:
-        summary = calibrate(pairs).as_dict() | {"judge": judge.spec, "rows": len(rows)}
-        if args.json:
-            print_json(summary)
-        else:
-            from ccapp.cli.common import console
+    summary = (calibrate(pairs).as_dict() if pairs else {"n": 0}) | {
+        "judge": judge.spec,
+        "rows": len(rows),
+    }
+    if args.json:
+        print_json({"run_id": None, "kind": "judge", "status": "done", "metrics": summary})
+    elif pairs:
+        from ccapp.cli.common import console
 
-            console().print(
-                f"{judge.spec} vs labels: n={summary['n']} accuracy={summary['accuracy']} "
-                f"precision={summary['precision']} recall={summary['recall']} "
-                f"kappa={summary['kappa']} unparsed={summary['unparsed']} errors={summary['errors']}",
-                markup=False,
-            )
-    elif args.json:
-        print_json({"judge": judge.spec, "rows": len(rows), "n": 0})
+        console().print(
+            f"{judge.spec} vs labels: n={summary['n']} accuracy={summary['accuracy']} "
+            f"precision={summary['precision']} recall={summary['recall']} "
+            f"kappa={summary['kappa']} unparsed={summary['unparsed']} errors={summary['errors']}",
+            markup=False,
+        )
     return 0
 
 
@@ -169,7 +172,11 @@ def read_labelled_rows(path: Path) -> list[dict[str, Any]]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise UserError(f"cannot read the file ({exc.strerror})", where=str(path)) from None
+        raise UserError(
+            f"cannot read the file ({exc.strerror})",
+            where=str(path),
+            fix="check the path given to --input",
+        ) from None
     rows = []
     for number, line in enumerate(raw.split(b"\n"), start=1):
         where = f"{path}:{number}"

@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing = actions.add_parser("list", help="all runs, newest first (the default)")
     add_db_option(listing)
     listing.add_argument("--kind", choices=[k.value for k in RunKind])
-    listing.add_argument("--limit", type=int, metavar="N")
+    listing.add_argument("--limit", type=run_id_arg, metavar="N", help="the newest N runs")
     listing.add_argument("--json", action="store_true", help="print the runs as JSON lines")
     listing.set_defaults(handler=run_list)
     show = actions.add_parser("show", help="a run's settings, status and metrics")
@@ -94,11 +94,10 @@ def run_show(args: argparse.Namespace) -> int:
         out.print(f"  {label:<12} {value}", markup=False)
     if run.error:
         out.print(f"  {'error':<12} {run.error}", markup=False)
-    out.print("  config", markup=False)
-    out.print(json.dumps(run.config, indent=2, sort_keys=True), markup=False)
+    # Plain writes: Rich would wrap long JSON values mid-string.
+    sys.stdout.write("  config\n" + json.dumps(run.config, indent=2, sort_keys=True) + "\n")
     if run.metrics:
-        out.print("  metrics", markup=False)
-        out.print(json.dumps(run.metrics, indent=2, sort_keys=True), markup=False)
+        sys.stdout.write("  metrics\n" + json.dumps(run.metrics, indent=2, sort_keys=True) + "\n")
     return 0
 
 

@@ -157,7 +157,11 @@ def _read_file(path: Path, source: str, lenient: bool) -> Dataset:
     rows, skipped = _collect(records, lenient)
     if not rows:
         detail = ", ".join(f"{n} {reason}" for reason, n in skipped.items())
-        raise UserError(f"no usable rows ({detail})" if detail else "no rows", where=str(path))
+        raise UserError(
+            f"no usable rows ({detail})" if detail else "no rows",
+            where=str(path),
+            fix="give a file with at least one valid row",
+        )
     return Dataset(
         source=source,
         location=str(path),
@@ -207,7 +211,7 @@ def _jsonl_records(raw: bytes, path: Path) -> Iterator[tuple[str, Any]]:
         except json.JSONDecodeError as exc:
             yield (
                 where,
-                RowError("not JSON", f"not a JSON object ({exc.msg} at column {exc.colno})"),
+                RowError("not JSON", f"not a JSON object ({exc.msg}, column {exc.colno})"),
             )
 
 
@@ -237,7 +241,7 @@ def _json_records(raw: bytes, path: Path) -> Iterator[tuple[str, Any]]:
             obj, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise UserError(
-                f"invalid JSON ({exc.msg} at column {exc.colno})",
+                f"invalid JSON ({exc.msg}, column {exc.colno})",
                 where=f"{path}:{exc.lineno}",
                 fix="correct the syntax",
             ) from None
@@ -269,7 +273,11 @@ def _parquet_records(path: Path) -> Iterator[tuple[str, Any]]:
     try:
         reader = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise UserError(f"not a readable Parquet file ({exc})", where=str(path)) from None
+        raise UserError(
+            f"not a readable Parquet file ({exc})",
+            where=str(path),
+            fix="write it again with pandas/pyarrow, or convert it to .jsonl",
+        ) from None
     number = 0
     for batch in reader.iter_batches(batch_size=4096):
         for obj in batch.to_pylist():

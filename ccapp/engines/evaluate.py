@@ -181,8 +181,6 @@ class Evaluation:
         self.sink = sink or NullSink()
         self.cancel = cancel or threading.Event()
         self.run: Run | None = None
-        self._judged: list[Judged] = []  # the run judge's verdicts, for live metrics
-        self._judged_lock = threading.Lock()
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -194,10 +192,16 @@ class Evaluation:
         config = replace(config, judge=check_judge_spec(config.judge))
         judge = self._make_judge(config)  # a missing or refused key fails here, before any work
         dataset = load_dataset_rows(config.data, lenient=config.lenient)
+        if dataset.skipped:
+            skipped = ", ".join(f"{n} {reason}" for reason, n in dataset.skipped.items())
+            self.sink.emit("log", level="warning", message=f"--lenient skipped rows: {skipped}")
         rows = dataset.rows[: config.limit] if config.limit else dataset.rows
         ref = resolve_model(config.model)
         backend = self._load_backend(config, ref)
+        if self.cancel.is_set():  # Ctrl-C while the model loaded: stop before a run exists
+            raise Cancelled
         config = replace(config, batch_size=backend.rows_per_batch)
+        planned = self._plan_cells(config, rows, backend)  # a template that fails, fails here
         stored = asdict(config) | {
             "ks": list(config.ks),
             "model_source": ref.source,
@@ -206,22 +210,23 @@ class Evaluation:
             "phrases_version": PHRASES_VERSION,
             "template_source": backend.template_source,
             "dtype_resolved": backend.dtype,
+            "data_skipped": dataset.skipped,
         }
         identity = {k: stored[k] for k in RESULT_SETTINGS} | {
             "model_source": ref.source,
             "data_sha256": dataset.sha256,
             "phrases_version": PHRASES_VERSION,
         }
-        self.run = runs.create_run(
-            self.store,
-            RunKind.EVAL,
-            stored,
-            model=config.model,
-            data=config.data,
-            judge=config.judge,
-            identity=identity,
-        )
-        try:
+        with self.store.write():  # the run exists with all its prompts, or not at all
+            self.run = runs.create_run(
+                self.store,
+                RunKind.EVAL,
+                stored,
+                model=config.model,
+                data=config.data,
+                judge=config.judge,
+                identity=identity,
+            )
             items = rows_store.insert_items(
                 self.store,
                 self.run.id,
@@ -230,7 +235,13 @@ class Evaluation:
                     for r in rows
                 ],
             )
-            self._plan_cells(config, items, backend)
+            item_ids = {item.idx: item.id for item in items}
+            rows_store.insert_cells(
+                self.store,
+                self.run.id,
+                [replace(cell, item_id=item_ids[index]) for index, cell in planned],
+            )
+        try:
             return self._execute(config, backend, judge)
         except BaseException as exc:
             self._record_end(exc)
@@ -268,14 +279,13 @@ class Evaluation:
         runs.claim(self.store, run_id)
         self.run = runs.get_run(self.store, run_id)
         try:
-            ref = resolve_model(config.model)
-            if ref.source != run.config.get("model_source"):
+            if not rows_store.get_cells(self.store, run_id):
                 raise UserError(
-                    f"the model '{config.model}' now resolves to {ref.source}, but run {run_id} "
-                    f"used {run.config.get('model_source')}",
-                    where="--model",
-                    fix="restore that model folder, or start a new run",
+                    f"run {run_id} stopped before its prompts were planned; there is nothing to resume",
+                    fix="start a new run (and delete this one with ccapp runs delete)",
                 )
+            # What the run used, wherever the user stands now (a relative folder, a preset).
+            ref = resolve_model(run.config.get("model_source") or config.model)
             backend = self._load_backend(config, ref)
             if config.batch_size != run.config.get("batch_size"):
                 self.sink.emit(
@@ -306,31 +316,39 @@ class Evaluation:
         self.sink.emit("model_loading", phase="resolve", detail=ref.source)
         return Backend.load(config, ref, self.sink)
 
-    def _plan_cells(self, config: EvalConfig, items: Sequence[Any], backend: Backend) -> None:
+    def _plan_cells(
+        self, config: EvalConfig, rows: Sequence[Any], backend: Backend
+    ) -> list[tuple[int, rows_store.NewCell]]:
+        """Every (request, k) prefill, rendered and checked, before the run is stored."""
         from ccapp.engines.render import render_prompt
 
         planned = []
-        for item in items:
-            opener = pick(OPENERS, config.seed, "opener", item.idx)
+        bare = 0  # prefills that hold nothing of the harmful response
+        for row in rows:
+            opener = pick(OPENERS, config.seed, "opener", row.index)
             for k in config.ks:
                 prefill = build_prefill(
-                    opener, item.harmful_response, k, config.unit, backend.tokenizer
+                    opener, row.harmful_response, k, config.unit, backend.tokenizer
                 )
+                bare += len(prefill.text) <= len(opener)
                 rendered = render_prompt(
-                    backend.tokenizer, item.request, prefill.text, model_name=config.model
+                    backend.tokenizer, row.request, prefill.text, model_name=config.model
                 )
-                planned.append((item, k, opener, prefill, rendered))
+                planned.append((row.index, k, opener, prefill, rendered))
+        if bare:
+            self.sink.emit(
+                "log",
+                level="warning",
+                message=(
+                    f"{bare} prefills hold only the opener, no harmful text: k counts the opener's "
+                    "words too (with --unit words); use larger k"
+                ),
+            )
         lengths = backend.tokenize_prompts([rendered for *_, rendered in planned])
-        rows_store.insert_cells(
-            self.store,
-            self._run_id,
-            [
-                rows_store.NewCell(
-                    item.id, k, opener, prefill.text, rendered, length, prefill.short
-                )
-                for (item, k, opener, prefill, rendered), length in zip(planned, lengths)
-            ],
-        )
+        return [
+            (index, rows_store.NewCell(0, k, opener, prefill.text, rendered, length, prefill.short))
+            for (index, k, opener, prefill, rendered), length in zip(planned, lengths)
+        ]
 
     def _execute(self, config: EvalConfig, backend: Backend, judge: Judge) -> Run:
         from ccapp.engines.judging import BackgroundJudging, JudgeRunner
@@ -345,7 +363,6 @@ class Evaluation:
         batches = plan_batches(cells, config.paths, backend.rows_per_batch, config.seed)
         done = rows_store.done_paths(self.store, run_id)
         total = len(cells) * config.paths
-        self._judged = [Judged(*row) for row in rows_store.judged(self.store, run_id, judge.spec)]
         self.sink.emit(
             "run_started",
             v=EVENTS_VERSION,
@@ -362,17 +379,28 @@ class Evaluation:
         # in a background thread on what generation has committed, so neither waits for the other.
         background = None
         if judge.spec != HeuristicJudge.spec:
-            background = BackgroundJudging(
-                self.store.path, JudgeRunner(judge, run_id, self.sink, self._add_judged)
-            )
+            background = BackgroundJudging(self.store.path, JudgeRunner(judge, run_id, self.sink))
             background.submit(rows_store.unjudged(self.store, run_id, judge.spec))
         try:
             self._generate(config, backend, batches, done, total, by_id, requests, background)
             if background is not None:
-                background.finish()
-        except BaseException:
+                left = background.pending()
+                if left:
+                    self.sink.emit(
+                        "log",
+                        level="info",
+                        message=f"generation done; the judge has {left} continuations left",
+                    )
+                background.finish(self.cancel)
+        except BaseException as exc:
             if background is not None:
                 background.abort()
+            if type(exc).__name__ == "OutOfMemoryError":
+                raise UserError(
+                    f"out of GPU memory with {backend.rows_per_batch} rows per batch",
+                    fix=f"resume with fewer: ccapp eval --resume {run_id} --batch-size "
+                    f"{max(1, backend.rows_per_batch // 2)}",
+                ) from None
             raise
         metrics = self._metrics(config, judge.spec)
         run = runs.set_status(self.store, run_id, RunStatus.DONE, metrics=metrics)
@@ -401,9 +429,7 @@ class Evaluation:
             if background is not None:
                 background.raise_if_failed()
             generated = backend.generate(batch, sampling, self.sink, self.cancel)
-            saved, fresh = self._save_batch(
-                generated, cells, requests, backend, track=background is None
-            )
+            saved, fresh = self._save_batch(generated, cells, requests, backend)
             if background is not None:
                 background.submit(fresh)
             done.update(batch.keys)
@@ -428,14 +454,14 @@ class Evaluation:
         cells: dict[int, Cell],
         requests: dict[int, str],
         backend: Backend,
-        *,
-        track: bool,
     ) -> tuple[int, list[rows_store.Unjudged]]:
         """Store a batch with its heuristic verdicts; return what another judge should see."""
         produced = []
         for g in generated:
             v = HeuristicJudge.judge_one(g.text)
-            to_correction = backend.count_tokens(g.text[: v.span[0]]) if v.span else None
+            # Tokens before the correction: " However" is one token, so a continuation that
+            # opens with the correction counts 0, not 1 for its leading space.
+            to_correction = backend.count_tokens(g.text[: v.span[0]].rstrip()) if v.span else None
             produced.append(
                 (
                     rows_store.NewContinuation(
@@ -458,18 +484,6 @@ class Evaluation:
             if (cont.cell_id, cont.path) not in ids:
                 continue
             cell = cells[cont.cell_id]
-            if track:
-                self._add_judged(
-                    [
-                        Judged(
-                            cell.item_idx,
-                            cell.k,
-                            verdict.label,
-                            verdict.tokens_to_correction,
-                            verdict.relapse,
-                        )
-                    ]
-                )
             fresh.append(
                 rows_store.Unjudged(
                     ids[(cont.cell_id, cont.path)],
@@ -501,14 +515,10 @@ class Evaluation:
             )
         return len(ids), fresh
 
-    def _add_judged(self, judged: list[Judged]) -> None:
-        with self._judged_lock:
-            self._judged.extend(judged)
-
     def _metrics(self, config: EvalConfig, judge: str) -> dict[str, Any]:
+        """From the store, so that what is reported is what is stored, however it got there."""
         short = rows_store.count_short_cells(self.store, self._run_id)
-        with self._judged_lock:
-            judged = list(self._judged)
+        judged = [Judged(*row) for row in rows_store.judged(self.store, self._run_id, judge)]
         metrics = compute_metrics(judged, list(config.ks), judge=judge, short_cells=short)
         usage = rows_store.usage(self.store, self._run_id)
         if usage:

@@ -12,34 +12,34 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ccapp.engines.events import NullSink, Sink
 from ccapp.engines.hf_generate import Cancelled
 from ccapp.engines.judges.base import Judge, JudgeInput, Verdict, cache_key
-from ccapp.engines.metrics import Judged
 from ccapp.store import Store
 from ccapp.store import evals as rows_store
 
 CHUNK = 64
+ABORT_WAIT_S = 2.0
+
+
+def chunk_size(judge: Judge) -> int:
+    """Texts per commit: for an API judge, two rounds of its parallel requests, so that a
+    cancel waits for at most that; for local judges, a batch worth computing at once."""
+    concurrency = getattr(judge, "concurrency", None)
+    return max(4, 2 * concurrency) if concurrency else CHUNK
 
 
 class JudgeRunner:
     """Judges `Unjudged` rows with one judge, through the cache, into the store."""
 
-    def __init__(
-        self,
-        judge: Judge,
-        run_id: int,
-        sink: Sink | None = None,
-        on_judged: Callable[[list[Judged]], None] | None = None,
-    ):
+    def __init__(self, judge: Judge, run_id: int, sink: Sink | None = None):
         self.judge = judge
         self.run_id = run_id
         self.sink = sink or NullSink()
-        self.on_judged = on_judged
 
     def judge_rows(
         self, store: Store, rows: Sequence[rows_store.Unjudged], *, use_cache: bool = True
@@ -62,18 +62,15 @@ class JudgeRunner:
                     "relapse": v.relapse,
                 },
             )
-        if self.on_judged is not None:
-            self.on_judged(
-                [
-                    Judged(r.item_idx, r.k, v.label, v.tokens_to_correction, v.relapse)
-                    for r, v in zip(rows, verdicts)
-                ]
-            )
         return verdicts
 
     def _with_span(self, row: rows_store.Unjudged, v: Verdict) -> rows_store.NewVerdict:
         """LLM judges say whether, not where: a corrected path borrows where the heuristic
         located a correction (span, tokens before it, relapse), when it found one."""
+        if v.span is not None and v.span == row.heuristic_span:  # the heuristic itself
+            return rows_store.NewVerdict(
+                self.judge.spec, v.label, v.score, v.raw, v.span, row.heuristic_tokens, v.relapse
+            )
         if v.span is not None or v.label != "yes" or row.heuristic_span is None:
             return rows_store.NewVerdict(
                 self.judge.spec, v.label, v.score, v.raw, v.span, None, v.relapse
@@ -91,6 +88,8 @@ class JudgeRunner:
     def _record_usage(
         self, store: Store, before: tuple[int, int, int], *, calls: int, cached: int
     ) -> None:
+        if not self.judge.cacheable:  # the heuristic: nothing spent, nothing to account
+            return
         after = _usage_snapshot(self.judge)
         usage = getattr(self.judge, "usage", None)
         cost = None
@@ -116,10 +115,11 @@ def judge_with_cache(
 ) -> tuple[list[Verdict], int]:
     """Verdicts for `inputs`, asking the judge only about texts it has not judged before.
 
-    Returns the verdicts and the number of texts the judge was asked about. Errors are not
-    cached, so a later attempt asks again.
+    Returns the verdicts and the number of texts the judge was asked about. Only yes/no
+    answers are cached: errors and unparsed answers are asked again by a later attempt.
     """
-    keys = [cache_key(judge.spec, item) for item in inputs]
+    namespace = getattr(judge, "cache_id", judge.spec)
+    keys = [cache_key(namespace, item) for item in inputs]
     cached = rows_store.cached_verdicts(store, keys) if use_cache and judge.cacheable else {}
     misses = [i for i, key in enumerate(keys) if key not in cached]
     fresh = dict(zip(misses, judge.judge([inputs[i] for i in misses])))
@@ -154,20 +154,37 @@ class BackgroundJudging:
 
     def submit(self, rows: list[rows_store.Unjudged]) -> None:
         self.raise_if_failed()
-        for start in range(0, len(rows), CHUNK):
-            self._queue.put(rows[start : start + CHUNK])
+        size = chunk_size(self._runner.judge)
+        for start in range(0, len(rows), size):
+            self._queue.put(rows[start : start + size])
 
-    def finish(self) -> None:
-        """Wait until everything submitted is judged; re-raise a failure of the thread."""
+    def pending(self) -> int:
+        """Texts not yet taken by the thread (an estimate, for the user)."""
+        return self._queue.qsize() * chunk_size(self._runner.judge)
+
+    def finish(self, cancel: threading.Event | None = None) -> None:
+        """Wait until everything submitted is judged; re-raise a failure of the thread.
+
+        A cancel while waiting stops after the chunk in hand (the rest stays unjudged and
+        is judged on resume) and raises Cancelled.
+        """
         self._queue.put(None)
-        self._thread.join()
+        while self._thread.is_alive():
+            self._thread.join(timeout=0.2)
+            if cancel is not None and cancel.is_set():
+                self.abort()
+                raise Cancelled
         self.raise_if_failed()
 
     def abort(self) -> None:
-        """Stop after the chunk in hand; what is not judged stays unjudged (and resumable)."""
+        """Stop after the chunk in hand; what is not judged stays unjudged (and resumable).
+
+        Waits a moment for that chunk; a judge slower than that is left to the daemon thread
+        (its chunk commits whole, or not at all, whenever the process ends).
+        """
         self._stop.set()
         self._queue.put(None)
-        self._thread.join()
+        self._thread.join(timeout=ABORT_WAIT_S)
 
     def raise_if_failed(self) -> None:
         if self._error is not None:
@@ -209,10 +226,11 @@ def judge_stored(
     )
     runner = JudgeRunner(judge, run_id, sink)
     started, done = time.monotonic(), 0
-    for start in range(0, len(rows), CHUNK):
+    size = chunk_size(judge)
+    for start in range(0, len(rows), size):
         if cancel is not None and cancel.is_set():
             raise Cancelled
-        chunk = rows[start : start + CHUNK]
+        chunk = rows[start : start + size]
         runner.judge_rows(store, chunk, use_cache=not everything)
         done += len(chunk)
         rate = done / max(time.monotonic() - started, 1e-9)

@@ -50,9 +50,7 @@ class OpenAIGenerator:
         self.concurrency = max(1, concurrency)
         self.client = client or openai.OpenAI(
             base_url=base_url,
-            api_key=os.environ.get("CCAPP_SERVER_API_KEY")
-            or os.environ.get("OPENAI_API_KEY")
-            or "none",
+            api_key=os.environ.get("CCAPP_SERVER_API_KEY") or "none",  # never the OpenAI key
             max_retries=max_retries,
             timeout=timeout_s,
         )
@@ -103,7 +101,7 @@ class OpenAIGenerator:
                 raise UserError(
                     f"cannot reach the generation server at {self.base_url} ({exc})",
                     where="--base-url",
-                    fix="start the server or correct the URL, then resume the run with --resume",
+                    fix="start the server or correct the URL",
                 ) from None
             except openai.NotFoundError:
                 raise UserError(
@@ -120,7 +118,7 @@ class OpenAIGenerator:
                 raise UserError(
                     f"the generation server answered HTTP {exc.status_code} after retries ({exc.message})",
                     where="--base-url",
-                    fix="check the server's log; resume the run with --resume once it is healthy",
+                    fix="check the server's log",
                 ) from None
             choices.extend(sorted(response.choices, key=lambda c: c.index)[:missing])
         if len(choices) < len(prompt.paths):

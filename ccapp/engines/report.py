@@ -144,9 +144,19 @@ def build_report(
 
 def paper_result(store: Store, run_id: int, judge: str | None = None) -> list[float | None]:
     """The paper's file format: [Corr@10, …, Corr@80, Corr_mean]."""
+    from ccapp.engines.judges.registry import check_judge_spec
+
     run = runs.get_run(store, run_id)
     ks = [int(k) for k in run.config.get("ks", [])]
-    return paper_list(run_metrics(store, run, judge or run.judge), ks)
+    chosen = check_judge_spec(judge) if judge else run.judge
+    present = rows_store.judges_of(store, run.id)
+    if chosen not in present:
+        raise UserError(
+            f"run {run.id} has no verdicts from {chosen} (it has: {', '.join(present) or 'none'})",
+            where="--judge",
+            fix=f"judge it first: ccapp judge {run.id} --judge {chosen}",
+        )
+    return paper_list(run_metrics(store, run, chosen), ks)
 
 
 def report_text(document: Any, *, paper: bool = False) -> str:
@@ -163,6 +173,12 @@ def write_new_file(path: Path, text: str, *, force: bool) -> None:
     path = path.expanduser()
     if path.is_dir():
         raise UserError("is a folder", where=str(path), fix="give a file name, e.g. report.json")
+    if path.parent != paths().reports_dir and not path.parent.is_dir():
+        raise UserError(
+            "the folder does not exist; nothing was written",
+            where=str(path.parent),
+            fix="create it first, or choose another --out",
+        )
     if path.exists() and not force:
         raise UserError(
             "exists; nothing was written",

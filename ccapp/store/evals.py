@@ -318,7 +318,7 @@ def cached_verdicts(
 def remember_verdicts(
     store: Store, judge: str, entries: Sequence[tuple[str, str, float | None, str | None]]
 ) -> None:
-    """(key, label, score, raw) into the verdict cache; errors are never cached."""
+    """(key, label, score, raw) into the verdict cache; only yes/no verdicts are kept."""
     now = utc_now()
     with store.write() as db:
         db.conn.executemany(
@@ -327,7 +327,7 @@ def remember_verdicts(
             [
                 (key, judge, label, score, raw, now)
                 for key, label, score, raw in entries
-                if label != "error"
+                if label in ("yes", "no")
             ],
         )
 

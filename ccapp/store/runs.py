@@ -147,8 +147,22 @@ def set_metrics(store: Store, run_id: int, metrics: Mapping[str, Any]) -> None:
 
 
 def delete_run(store: Store, run_id: int) -> Run:
-    """Delete a run and, by cascade, its items, continuations, verdicts, groups and logs."""
+    """Delete a run and, by cascade, its items, continuations, verdicts, groups and logs.
+
+    A run that a live process is still writing is refused: its job would fail mid-way.
+    """
     run = get_run(store, run_id)
+    if (
+        run.status is RunStatus.RUNNING
+        and run.pid is not None
+        and run.pid != os.getpid()
+        and run.host == socket.gethostname()
+        and _alive(run.pid)
+    ):
+        raise UserError(
+            f"run {run_id} is running in process {run.pid}",
+            fix="cancel it first (Ctrl-C, or esc in the app), then delete it",
+        )
     with store.write() as db:
         db.execute("DELETE FROM runs WHERE id = ?", [run_id])
     return run

@@ -64,7 +64,7 @@ class Judge(Protocol):
 
 
 _WRAPPING = "*_`\"'“”‘’ \t\n"
-_ANSWER = re.compile(r"^(yes|no)(?:[.!]*|[.!,:;)]\s.*|[,:;].*)$", re.DOTALL)
+_ANSWER = re.compile(r"^(yes|no)(?:[.!]*|[.!,:;)]\s.*|[,:;].*|[.!]*\n.*)$", re.DOTALL)
 
 
 def parse_answer(text: str | None) -> str:

@@ -23,8 +23,11 @@ SPELLINGS = {
 class HFJudge:
     cacheable = True
 
-    def __init__(self, spec: str, model: Any, tokenizer: Any, *, batch_size: int = 16):
+    def __init__(
+        self, spec: str, model: Any, tokenizer: Any, *, batch_size: int = 16, version: str = ""
+    ):
         self.spec = spec
+        self.cache_id = f"{spec}#{version}"  # cached verdicts belong to these weights
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size

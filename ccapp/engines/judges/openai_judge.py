@@ -87,11 +87,12 @@ class OpenAIJudge:
         """Fail before any generation if the key is refused or the server is unreachable."""
         import openai
 
+        quick = self.client.with_options(max_retries=1, timeout=15)  # a check, not a job
         try:
             if self.base_url is None:
-                self.client.models.retrieve(self.model)
+                quick.models.retrieve(self.model)
             else:
-                self.client.models.list()
+                quick.models.list()
         except (openai.AuthenticationError, openai.PermissionDeniedError):
             raise self._auth_error() from None
         except openai.NotFoundError:
@@ -105,6 +106,14 @@ class OpenAIJudge:
                 f"cannot reach the judge at {self.where}",
                 where="--judge",
                 fix="start the server or check the URL and your connection",
+            ) from None
+        except openai.RateLimitError:
+            pass  # busy, but it knew the key: the judging itself retries with backoff
+        except openai.APIStatusError as exc:
+            raise UserError(
+                f"the judge at {self.where} answered HTTP {exc.status_code} to a first check",
+                where="--judge",
+                fix="check the server, then start again",
             ) from None
 
     def judge(self, batch: Sequence[JudgeInput]) -> list[Verdict]:

@@ -103,14 +103,36 @@ def make_judge(text: str, options: JudgeOptions | None = None, *, check: bool = 
     from ccapp.engines.judges.hf_judge import HFJudge
     from ccapp.engines.models import load_model, resolve_model
 
-    loaded = load_model(resolve_model(spec.name), device=options.device, dtype=options.dtype)
-    return HFJudge(spec.canonical, loaded.model, loaded.tokenizer)
+    ref = resolve_model(spec.name)
+    loaded = load_model(ref, device=options.device, dtype=options.dtype)
+    return HFJudge(
+        spec.canonical,
+        loaded.model,
+        loaded.tokenizer,
+        version=f"{model_version(ref.source)}/{loaded.dtype}",
+    )
+
+
+def model_version(source: str) -> str:
+    """What identifies the weights behind a name: a local folder's file sizes and times
+    (a folder saved again is another judge), or the Hub id as is."""
+    import hashlib
+
+    folder = Path(source)
+    if not folder.is_dir():
+        return source
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*")):
+        if path.is_file():
+            stat_result = path.stat()
+            digest.update(f"{path.name}:{stat_result.st_size}:{stat_result.st_mtime_ns};".encode())
+    return digest.hexdigest()[:16]
 
 
 def api_key_for(spec: JudgeSpec) -> str:
     """The key, never stored or printed: the environment first, then the key file."""
-    if spec.url is not None:  # a self-hosted server: a key only if it wants one
-        return os.environ.get("CCAPP_JUDGE_API_KEY") or os.environ.get("OPENAI_API_KEY") or "none"
+    if spec.url is not None:  # a self-hosted server gets its own key, never the OpenAI one
+        return os.environ.get("CCAPP_JUDGE_API_KEY") or "none"
     key = os.environ.get("OPENAI_API_KEY", "").strip()
     if key:
         return key
