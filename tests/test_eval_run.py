@@ -541,7 +541,7 @@ def test_an_error_before_the_run_exists_is_an_event_too(c2eval_file: Path, tmp_p
 def test_lenient_skips_and_short_k_are_reported(
     tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
 ) -> None:
-    lines = c2eval_file.read_text().splitlines()[:4] + ["not json"]
+    lines = [*c2eval_file.read_text().splitlines()[:4], "not json"]
     data = tmp_path / "rows.jsonl"
     data.write_text("\n".join(lines) + "\n")
     result = run_ccapp(
