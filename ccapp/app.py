@@ -29,20 +29,35 @@ class CcappApp(App[None]):
     MODES = {"home": HomeScreen, "eval": EvalFormScreen, "history": HistoryScreen}
     DEFAULT_MODE = "home"
     COMMANDS = App.COMMANDS | {CcappCommands}
+    # F-keys switch modes from anywhere, even while typing in a form; the letters do the
+    # same where no text field has the focus.
     BINDINGS = [
         Binding(
-            "h", "switch_mode('home')", "Home", id="app.home", tooltip="Store, devices and runs"
+            "f1,h",
+            "switch_mode('home')",
+            "Home",
+            key_display="F1/h",
+            id="app.home",
+            tooltip="Store, devices and runs",
         ),
-        Binding("e", "switch_mode('eval')", "Evaluate", id="app.eval", tooltip="A new C2-Eval run"),
         Binding(
-            "r",
+            "f2,e",
+            "switch_mode('eval')",
+            "Evaluate",
+            key_display="F2/e",
+            id="app.eval",
+            tooltip="A new C2-Eval run",
+        ),
+        Binding(
+            "f3,r",
             "switch_mode('history')",
             "Runs",
+            key_display="F3/r",
             id="app.history",
             tooltip="Browse, compare, export",
         ),
         Binding(
-            "q", "quit", "Quit", id="app.quit", tooltip="Leave ccapp (running jobs keep running)"
+            "q", "quit", "Quit", id="app.quit", tooltip="Leave ccapp (ctrl+q works everywhere)"
         ),
     ]
 

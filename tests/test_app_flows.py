@@ -147,8 +147,8 @@ async def test_launch_watch_and_find_the_run_in_history(
         assert live.state.status == "done" and live.state.done == 12
         assert live.state.metrics["n"] == {"10": 6, "20": 6}
         run_id = live.state.run_id
-        await pilot.press("escape")  # back to the form
-        await pilot.press("r")
+        await pilot.press("escape")  # back to the form, where typing goes to the model field
+        await pilot.press("f3")  # so the runs are one F-key away
         await wait_for(
             pilot,
             lambda: (

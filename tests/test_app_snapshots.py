@@ -33,7 +33,12 @@ async def fake_probe() -> list[Device]:
 
 
 async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
-    """Until no worker runs (a replaced exclusive worker counts as finished), twice."""
+    """Until no worker runs (a replaced exclusive worker counts as finished), twice; and no
+    blinking cursor, which would be caught on or off at random."""
+    from textual.widgets import Input
+
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
     for _ in range(2):
         for _ in range(200):
             if all(worker.is_finished for worker in pilot.app.workers):

@@ -202,6 +202,7 @@ class FolderPicker(Screen[str | None]):
 
 class EvalFormScreen(Screen[None]):
     CSS_PATH = "eval_form.tcss"
+    AUTO_FOCUS = "#model"  # typing starts in the form, never in the app's letter keys
     BINDINGS = [
         Binding("ctrl+s", "launch", "Launch", id="eval.launch", tooltip="Start the evaluation"),
         Binding(

@@ -36,6 +36,7 @@ def matches(run: Run, text: str) -> bool:
 
 class HistoryScreen(Screen[None]):
     CSS_PATH = "history.tcss"
+    AUTO_FOCUS = "#history-runs"
     BINDINGS = [
         Binding(
             "slash",

@@ -295,7 +295,8 @@ class LiveRunScreen(Screen[None]):
     # -- actions ----------------------------------------------------------------------------
 
     def action_stop_or_back(self) -> None:
-        if self.finished:
+        # A job that reported its end is leaving (a child takes a moment to exit): go back.
+        if self.finished or self.state.status in ("done", "paused", "failed"):
             self.app.pop_screen()
             return
 
