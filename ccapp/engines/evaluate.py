@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from ccapp.engines.backend import Backend, BackendOptions
 from ccapp.engines.events import EVENTS_VERSION, NullSink, Sink
-from ccapp.engines.hf_generate import Cancelled, Generated, Prompt, Sampling
+from ccapp.engines.hf_generate import Cancelled, Generated, Sampling
 from ccapp.engines.judges.base import Judge
 from ccapp.engines.judges.heuristic import HeuristicJudge
 from ccapp.engines.judges.registry import check_judge_spec
@@ -314,7 +315,7 @@ class Evaluation:
 
     def _load_backend(self, config: EvalConfig, ref: Any) -> Backend:
         self.sink.emit("model_loading", phase="resolve", detail=ref.source)
-        return Backend.load(config, ref, self.sink)
+        return Backend.load(ref, self.sink, BackendOptions.of(config, min_rows=config.paths))
 
     def _plan_cells(
         self, config: EvalConfig, rows: Sequence[Any], backend: Backend
@@ -428,7 +429,13 @@ class Evaluation:
                 raise Cancelled
             if background is not None:
                 background.raise_if_failed()
-            generated = backend.generate(batch, sampling, self.sink, self.cancel)
+            generated = backend.generate(
+                [(cell.id, cell.rendered_prompt, paths) for cell, paths in batch.slices],
+                sampling,
+                batch.seed,
+                self.sink,
+                self.cancel,
+            )
             saved, fresh = self._save_batch(generated, cells, requests, backend)
             if background is not None:
                 background.submit(fresh)
@@ -553,142 +560,6 @@ class Evaluation:
     def _run_id(self) -> int:
         assert self.run is not None
         return self.run.id
-
-
-class Backend:
-    """The loaded model (hf) or the server client (openai), behind one `generate`."""
-
-    def __init__(
-        self,
-        tokenizer: Any,
-        generator: Any,
-        rows_per_batch: int,
-        *,
-        engine: str,
-        template_source: str,
-        dtype: str,
-    ):
-        self.tokenizer = tokenizer
-        self.generator = generator
-        self.rows_per_batch = rows_per_batch
-        self.engine = engine
-        self.template_source = template_source
-        self.dtype = dtype
-        self._ids: dict[str, list[int]] = {}  # rendered prompt -> token ids
-
-    @classmethod
-    def load(cls, config: EvalConfig, ref: Any, sink: Sink) -> Backend:
-        from ccapp.engines.models import load_model, load_tokenizer
-
-        folder = None
-        if not ref.is_local:
-            from ccapp.engines.hub import fetch
-
-            folder = fetch(
-                ref.source,
-                lambda **f: sink.emit("model_loading", **f),
-                weights=config.engine == "hf",
-            )
-        if config.engine == "openai":
-            sink.emit("model_loading", phase="tokenizer", detail=ref.source)
-            tokenizer, template_source = load_tokenizer(ref, folder)
-            from ccapp.engines.openai_generate import OpenAIGenerator
-
-            generator = OpenAIGenerator(
-                str(config.base_url),
-                config.served_model or ref.source,
-                tokenizer,
-                concurrency=config.concurrency,
-                timeout_s=config.request_timeout,
-                max_retries=config.max_retries,
-            )
-            rows = config.batch_size or max(config.paths, config.concurrency * config.paths)
-            sink.emit("model_loading", phase="ready", detail=config.base_url)
-            return cls(
-                tokenizer,
-                generator,
-                rows,
-                engine="openai",
-                template_source=template_source,
-                dtype="server",
-            )
-        from ccapp.engines.hf_generate import HFGenerator
-
-        sink.emit("model_loading", phase="weights", detail=ref.source)
-        loaded = load_model(
-            ref, device=config.device, dtype=config.dtype, load_in_4bit=config.load_in_4bit
-        )
-        sink.emit("model_loading", phase="ready", detail=f"{loaded.device} {loaded.dtype}")
-        rows = config.batch_size or auto_batch_rows(loaded, config)
-        return cls(
-            loaded.tokenizer,
-            HFGenerator(loaded.model, loaded.tokenizer),
-            rows,
-            engine="hf",
-            template_source=loaded.template_source,
-            dtype=loaded.dtype,
-        )
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def generate(
-        self, batch: Batch, sampling: Sampling, sink: Sink, cancel: threading.Event
-    ) -> list[Generated]:
-        on_step = sink.tokens if getattr(sink, "wants_tokens", False) else None
-        if self.engine == "openai":
-            from ccapp.engines.openai_generate import TextPrompt
-            from ccapp.engines.render import strip_leading_bos
-
-            text_prompts = [
-                TextPrompt(
-                    cell.id, strip_leading_bos(self.tokenizer, cell.rendered_prompt), tuple(paths)
-                )
-                for cell, paths in batch.slices
-            ]
-            return list(
-                self.generator.generate(
-                    text_prompts, sampling, batch.seed, on_step=on_step, cancel=cancel
-                )
-            )
-        prompts = [
-            Prompt(cell.id, self._prompt_ids(cell), tuple(paths)) for cell, paths in batch.slices
-        ]
-        return list(
-            self.generator.generate(prompts, sampling, batch.seed, on_step=on_step, cancel=cancel)
-        )
-
-    def tokenize_prompts(self, prompts: list[str]) -> list[int]:
-        """Tokenize rendered prompts in one batch call, keep the ids, return the lengths."""
-        if not prompts:
-            return []
-        ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
-        self._ids.update(zip(prompts, ids))
-        return [len(row) for row in ids]
-
-    def known_prompts(self) -> set[str]:
-        return set(self._ids)
-
-    def _prompt_ids(self, cell: Cell) -> list[int]:
-        return self._ids[cell.rendered_prompt]
-
-
-def auto_batch_rows(loaded: Any, config: EvalConfig) -> int:
-    """Rows per batch: 128 on CPU; on a GPU, what the free memory holds for the KV cache."""
-    import torch
-
-    if not str(loaded.device).startswith("cuda"):
-        return 128
-    cfg = loaded.model.config
-    layers = int(getattr(cfg, "num_hidden_layers", 32))
-    heads = int(getattr(cfg, "num_key_value_heads", 0) or getattr(cfg, "num_attention_heads", 32))
-    head_dim = int(getattr(cfg, "head_dim", 0) or cfg.hidden_size // cfg.num_attention_heads)
-    bytes_per = 2 if loaded.dtype in ("bfloat16", "float16") else 4
-    tokens = 256 + config.max_new_tokens  # C2-Eval prompts are ~100-200 tokens
-    per_row = 2 * layers * heads * head_dim * bytes_per * tokens
-    free = min(torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count()))
-    rows = int(free * 0.5 // per_row)
-    return max(config.paths, min(512, rows))
 
 
 def _config_from_stored(stored: dict[str, Any]) -> EvalConfig:
