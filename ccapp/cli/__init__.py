@@ -20,6 +20,7 @@ from ccapp.cli import (
     judge_cmd,
     model_cmd,
     runs_cmd,
+    syn_cmd,
 )
 from ccapp.cli.common import add_db_option
 from ccapp.errors import UserError
@@ -28,6 +29,7 @@ COMMANDS = [
     eval_cmd,
     judge_cmd,
     agreement_cmd,
+    syn_cmd,
     runs_cmd,
     export_cmd,
     devices_cmd,

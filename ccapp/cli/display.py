@@ -39,18 +39,15 @@ class TerminalSink:
             )
         elif event == "run_started":
             totals = fields["totals"]
+            unit = "groups" if "groups" in totals else "continuations"
             scope = f"{totals['requests']} requests, " if "requests" in totals else ""
             self.err.print(
-                f"{fields['kind']} run: {scope}{totals['continuations']} continuations "
-                f"({totals['todo']} to do)"
+                f"{fields['kind']} run: {scope}{totals[unit]} {unit} ({totals['todo']} to do)"
             )
             self.progress.start()
+            verb = {"judge": "judging", "syn": "synthesizing"}.get(fields["kind"], "generating")
             self.task = self.progress.add_task(
-                "judging" if fields["kind"] == "judge" else "generating",
-                total=totals["continuations"],
-                completed=totals["continuations"] - totals["todo"],
-                rate="",
-                corr="",
+                verb, total=totals[unit], completed=totals[unit] - totals["todo"], rate="", corr=""
             )
         elif event == "progress" and self.task is not None:
             self.progress.update(
@@ -73,6 +70,18 @@ class TerminalSink:
 
     def finished(self, run: Any) -> None:
         metrics = run.metrics
+        if "corr" not in metrics:  # a syn run: what it made and what it left out
+            self.out.print(
+                f"run {run.id}: {run.status.value} · {metrics.get('groups', 0)} groups, "
+                f"{metrics.get('pairs', 0)} pairs, {metrics.get('rejected', 0)} rejected",
+                markup=False,
+            )
+            for name, n in {
+                **metrics.get("source", {}),
+                **metrics.get("rejection_reasons", {}),
+            }.items():
+                self.out.print(f"  {name}: {n}", markup=False)
+            return
         self.out.print(
             corr_table(metrics, title=f"run {run.id} · {run.model} · judge {metrics.get('judge')}")
         )

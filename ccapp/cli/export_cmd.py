@@ -8,10 +8,13 @@ from pathlib import Path
 
 from ccapp.cli.common import add_db_option, open_store
 from ccapp.cli.runs_cmd import run_id_arg
+from ccapp.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("export", help="write a run's JSON report (or the paper's list)")
+    p = subparsers.add_parser(
+        "export", help="write a run's JSON report, the paper's list, or a syn run's pairs dataset"
+    )
     add_db_option(p)
     p.add_argument("run", metavar="RUN", type=run_id_arg)
     p.add_argument(
@@ -23,9 +26,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--format",
-        choices=["report", "paper"],
+        choices=["report", "paper", "pairs"],
         default="report",
-        help="report: everything, versioned (default); paper: [Corr@10, …, Corr@80, Corr_mean]",
+        help="report: everything, versioned (default); paper: [Corr@10, …, Corr@80, Corr_mean]; "
+        "pairs: a syn run's preference pairs as a datasets folder (--out DIR) for DPOTrainer",
+    )
+    p.add_argument(
+        "--jsonl", action="store_true", help="for --format pairs: train.jsonl, not parquet"
     )
     p.add_argument("--judge", help="for --format paper: whose verdicts (default: the run's judge)")
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
@@ -41,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         write_new_file,
     )
 
+    if args.format == "pairs":
+        return export_pairs_dataset(args)
     with open_store(args) as store:
         if args.format == "paper":
             document: object = paper_result(store, args.run, args.judge)
@@ -53,4 +62,19 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out or default_report_path(args.run, paper=args.format == "paper")
     write_new_file(out, text, force=args.force)
     print(out)
+    return 0
+
+
+def export_pairs_dataset(args: argparse.Namespace) -> int:
+    from ccapp.engines.pairs_export import export_pairs
+
+    if args.out is None or str(args.out) == "-":
+        raise UserError(
+            "pairs need a folder", where="--out", fix="e.g. --out ./pairs (new or empty)"
+        )
+    with open_store(args) as store:
+        meta = export_pairs(store, args.run, args.out, jsonl=args.jsonl, force=args.force)
+    print(
+        f"{args.out}: {meta['pairs']} pairs from {meta['groups']} groups ({', '.join(meta['files'])})"
+    )
     return 0

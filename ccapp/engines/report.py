@@ -17,7 +17,7 @@ from ccapp import __version__
 from ccapp.config import paths
 from ccapp.engines.metrics import Judged, compute_metrics, paper_list
 from ccapp.errors import UserError
-from ccapp.store import Run, Store, runs
+from ccapp.store import Run, RunKind, Store, runs
 from ccapp.store import evals as rows_store
 
 SCHEMA_VERSION = 1
@@ -35,6 +35,8 @@ def build_report(
     store: Store, run_id: int, *, now: str | None = None, version: str = __version__
 ) -> dict[str, Any]:
     run = runs.get_run(store, run_id)
+    if run.kind is not RunKind.EVAL:
+        return _run_report(run, now, version)
     ks = [int(k) for k in run.config.get("ks", [])]
     judges = rows_store.judges_of(store, run.id)
     metrics = {judge: run_metrics(store, run, judge) for judge in judges}
@@ -139,6 +141,28 @@ def build_report(
             }
             for t in rows_store.continuations(store, run.id)
         ],
+    }
+
+
+def _run_report(run: Any, now: str | None, version: str) -> dict[str, Any]:
+    """A syn or train run: its settings and metrics (syn pairs: `--format pairs`)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "ccapp_version": version,
+        "exported_at": now or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "run": {
+            "id": run.id,
+            "kind": run.kind.value,
+            "status": run.status.value,
+            "created_at": run.created_at,
+            "finished_at": run.finished_at,
+            "fingerprint": run.fingerprint,
+            "parent_id": run.parent_id,
+            "error": run.error,
+            "ccapp_version": run.ccapp_version,
+        },
+        "config": run.config,
+        "metrics": run.metrics,
     }
 
 

@@ -1,8 +1,10 @@
 """The tiny offline chat model: a byte-level BPE tokenizer and a 2–4 layer Llama.
 
-Tests, benchmarks and the demo need a real chat model without any download. Everything
-here is deterministic for a given seed and text, so two builds are identical and a cached
-build can be trusted.
+Tests, benchmarks and the demo need a real chat model without any download. After random
+initialisation it gets a short warm-up on ccapp's own text laid out as chat turns, so that
+it answers in words and ends its turns (an untrained model repeats one token forever).
+Everything is deterministic for a given seed and text on a given machine, so two builds are
+identical and a cached build can be trusted.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from pathlib import Path
 from ccapp.config import paths
 from ccapp.engines.tiny_corpus import TEXT as OWN_TEXT
 
-BUILDER_VERSION = 1  # bump when the build changes, so cached builds are not reused
+BUILDER_VERSION = 3  # bump when the build changes, so cached builds are not reused
+WARMUP_STEPS = 60
+WARMUP_LR = 3e-3
 BOS, EOS, PAD = "<|bos|>", "<|end|>", "<|pad|>"
 ROLE_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>"]
 
@@ -38,6 +42,7 @@ def build_tiny_model(
     layers: int = 2,
     hidden: int = 64,
     heads: int = 4,
+    warmup_steps: int = WARMUP_STEPS,
 ) -> Path:
     """Train the tokenizer on `texts` plus ccapp's own text, build the model, save both."""
     import torch
@@ -88,6 +93,8 @@ def build_tiny_model(
         tie_word_embeddings=True,
     )
     model = LlamaForCausalLM(config)
+    if warmup_steps:
+        warm_up(model, tokenizer, steps=warmup_steps, seed=seed)
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -104,6 +111,7 @@ def build_tiny_model(
             {
                 "builder_version": BUILDER_VERSION,
                 "seed": seed,
+                "warmup_steps": warmup_steps,
                 "layers": layers,
                 "hidden": hidden,
                 "vocab_size": len(tokenizer),
@@ -112,6 +120,45 @@ def build_tiny_model(
         )
     )
     return out_dir
+
+
+def chat_examples(tokenizer: object) -> list[str]:
+    """ccapp's own lines as two-turn chats: each line asks, the next one answers."""
+    lines = [line for line in OWN_TEXT.splitlines() if line.strip()]
+    return [
+        tokenizer.apply_chat_template(  # type: ignore[attr-defined]
+            [
+                {"role": "user", "content": lines[i]},
+                {"role": "assistant", "content": lines[(i + 1) % len(lines)]},
+            ],
+            tokenize=False,
+        )
+        for i in range(len(lines))
+    ]
+
+
+def warm_up(model: object, tokenizer: object, *, steps: int, seed: int) -> None:
+    """Full-batch language-model training on the chat examples (a few seconds on a CPU)."""
+    import torch
+
+    encoded = tokenizer(  # type: ignore[operator]
+        chat_examples(tokenizer),
+        add_special_tokens=False,
+        padding=True,
+        padding_side="right",
+        return_tensors="pt",
+    )
+    labels = encoded["input_ids"].clone()
+    labels[encoded["attention_mask"] == 0] = -100
+    torch.manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=WARMUP_LR)  # type: ignore[attr-defined]
+    model.train()  # type: ignore[attr-defined]
+    for _ in range(steps):
+        loss = model(**encoded, labels=labels).loss  # type: ignore[operator]
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()  # type: ignore[attr-defined]
 
 
 def ensure_tiny_model(seed: int = 0) -> Path:

@@ -1,0 +1,139 @@
+"""C2-Syn rows: a group per request holding six ranked responses; pairs are derived."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from ccapp.store.db import Store, utc_now
+
+ROLES = ("safe", "syn1", "syn2", "syn3", "syn4", "harmful")  # best to worst: rank = index
+
+
+@dataclass(frozen=True)
+class Response:
+    rank: int
+    role: str
+    text: str
+    cut_chars: int | None = None  # where the harmful response was cut (SYN_i)
+    trigger: str | None = None
+
+
+@dataclass(frozen=True)
+class Group:
+    id: int
+    item_idx: int
+    request: str
+    status: str  # ok | rejected
+    reason: str | None
+    responses: list[Response]
+
+
+def save_group(
+    store: Store,
+    run_id: int,
+    item_id: int,
+    status: str,
+    reason: str | None,
+    responses: Sequence[Response],
+) -> int:
+    """A group and its responses, in one transaction (a resumed run never halves one)."""
+    with store.write() as db:
+        cursor = db.conn.execute(
+            "INSERT INTO syn_groups (run_id, item_id, status, reason, created_at) VALUES (?, ?, ?, ?, ?)",
+            [run_id, item_id, status, reason, utc_now()],
+        )
+        group_id = int(cursor.lastrowid or 0)
+        db.conn.executemany(
+            "INSERT INTO syn_responses (group_id, rank, role, text, cut_chars, trigger) VALUES (?, ?, ?, ?, ?, ?)",
+            [(group_id, r.rank, r.role, r.text, r.cut_chars, r.trigger) for r in responses],
+        )
+    return group_id
+
+
+def done_items(store: Store, run_id: int) -> set[int]:
+    return {
+        row[0]
+        for row in store.conn.execute("SELECT item_id FROM syn_groups WHERE run_id = ?", [run_id])
+    }
+
+
+def counts(store: Store, run_id: int) -> dict[str, int]:
+    rows = store.conn.execute(
+        "SELECT status, count(*) FROM syn_groups WHERE run_id = ? GROUP BY status", [run_id]
+    )
+    found = dict(rows.fetchall())
+    return {"ok": int(found.get("ok", 0)), "rejected": int(found.get("rejected", 0))}
+
+
+def rejection_reasons(store: Store, run_id: int) -> dict[str, int]:
+    rows = store.conn.execute(
+        "SELECT reason, count(*) FROM syn_groups WHERE run_id = ? AND status = 'rejected' GROUP BY reason",
+        [run_id],
+    )
+    return {reason or "?": int(n) for reason, n in rows}
+
+
+def iter_groups(
+    store: Store, run_id: int, *, status: str | None = "ok", chunk: int = 1000
+) -> Iterator[Group]:
+    """Every group of a run with its responses, read a chunk at a time (keyset paging), so
+    exporting 50K groups never holds them all in memory."""
+    last = 0
+    while True:
+        sql = (
+            "SELECT g.id, i.idx, i.request, g.status, g.reason FROM syn_groups g "
+            "JOIN items i ON i.id = g.item_id WHERE g.run_id = ? AND g.id > ?"
+        )
+        params: list[object] = [run_id, last]
+        if status is not None:
+            sql += " AND g.status = ?"
+            params.append(status)
+        heads = store.conn.execute(sql + " ORDER BY g.id LIMIT ?", [*params, chunk]).fetchall()
+        if not heads:
+            return
+        ids = [head[0] for head in heads]
+        marks = ",".join("?" * len(ids))
+        responses: dict[int, list[Response]] = {i: [] for i in ids}
+        for group_id, rank, role, text, cut, trigger in store.conn.execute(
+            f"SELECT group_id, rank, role, text, cut_chars, trigger FROM syn_responses "
+            f"WHERE group_id IN ({marks}) ORDER BY group_id, rank",
+            ids,
+        ):
+            responses[group_id].append(Response(rank, role, text, cut, trigger))
+        for group_id, idx, request, group_status, reason in heads:
+            yield Group(group_id, idx, request, group_status, reason, responses[group_id])
+        last = ids[-1]
+
+
+def latest_group(store: Store, run_id: int) -> Group | None:
+    row = store.conn.execute("SELECT max(id) FROM syn_groups WHERE run_id = ?", [run_id]).fetchone()
+    if not row or row[0] is None:
+        return None
+    return next(_group(store, row[0]), None)
+
+
+def _group(store: Store, group_id: int) -> Iterator[Group]:
+    head = store.conn.execute(
+        "SELECT g.id, i.idx, i.request, g.status, g.reason FROM syn_groups g JOIN items i ON i.id = g.item_id "
+        "WHERE g.id = ?",
+        [group_id],
+    ).fetchone()
+    if head is None:
+        return
+    responses = [
+        Response(rank, role, text, cut, trigger)
+        for rank, role, text, cut, trigger in store.conn.execute(
+            "SELECT rank, role, text, cut_chars, trigger FROM syn_responses WHERE group_id = ? ORDER BY rank",
+            [group_id],
+        )
+    ]
+    yield Group(head[0], head[1], head[2], head[3], head[4], responses)
+
+
+def pair_count(store: Store, run_id: int) -> int:
+    return int(
+        store.conn.execute(
+            "SELECT count(*) FROM preference_pairs WHERE run_id = ?", [run_id]
+        ).fetchone()[0]
+    )
