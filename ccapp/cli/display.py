@@ -15,7 +15,7 @@ class TerminalSink:
     wants_tokens = False
 
     def __init__(self) -> None:
-        self.err = Console(stderr=True, highlight=False)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)  # logs unbroken
         self.out = Console(highlight=False)
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),

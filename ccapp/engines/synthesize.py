@@ -131,8 +131,7 @@ def cut_points(response: str, count: int = 4) -> list[int] | None:
     if len(boundaries) >= count:
         step = len(boundaries) / (count + 1)
         picked = [
-            boundaries[min(len(boundaries) - 1, round(step * (i + 1)) - 1)]
-            for i in range(count)
+            boundaries[min(len(boundaries) - 1, round(step * (i + 1)) - 1)] for i in range(count)
         ]
         if len(set(picked)) == count:
             return picked
