@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from pathlib import Path
@@ -56,7 +57,7 @@ def test_cuts_are_strictly_increasing_never_empty_never_whole(text: str) -> None
         assert cuts is None
         return
     assert cuts is not None and len(cuts) == 4
-    assert all(a < b for a, b in zip(cuts, cuts[1:]))
+    assert all(a < b for a, b in itertools.pairwise(cuts))
     stripped = text.rstrip()
     assert all(text[:c].strip() and c < len(stripped) for c in cuts)
 
