@@ -58,6 +58,7 @@ class HFGenerator:
         self.model = model
         self.tokenizer = tokenizer
         self.stop_ids = _stop_token_ids(model, tokenizer)
+        self.static_cache = True  # turned off for models whose config a StaticCache refuses
         self.pad_id = (
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.stop_ids)
         )
@@ -90,13 +91,27 @@ class HFGenerator:
 
         with torch.inference_mode():
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            cache = self._new_cache(width + sampling.max_new_tokens)
+            extra = (
+                {"cache": cache, "cache_position": torch.arange(width, device=device)}
+                if cache
+                else {}
+            )
             out = self.model(
-                input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True
+                input_ids=input_ids,
+                attention_mask=mask,
+                position_ids=positions,
+                use_cache=True,
+                logits_to_keep=1,
+                **extra,  # only the last position's logits are needed
             )
             cache = out.cache
             cache.reorder_cache(fork)  # the fork: one prefill, len(paths) rows each
             logits = out.logits[:, -1, :].float().index_select(0, fork)
-            mask = mask.index_select(0, fork)
+            full_mask = torch.ones(
+                (len(rows), width + sampling.max_new_tokens), dtype=torch.long, device=device
+            )
+            full_mask[:, :width] = mask.index_select(0, fork)
             next_position = positions[:, -1:].index_select(0, fork) + 1
             del out
 
@@ -122,13 +137,15 @@ class HFGenerator:
                     shown = self._stream(rows, tokens[:, : step + 1], lengths, shown, on_step)
                 if bool(finished.all()) or step == sampling.max_new_tokens - 1:
                     break
-                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+                if self.static_cache:
+                    extra = {"cache_position": torch.tensor([width + step], device=device)}
                 out = self.model(
                     input_ids=chosen[:, None],
-                    attention_mask=mask,
+                    attention_mask=full_mask[:, : width + step + 1],
                     position_ids=next_position,
                     cache=cache,
                     use_cache=True,
+                    **extra,
                 )
                 cache = out.cache
                 logits = out.logits[:, -1, :].float()
@@ -150,6 +167,19 @@ class HFGenerator:
             if rest:
                 on_step(rest)
         return results
+
+    def _new_cache(self, length: int) -> Any:
+        """A preallocated KV cache when the model takes one: a growing cache copies itself
+        at every step (quadratic in length), a static one is written in place."""
+        if not self.static_cache:
+            return None
+        from transformers import StaticCache
+
+        try:
+            return StaticCache(config=self.model.config, max_cache_len=length)
+        except (TypeError, ValueError, NotImplementedError, AttributeError):
+            self.static_cache = False
+            return None
 
     def _stream(
         self,
