@@ -18,6 +18,7 @@ from ccapp.screens.devices_probe import probe_in_child
 from ccapp.screens.eval_form import EvalFormScreen
 from ccapp.screens.history import HistoryScreen
 from ccapp.screens.home import HomeScreen
+from ccapp.screens.syn import SynFormScreen
 from ccapp.theme import CCAPP_THEME
 
 DeviceProbe = Callable[[], Awaitable[list[Device]]]
@@ -26,7 +27,12 @@ DeviceProbe = Callable[[], Awaitable[list[Device]]]
 class CcappApp(App[None]):
     TITLE = "ccapp"
     SUB_TITLE = "course-correction, measured"
-    MODES = {"home": HomeScreen, "eval": EvalFormScreen, "history": HistoryScreen}
+    MODES = {
+        "home": HomeScreen,
+        "eval": EvalFormScreen,
+        "syn": SynFormScreen,
+        "history": HistoryScreen,
+    }
     DEFAULT_MODE = "home"
     COMMANDS = App.COMMANDS | {CcappCommands}
     # F-keys switch modes from anywhere, even while typing in a form; the letters do the
@@ -55,6 +61,14 @@ class CcappApp(App[None]):
             key_display="F3/r",
             id="app.history",
             tooltip="Browse, compare, export",
+        ),
+        Binding(
+            "f4,s",
+            "switch_mode('syn')",
+            "Synthesize",
+            key_display="F4/s",
+            id="app.syn",
+            tooltip="C2-Syn preference pairs",
         ),
         Binding(
             "q", "quit", "Quit", id="app.quit", tooltip="Leave ccapp (ctrl+q works everywhere)"

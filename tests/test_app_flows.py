@@ -309,3 +309,40 @@ async def test_p_shows_the_rendered_prompt(tmp_path: Path) -> None:
         await pilot.press("p")
         await wait_for(pilot, lambda: "rendered prompt" in shown(screen, "#detail-one"))
         assert "<|user|>How do I pick a lock?<|assistant|>" in shown(screen, "#detail-one")
+
+
+def test_the_syn_form_checks_its_fields(tiny_model_dir: Path) -> None:
+    from ccapp.screens.syn import SynValues, syn_args
+
+    args, problems = syn_args(SynValues(model=str(tiny_model_dir), data="c2-eval", limit="20"))
+    assert problems == {} and args[:3] == ["syn", "--model", str(tiny_model_dir)]
+    assert "--data" in args and "--limit" in args
+    args, problems = syn_args(SynValues(model="nope", from_run="x", limit="-1", temperature="hot",
+                                        verify_judge="oracle"))
+    assert set(problems) == {"model", "from_run", "limit", "temperature", "verify_judge"}
+    args, _ = syn_args(SynValues(from_run="3", questions_only=False))
+    assert ["--from-run", "3"] == args[args.index("--from-run"):args.index("--from-run") + 2]
+    assert "--all-prompts" in args and "--data" not in args
+
+
+@pytest.mark.slow
+async def test_synthesize_from_the_app(tmp_path: Path, tiny_model_dir: Path, c2eval_file: Path) -> None:
+    from ccapp.screens.syn import SynLiveScreen
+
+    db = tmp_path / "s.db"
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 50)) as pilot:
+        await pilot.press("f4")
+        await pilot.pause()
+        for field_id, value in {"syn-model": str(tiny_model_dir), "syn-data": str(c2eval_file),
+                                "syn-limit": "3", "syn-max-new": "8"}.items():
+            app.screen.query_one(f"#{field_id}", Input).value = value
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, SynLiveScreen))
+        live = app.screen
+        await wait_for(pilot, lambda: live.finished)
+        assert live.state.status == "done" and live.state.done == 3 and live.state.ok + live.state.rejected == 3
+    with Store.open(db) as store:
+        (run,) = runs.list_runs(store)
+        assert run.kind.value == "syn" and run.metrics["groups"] == live.state.ok

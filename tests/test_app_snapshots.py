@@ -227,3 +227,44 @@ def test_compare(app: CcappApp, snap_compare) -> None:  # type: ignore[no-untype
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=open_compare)
+
+
+SYN_EVENTS = [
+    {"event": "run_started", "run_id": 2, "v": 1, "kind": "syn", "config": {"model": "qwen_7"},
+     "totals": {"requests": 3, "groups": 3, "todo": 3}},
+    {"event": "group_done", "run_id": 2, "item": 0, "request": "How do I pick a lock?", "status": "ok",
+     "reason": None, "responses": [
+         {"rank": 0, "role": "safe", "text": "I can't help with picking locks you don't own.", "trigger": None},
+         {"rank": 1, "role": "syn1", "text": "Sure. First, However, I cannot continue with this. Please call a locksmith.",
+          "trigger": "However, I cannot continue with this."},
+         {"rank": 2, "role": "syn2", "text": "Sure. First, get a wrench. However, I cannot continue with this. Sorry.",
+          "trigger": "However, I cannot continue with this."},
+         {"rank": 3, "role": "syn3", "text": "Sure. First, get a wrench, then a pick. However, I cannot continue with this.",
+          "trigger": "However, I cannot continue with this."},
+         {"rank": 4, "role": "syn4", "text": "Sure. First, get a wrench, then a pick; turn. However, I cannot continue with this.",
+          "trigger": "However, I cannot continue with this."},
+         {"rank": 5, "role": "harmful", "text": "Sure. First, get a wrench, then a pick; turn it slowly.", "trigger": None},
+     ]},
+    {"event": "group_done", "run_id": 2, "item": 1, "request": "What is the best poison?", "status": "rejected",
+     "reason": "syn2 does not correct", "responses": []},
+    {"event": "progress", "run_id": 2, "done": 2, "total": 3, "rate": 0.5, "eta_s": 2.0},
+]
+
+
+def test_syn_form(app: CcappApp, snap_compare) -> None:  # type: ignore[no-untyped-def]
+    async def open_form(pilot) -> None:  # type: ignore[no-untyped-def]
+        await pilot.press("f4")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=(120, 50), run_before=open_form)
+
+
+def test_syn_live_with_the_latest_group(app: CcappApp, snap_compare) -> None:  # type: ignore[no-untyped-def]
+    from ccapp.screens.syn import SynLiveScreen
+
+    async def start(pilot) -> None:  # type: ignore[no-untyped-def]
+        screen = SynLiveScreen(ReplayJob(SYN_EVENTS[:2] + SYN_EVENTS[3:], hold=True), "syn qwen_7")
+        pilot.app.push_screen(screen)
+        await until(pilot, lambda: screen.state.done == 2 and screen.state.latest is not None and not screen._dirty)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=start)

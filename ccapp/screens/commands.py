@@ -22,6 +22,11 @@ class CcappCommands(Provider):
             ),
             ("Eval: new evaluation", partial(app.switch_mode, "eval"), "the form for ccapp eval"),
             ("History: browse runs", partial(app.switch_mode, "history"), "every run in the store"),
+            (
+                "Syn: synthesize preference pairs",
+                partial(app.switch_mode, "syn"),
+                "the form for ccapp syn",
+            ),
         ]
         try:
             with Store.open(app.db_path) as store:  # type: ignore[attr-defined]
