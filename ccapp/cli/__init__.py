@@ -21,6 +21,7 @@ from ccapp.cli import (
     model_cmd,
     runs_cmd,
     syn_cmd,
+    train_cmd,
 )
 from ccapp.cli.common import add_db_option
 from ccapp.errors import UserError
@@ -30,6 +31,7 @@ COMMANDS = [
     judge_cmd,
     agreement_cmd,
     syn_cmd,
+    train_cmd,
     runs_cmd,
     export_cmd,
     devices_cmd,

@@ -39,20 +39,29 @@ class TerminalSink:
             )
         elif event == "run_started":
             totals = fields["totals"]
-            unit = "groups" if "groups" in totals else "continuations"
-            scope = f"{totals['requests']} requests, " if "requests" in totals else ""
-            self.err.print(
-                f"{fields['kind']} run: {scope}{totals[unit]} {unit} ({totals['todo']} to do)"
-            )
+            unit = next(u for u in ("groups", "continuations", "steps") if u in totals)
+            total, todo = totals[unit], totals.get("todo", totals[unit])
+            scope = "".join(f"{totals[k]} {k}, " for k in ("requests", "pairs") if k in totals)
+            self.err.print(f"{fields['kind']} run: {scope}{total} {unit} ({todo} to do)")
             self.progress.start()
-            verb = {"judge": "judging", "syn": "synthesizing"}.get(fields["kind"], "generating")
+            verb = {"judge": "judging", "syn": "synthesizing", "train": "training"}.get(
+                fields["kind"], "generating"
+            )
             self.task = self.progress.add_task(
-                verb, total=totals[unit], completed=totals[unit] - totals["todo"], rate="", corr=""
+                verb, total=total, completed=total - todo, rate="", corr=""
             )
         elif event == "progress" and self.task is not None:
             self.progress.update(
                 self.task, completed=fields["done"], rate=f"{fields['rate']:.1f}/s"
             )
+        elif event == "train_log" and self.task is not None:
+            loss, margin = fields.get("loss"), fields.get("reward_margin")
+            if loss is not None:
+                self.progress.update(
+                    self.task,
+                    corr=f"loss {loss:.4f}"
+                    + (f" · margin {margin:.3f}" if margin is not None else ""),
+                )
         elif event == "metrics" and self.task is not None:
             mean = fields["metrics"].get("corr_mean")
             self.progress.update(
@@ -70,6 +79,14 @@ class TerminalSink:
 
     def finished(self, run: Any) -> None:
         metrics = run.metrics
+        if run.kind.value == "train":
+            self.out.print(
+                f"run {run.id}: {run.status.value} · loss {metrics.get('loss_first')} → "
+                f"{metrics.get('loss_last')} · reward margin {metrics.get('reward_margin_first')} → "
+                f"{metrics.get('reward_margin_last')} · model in {metrics.get('output')}",
+                markup=False,
+            )
+            return
         if "corr" not in metrics:  # a syn run: what it made and what it left out
             self.out.print(
                 f"run {run.id}: {run.status.value} · {metrics.get('groups', 0)} groups, "

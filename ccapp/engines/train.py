@@ -1,0 +1,588 @@
+"""DPO training on C2-Syn pairs with TRL, as LoRA, QLoRA or full fine-tuning.
+
+TRL's `DPOTrainer` does the training; this module resolves the pairs (a Syn run streamed
+from the store, or an exported/Hub dataset), loads the model, checks the memory it will need
+before it starts, and reports every logged step into the store and as events through a
+`TrainerCallback`. Checkpoints make a run resumable; a cancel stops at the next step
+boundary and saves. The output folder is what `ccapp eval --model DIR` takes: a LoRA
+adapter (loaded on its base) or a full model, with the tokenizer and chat template.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ccapp.engines.events import EVENTS_VERSION, NullSink, Sink
+from ccapp.engines.hf_generate import Cancelled
+from ccapp.errors import UserError
+from ccapp.store import RunKind, RunStatus, Store, runs
+from ccapp.store.records import Run
+
+METHODS = ("lora", "qlora", "full")
+DEFAULT_LR = {"lora": 5e-5, "qlora": 5e-5, "full": 5e-7}
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    pairs: str  # a Syn run id, an exported pairs folder, or a Hub dataset id
+    model: str
+    method: str = "lora"
+    lr: float | None = None  # default by method: LoRA 5e-5, full 5e-7
+    beta: float = 0.1
+    epochs: float = 1.0
+    max_steps: int | None = None
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_length: int = 1024
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    output: str | None = None  # default: models/train-RUN in the data folder
+    seed: int = 0
+    precompute_ref: bool = False
+    merge: bool = False
+    device: str = "auto"
+    dtype: str = "auto"
+    save_steps: int = 50
+    gradient_checkpointing: bool = False
+
+    def check(self) -> None:
+        problems = [
+            (self.method not in METHODS, "--method", "use lora, qlora or full"),
+            (self.lr is not None and self.lr <= 0, "--lr", "give a learning rate above 0"),
+            (self.beta <= 0, "--beta", "give a beta above 0 (0.1 is usual)"),
+            (self.epochs <= 0, "--epochs", "give more than 0"),
+            (self.max_steps is not None and self.max_steps < 1, "--max-steps", "give at least 1"),
+            (self.batch_size < 1, "--batch-size", "give at least 1"),
+            (self.grad_accum < 1, "--grad-accum", "give at least 1"),
+            (self.max_length < 16, "--max-length", "give at least 16 tokens"),
+            (self.lora_r < 1, "--lora-r", "give at least 1"),
+            (not 0 <= self.lora_dropout < 1, "--lora-dropout", "give a value in [0, 1)"),
+            (self.save_steps < 1, "--save-steps", "give at least 1"),
+            (self.merge and self.method == "full", "--merge", "only LoRA adapters are merged"),
+        ]
+        for bad, option, fix in problems:
+            if bad:
+                raise UserError("invalid value", where=option, fix=fix)
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.method]
+
+
+RESULT_SETTINGS = (
+    "pairs",
+    "model",
+    "method",
+    "lr",
+    "beta",
+    "epochs",
+    "max_steps",
+    "batch_size",
+    "grad_accum",
+    "max_length",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "seed",
+    "precompute_ref",
+    "dtype",
+)
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """What a training run will hold in memory, in bytes, and where it goes."""
+
+    params: int
+    trainable: int
+    weights: int
+    gradients: int
+    optimizer: int
+    reference: int
+    activations: int
+    available: int | None
+    device: str
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.gradients + self.optimizer + self.reference + self.activations
+
+    @property
+    def likely_oom(self) -> bool:
+        return self.available is not None and self.total > 0.9 * self.available
+
+    def describe(self) -> str:
+        parts = [
+            f"{self.params / 1e6:.1f}M parameters ({self.trainable / 1e6:.2f}M trained)",
+            f"weights {self.weights / GIB:.2f} GiB",
+            f"gradients {self.gradients / GIB:.2f} GiB",
+            f"optimizer {self.optimizer / GIB:.2f} GiB",
+            f"reference {self.reference / GIB:.2f} GiB",
+            f"activations ~{self.activations / GIB:.2f} GiB",
+        ]
+        free = f" of {self.available / GIB:.1f} GiB free on {self.device}" if self.available else ""
+        return f"memory: ~{self.total / GIB:.2f} GiB{free} — " + ", ".join(parts)
+
+
+def estimate_memory(
+    model: Any, config: TrainConfig, *, trainable: int, device: str, available: int | None
+) -> MemoryEstimate:
+    """A preflight estimate: weights, fp32 gradients and Adam states of what is trained, the
+    reference (a second copy for full DPO unless its log-probs are precomputed; none for LoRA,
+    whose reference is the base with the adapter off), and activations of one micro-batch."""
+    params = sum(p.numel() for p in model.parameters())
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    cfg = model.config
+    hidden = int(getattr(cfg, "hidden_size", 1024))
+    layers = int(getattr(cfg, "num_hidden_layers", 24))
+    vocab = int(getattr(cfg, "vocab_size", 32000))
+    tokens = 2 * config.batch_size * config.max_length  # chosen and rejected
+    activation = (
+        tokens * (hidden * layers * (4 if config.gradient_checkpointing else 18) + vocab * 2) * 2
+    )
+    reference = 0 if config.method != "full" or config.precompute_ref else weight_bytes
+    return MemoryEstimate(
+        params,
+        trainable,
+        weight_bytes,
+        trainable * 4,
+        trainable * 8,
+        reference,
+        activation,
+        available,
+        device,
+    )
+
+
+def load_pairs(spec: str, store: Store) -> tuple[Any, int | None]:
+    """The pairs as a `datasets.Dataset`, and the Syn run they came from (None for a folder).
+
+    A Syn run is streamed from the store into the dataset's Arrow cache (memory stays flat at
+    750K pairs); a folder or Hub id is read with `datasets.load_dataset`.
+    """
+    import datasets
+
+    if spec.strip().isdigit():
+        run = runs.get_run(store, int(spec))
+        if run.kind is not RunKind.SYN:
+            raise UserError(
+                f"run {run.id} is a {run.kind.value} run, not a syn run",
+                where="--pairs",
+                fix="give a syn run (ccapp runs list --kind syn) or an exported pairs folder",
+            )
+        dataset = datasets.Dataset.from_generator(
+            _stream_pairs, gen_kwargs={"db": str(store.path), "run_id": run.id}
+        )
+        if dataset.num_rows == 0:
+            raise UserError(
+                f"syn run {run.id} has no accepted pairs",
+                where="--pairs",
+                fix="synthesize more, or without --verify-judge",
+            )
+        return dataset, run.id
+    try:
+        path = Path(spec).expanduser()
+        dataset = (
+            datasets.load_dataset(str(path), split="train")
+            if path.exists()
+            else datasets.load_dataset(spec, split="train")
+        )
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(
+            f"cannot load pairs from '{spec}' ({reason})",
+            where="--pairs",
+            fix="give a syn run id, or a folder written by ccapp export --format pairs",
+        ) from None
+    missing = {"prompt", "chosen", "rejected"} - set(dataset.column_names)
+    if missing:
+        raise UserError(
+            f"the pairs lack column(s) {', '.join(sorted(missing))}",
+            where="--pairs",
+            fix="use TRL's preference format: prompt, chosen, rejected",
+        )
+    return dataset, None
+
+
+def _stream_pairs(db: str, run_id: int) -> Any:
+    from ccapp.engines.pairs_export import pair_rows
+
+    with Store.open(db) as store:
+        yield from pair_rows(store, run_id)
+
+
+class Training:
+    """One DPO run in this process: start a new one or resume a stored one from its checkpoint."""
+
+    def __init__(
+        self,
+        store: Store,
+        sink: Sink | None = None,
+        cancel: threading.Event | None = None,
+        *,
+        main_process: bool = True,
+    ):
+        self.store = store
+        self.sink = sink or NullSink()
+        self.cancel = cancel or threading.Event()
+        self.main_process = main_process  # under accelerate, only rank 0 writes the store
+        self.run: Run | None = None
+
+    def start(self, config: TrainConfig) -> Run:
+        from ccapp.config import paths
+
+        config.check()
+        dataset, syn_run = load_pairs(config.pairs, self.store)
+        stored = asdict(config) | {
+            "learning_rate": config.learning_rate,
+            "pairs_rows": dataset.num_rows,
+        }
+        identity = {k: stored[k] for k in RESULT_SETTINGS}
+        if self.main_process:
+            self.run = runs.create_run(
+                self.store,
+                RunKind.TRAIN,
+                stored,
+                model=config.model,
+                data=f"run {syn_run}" if syn_run else config.pairs,
+                parent_id=syn_run,
+                identity=identity,
+            )
+            output = Path(
+                config.output or paths().data_dir / "models" / f"train-{self.run.id}"
+            ).expanduser()
+            config = replace(config, output=str(output.resolve()))
+            with self.store.write() as db:
+                db.execute(
+                    "UPDATE runs SET config = ? WHERE id = ?",
+                    [
+                        json.dumps(
+                            asdict(config) | stored | {"output": config.output}, sort_keys=True
+                        ),
+                        self.run.id,
+                    ],
+                )
+        try:
+            return self._train(config, dataset, resume_from=None)
+        except BaseException as exc:
+            self._record_end(exc)
+            raise
+
+    def resume(self, run_id: int) -> Run:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        run = runs.get_run(self.store, run_id)
+        if run.kind is not RunKind.TRAIN:
+            raise UserError(
+                f"run {run_id} is a {run.kind.value} run, not a train run",
+                fix="resume it with its own command",
+            )
+        if run.status is RunStatus.DONE:
+            raise UserError(
+                f"run {run_id} is already done", fix="evaluate its output, or train again"
+            )
+        names = {f.name for f in fields(TrainConfig)}
+        config = TrainConfig(**{k: v for k, v in run.config.items() if k in names})
+        checkpoints = Path(str(config.output)) / "checkpoints"
+        last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+        dataset, _ = load_pairs(config.pairs, self.store)
+        if self.main_process:
+            runs.claim(self.store, run_id)
+        self.run = runs.get_run(self.store, run_id)
+        if last is None:
+            self.sink.emit(
+                "log", level="warning", message="no checkpoint was saved yet: training starts over"
+            )
+        try:
+            return self._train(config, dataset, resume_from=last)
+        except BaseException as exc:
+            self._record_end(exc)
+            raise
+
+    # -- the work -------------------------------------------------------------------------
+
+    def _train(self, config: TrainConfig, dataset: Any, resume_from: str | None) -> Run:
+        import torch
+        from trl import DPOConfig, DPOTrainer
+
+        model, tokenizer, device = self._load_model(config)
+        peft_config = self._peft_config(config)
+        trainable = self._trainable_params(model, peft_config)
+        available = _available_memory(device)
+        estimate = estimate_memory(
+            model, config, trainable=trainable, device=device, available=available
+        )
+        self.sink.emit(
+            "log", level="warning" if estimate.likely_oom else "info", message=estimate.describe()
+        )
+        if estimate.likely_oom:
+            self.sink.emit(
+                "log",
+                level="warning",
+                message=(
+                    "this may run out of memory: try --method lora, a smaller --batch-size with --grad-accum, "
+                    "--max-length, --precompute-ref or --gradient-checkpointing"
+                ),
+            )
+        output = Path(str(config.output))
+        on_cpu = device == "cpu"
+        bf16 = (not on_cpu) and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        args = DPOConfig(
+            output_dir=str(output / "checkpoints"),
+            per_device_train_batch_size=config.batch_size,
+            gradient_accumulation_steps=config.grad_accum,
+            learning_rate=config.learning_rate,
+            beta=config.beta,
+            num_train_epochs=config.epochs,
+            max_steps=config.max_steps or -1,
+            max_length=config.max_length,
+            logging_steps=1,
+            save_strategy="steps",
+            save_steps=config.save_steps,
+            save_total_limit=2,
+            seed=config.seed,
+            bf16=bf16,
+            use_cpu=on_cpu,
+            report_to=[],
+            gradient_checkpointing=config.gradient_checkpointing,
+            precompute_ref_log_probs=config.precompute_ref,
+            disable_tqdm=True,
+        )
+        reference = None
+        if config.method == "full" and not config.precompute_ref:
+            import copy
+
+            reference = copy.deepcopy(model).eval()  # explicit: TRL would reload it from the name
+        callback = reporting_callback(self)
+        trainer = DPOTrainer(
+            model=model,
+            ref_model=reference,
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=[callback],
+        )
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        for noisy in (PrinterCallback, ProgressCallback):  # our events and the store replace them
+            trainer.remove_callback(noisy)
+        total = trainer.state.max_steps or 0
+        self.sink.emit(
+            "run_started",
+            v=EVENTS_VERSION,
+            kind="train",
+            config=self.run.config if self.run else {},
+            totals={"pairs": dataset.num_rows, "steps": total},
+        )
+        trainer.train(resume_from_checkpoint=resume_from)
+        if self.cancel.is_set():
+            raise Cancelled
+        if not self.main_process:
+            return self.run  # type: ignore[return-value]
+        self._save(trainer, tokenizer, config, output)
+        metrics = callback.summary() | {
+            "output": str(output),
+            "params": estimate.params,
+            "trainable_params": trainable,
+        }
+        run = runs.set_status(self.store, self._run_id, RunStatus.DONE, metrics=metrics)
+        self.run = run
+        self.sink.emit("run_finished", status="done", metrics=metrics)
+        return run
+
+    def _load_model(self, config: TrainConfig) -> tuple[Any, Any, str]:
+        from ccapp.engines.models import load_model, resolve_model
+
+        ref = resolve_model(config.model)
+        if ref.adapter_base:
+            raise UserError(
+                "a LoRA adapter folder cannot be trained further here",
+                where="--model",
+                fix="merge it first (ccapp train … --merge wrote merged/), or train its base",
+            )
+        device = config.device
+        launched = "LOCAL_RANK" in os.environ  # under accelerate/torchrun: DDP places the model
+        if device == "auto":
+            import torch
+
+            device = "cuda:0" if torch.cuda.is_available() else "cpu"
+        self.sink.emit("model_loading", phase="weights", detail=ref.source)
+        loaded = load_model(
+            ref,
+            device="cpu" if launched else device,
+            dtype=config.dtype,
+            load_in_4bit=config.method == "qlora",
+        )
+        if config.method == "qlora":
+            from peft import prepare_model_for_kbit_training
+
+            loaded.model = prepare_model_for_kbit_training(loaded.model)
+        loaded.model.train()
+        if loaded.tokenizer.pad_token is None:
+            loaded.tokenizer.pad_token = loaded.tokenizer.eos_token
+        self.sink.emit("model_loading", phase="ready", detail=f"{device} {loaded.dtype}")
+        return loaded.model, loaded.tokenizer, device
+
+    @staticmethod
+    def _peft_config(config: TrainConfig) -> Any:
+        if config.method == "full":
+            return None
+        from peft import LoraConfig
+
+        return LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
+
+    @staticmethod
+    def _trainable_params(model: Any, peft_config: Any) -> int:
+        if peft_config is None:
+            return sum(p.numel() for p in model.parameters())
+        # LoRA trains r × (in + out) per adapted linear layer.
+        import torch
+
+        total = 0
+        for module in model.modules():
+            if (
+                isinstance(module, torch.nn.Linear)
+                and module.out_features != model.config.vocab_size
+            ):
+                total += peft_config.r * (module.in_features + module.out_features)
+        return total
+
+    def _save(self, trainer: Any, tokenizer: Any, config: TrainConfig, output: Path) -> None:
+        """The folder `ccapp eval --model` takes, and, with --merge, a merged full model."""
+        trainer.save_model(str(output))
+        tokenizer.save_pretrained(str(output))
+        if config.method != "full" and config.merge:
+            merged = trainer.model.merge_and_unload()
+            merged.save_pretrained(str(output / "merged"))
+            tokenizer.save_pretrained(str(output / "merged"))
+        (output / "ccapp_train.json").write_text(
+            json.dumps(
+                {
+                    "run_id": self._run_id,
+                    "base_model": config.model,
+                    "method": config.method,
+                    "pairs": config.pairs,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+
+    def log_point(self, step: int, logs: dict[str, Any], epoch: float | None) -> None:
+        if not self.main_process or self.run is None:
+            return
+        from ccapp.store import train as train_store
+
+        train_store.add_point(self.store, self.run.id, step, epoch, logs)
+        self.sink.emit(
+            "train_log",
+            step=step,
+            epoch=epoch,
+            **{k: logs.get(key) for k, key in train_store.FIELDS.items()},
+        )
+
+    def _record_end(self, exc: BaseException) -> None:
+        if self.run is None or not self.main_process:
+            return
+        if isinstance(exc, (Cancelled, KeyboardInterrupt)):
+            runs.set_status(
+                self.store,
+                self.run.id,
+                RunStatus.PAUSED,
+                error=f"cancelled at a step boundary; resume with ccapp train --resume {self.run.id}",
+            )
+            self.sink.emit("run_finished", status="paused", metrics=None)
+            return
+        if type(exc).__name__ == "OutOfMemoryError":
+            exc = UserError(
+                "out of GPU memory",
+                fix="use --method lora or qlora, a smaller --batch-size with "
+                "--grad-accum, a shorter --max-length, or --gradient-checkpointing",
+            )
+        message = exc.message if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+        runs.set_status(self.store, self.run.id, RunStatus.FAILED, error=message)
+        self.sink.emit("error", message=message)
+        self.sink.emit("run_finished", status="failed", metrics=None)
+
+    @property
+    def _run_id(self) -> int:
+        assert self.run is not None
+        return self.run.id
+
+
+def reporting_callback(training: Training) -> Any:
+    """A TrainerCallback that stores and reports each logged step and stops (and saves) on
+    cancel. Built on call, so that importing this module does not import transformers."""
+    from transformers import TrainerCallback
+
+    class ReportingCallback(TrainerCallback):
+        def __init__(self) -> None:
+            self.first: dict[str, Any] = {}
+            self.last: dict[str, Any] = {}
+            self.started = time.monotonic()
+
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **_: Any
+        ) -> None:
+            if not logs or "loss" not in logs:
+                return
+            if not self.first:
+                self.first = dict(logs)
+            self.last = dict(logs)
+            training.log_point(state.global_step, logs, state.epoch)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+            elapsed = time.monotonic() - self.started
+            rate = state.global_step / elapsed if elapsed > 0 else 0.0
+            left = max(0, (state.max_steps or 0) - state.global_step)
+            if training.main_process:
+                training.sink.emit(
+                    "progress",
+                    done=state.global_step,
+                    total=state.max_steps,
+                    rate=round(rate, 3),
+                    eta_s=round(left / rate, 1) if rate > 0 else None,
+                )
+            if training.cancel.is_set():
+                control.should_save = True  # a checkpoint at this step, then stop
+                control.should_training_stop = True
+
+        def summary(self) -> dict[str, Any]:
+            def pick(logs: dict[str, Any], key: str) -> Any:
+                value = logs.get(key)
+                return round(float(value), 5) if isinstance(value, (int, float)) else None
+
+            return {
+                "loss_first": pick(self.first, "loss"),
+                "loss_last": pick(self.last, "loss"),
+                "reward_margin_first": pick(self.first, "rewards/margins"),
+                "reward_margin_last": pick(self.last, "rewards/margins"),
+                "reward_accuracy_last": pick(self.last, "rewards/accuracies"),
+            }
+
+    return ReportingCallback()
+
+
+def _available_memory(device: str) -> int | None:
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.mem_get_info(int(device.split(":")[1]) if ":" in device else 0)[0])
+    from ccapp.engines.devices import _system_memory
+
+    return _system_memory()[1]
