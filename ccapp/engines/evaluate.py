@@ -227,6 +227,7 @@ class Evaluation:
                 data=config.data,
                 judge=config.judge,
                 identity=identity,
+                parent_id=trained_by(self.store, ref.source),
             )
             items = rows_store.insert_items(
                 self.store,
@@ -560,6 +561,22 @@ class Evaluation:
     def _run_id(self) -> int:
         assert self.run is not None
         return self.run.id
+
+
+def trained_by(store: Store, source: str) -> int | None:
+    """The train run that wrote a model folder, when it is in this store (the lineage
+    eval → syn → train → eval)."""
+    import json
+    from pathlib import Path
+
+    stamp = Path(source) / "ccapp_train.json"
+    if not stamp.is_file():
+        return None
+    try:
+        run_id = int(json.loads(stamp.read_text())["run_id"])
+        return runs.get_run(store, run_id).id
+    except (ValueError, KeyError, TypeError, UserError):
+        return None
 
 
 def _config_from_stored(stored: dict[str, Any]) -> EvalConfig:

@@ -470,7 +470,7 @@ class Training:
             merged = trainer.model.merge_and_unload()
             merged.save_pretrained(str(output / "merged"))
             tokenizer.save_pretrained(str(output / "merged"))
-        (output / "ccapp_train.json").write_text(
+        stamp = (
             json.dumps(
                 {
                     "run_id": self._run_id,
@@ -482,6 +482,9 @@ class Training:
             )
             + "\n"
         )
+        (output / "ccapp_train.json").write_text(stamp)  # lets an eval of it name its parent
+        if (output / "merged").is_dir():
+            (output / "merged" / "ccapp_train.json").write_text(stamp)
 
     def log_point(self, step: int, logs: dict[str, Any], epoch: float | None) -> None:
         if not self.main_process or self.run is None:
