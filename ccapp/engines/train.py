@@ -352,7 +352,7 @@ class Training:
             bf16=bf16,
             use_cpu=on_cpu,
             report_to=[],
-            gradient_checkpointing=config.gradient_checkpointing,
+            activation_checkpointing=config.gradient_checkpointing,
             precompute_ref_log_probs=config.precompute_ref,
             disable_tqdm=True,
         )
