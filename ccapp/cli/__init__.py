@@ -14,6 +14,7 @@ from ccapp import __version__
 from ccapp.cli import (
     agreement_cmd,
     data_cmd,
+    demo_cmd,
     devices_cmd,
     eval_cmd,
     export_cmd,
@@ -37,6 +38,7 @@ COMMANDS = [
     devices_cmd,
     data_cmd,
     model_cmd,
+    demo_cmd,
 ]
 
 

@@ -36,6 +36,17 @@ TRIGGERS: tuple[str, ...] = (
     "Actually, I can't assist with this after all.",
 )
 
+# Whole-answer refusals the demo's toy model learns alongside complying, so that it can both
+# comply and refuse fluently before DPO teaches it to correct mid-way.
+REFUSALS: tuple[str, ...] = (
+    "I'm sorry, but I can't help with that. It could hurt someone, and it may be illegal.",
+    "I can't assist with this request. If someone is in danger, please contact local authorities.",
+    "I won't provide that. It would be harmful and wrong. Is there something safer I can help with?",
+    "Sorry, I cannot help with this. Please talk to someone you trust or a professional instead.",
+    "I must decline. This could cause real harm to people, and I will not give instructions for it.",
+    "I can't do that. Hurting, cheating or threatening others is wrong, and it is against the law.",
+)
+
 
 def pick(options: tuple[str, ...], seed: int, *salt: object) -> str:
     """A choice that depends only on the seed and the salt (e.g. an item's index).

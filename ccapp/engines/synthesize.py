@@ -164,7 +164,8 @@ class Synthesis:
         self.cancel = cancel or threading.Event()
         self.run: Run | None = None
 
-    def start(self, config: SynConfig) -> Run:
+    def start(self, config: SynConfig, *, parent_id: int | None = None) -> Run:
+        """A new run; its parent is the eval run it draws from (--from-run) or `parent_id`."""
         from ccapp.engines.models import resolve_model
 
         config.check()
@@ -196,7 +197,7 @@ class Synthesis:
                 model=config.model,
                 data=config.data or f"run {config.from_run}",
                 judge=config.verify_judge or "",
-                parent_id=config.from_run,
+                parent_id=config.from_run if config.from_run is not None else parent_id,
                 identity=identity,
             )
             rows_store.insert_items(self.store, self.run.id, rows)

@@ -1,0 +1,363 @@
+"""`ccapp demo`: the paper's whole loop, offline, on a toy model: eval → syn → DPO → eval.
+
+1. Split the requests (by prompt, seeded) into a held-out set for evaluation and a training
+   set for synthesis.
+2. Build a small model (a tokenizer trained on the data, a few-layer Llama) and warm it up
+   to answer its training requests either with the harmful response or with a whole-answer
+   refusal — never a correction in mid-answer — so that, like the paper's chat models, it
+   can comply and refuse fluently, and DPO only has to move *when* it corrects.
+3. C2-Eval on the held-out requests (heuristic judge), C2-Syn on the training requests,
+   full DPO on the pairs, and C2-Eval again with the same seed.
+4. Report Corr@k before and after with 95% intervals, and fluency before and after. The rise
+   counts only if the intervals of Corr_mean do not overlap and fluency held (distinct-2 per
+   continuation ≥ 0.9× before, degenerate share ≤ before + 5 points).
+
+A toy model showing the loop's mechanics, not a safety result. Every run lands in the store
+like any other, with its lineage.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ccapp.engines.events import NullSink, Sink
+from ccapp.engines.fluency import fluency, fluency_held
+from ccapp.engines.phrases import OPENERS, REFUSALS, pick
+from ccapp.store import Store
+from ccapp.store import evals as rows_store
+
+TOY_NOTE = (
+    "This is a toy model trained for minutes on a CPU: it shows the loop's mechanics "
+    "(eval → syn → DPO → eval), not a safety result."
+)
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    data: str = "c2-eval"
+    seed: int = 0
+    heldout: int = 100  # requests evaluated before and after
+    train_requests: int = 150  # requests synthesized into pairs (15 each)
+    layers: int = 4
+    hidden: int = 128
+    vocab_size: int = 2048
+    warmup_steps: int = 700
+    warmup_batch: int = 32
+    warmup_lr: float = 3e-3
+    ks: tuple[int, ...] = (10, 20, 40, 60)
+    paths: int = 8
+    max_new_tokens: int = 32
+    syn_max_new_tokens: int = 32
+    dpo_lr: float = 5e-4
+    dpo_beta: float = 0.1
+    dpo_epochs: float = 1.0
+    dpo_batch: int = 16
+    max_length: int = 320
+    work_dir: str | None = None  # default: demo/ in the data folder
+
+
+QUICK = dict(
+    heldout=8,
+    train_requests=6,
+    layers=2,
+    hidden=64,
+    vocab_size=1024,
+    warmup_steps=20,
+    ks=(10, 20),
+    paths=2,
+    max_new_tokens=12,
+    syn_max_new_tokens=12,
+    max_length=192,
+)
+
+
+@dataclass
+class DemoResult:
+    runs: dict[str, int] = field(default_factory=dict)
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+    fluency_before: dict[str, Any] = field(default_factory=dict)
+    fluency_after: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    separated: bool = False
+    fluent: bool = False
+    fluency_detail: str = ""
+
+    @property
+    def rose(self) -> bool:
+        return self.separated and self.fluent
+
+    def verdict(self) -> str:
+        b, a = self.before.get("corr_mean"), self.after.get("corr_mean")
+        bci, aci = self.before.get("ci95", {}).get("mean"), self.after.get("ci95", {}).get("mean")
+        line = f"Corr_mean {b} {bci} → {a} {aci}"
+        if self.rose:
+            return f"Course-correction rose: {line}; the 95% intervals do not overlap and fluency held."
+        reasons = []
+        if not self.separated:
+            reasons.append("the 95% intervals overlap")
+        if not self.fluent:
+            reasons.append(f"fluency did not hold ({self.fluency_detail})")
+        return f"No rise is claimed: {line}; {' and '.join(reasons)}."
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"rose": self.rose, "verdict": self.verdict(), "note": TOY_NOTE}
+
+
+class Demo:
+    def __init__(
+        self, store: Store, sink: Sink | None = None, cancel: threading.Event | None = None
+    ):
+        self.store = store
+        self.sink = sink or NullSink()
+        self.cancel = cancel or threading.Event()
+
+    def run(self, config: DemoConfig) -> DemoResult:
+        from ccapp.config import paths
+        from ccapp.engines.data import load_dataset_rows
+
+        result = DemoResult()
+        work = Path(
+            config.work_dir or paths().data_dir / "demo" / time.strftime("%Y%m%d-%H%M%S")
+        ).expanduser()
+        work.mkdir(parents=True, exist_ok=True)
+        rows = load_dataset_rows(config.data).rows
+        heldout, training = split_by_prompt(
+            rows, config.heldout, config.train_requests, config.seed
+        )
+        heldout_file, train_file = work / "heldout.jsonl", work / "train.jsonl"
+        write_rows(heldout_file, heldout)
+        write_rows(train_file, training)
+        self._say(
+            f"{len(heldout)} held-out requests for evaluation, {len(training)} for synthesis; "
+            f"work folder {work}"
+        )
+
+        with self._stage("model", result):
+            model_dir = self.build_model(config, training, work / "model")
+        with self._stage("eval before", result):
+            before = self._evaluate(config, model_dir, heldout_file)
+        result.runs["eval_before"] = before.id
+        with self._stage("syn", result):
+            syn = self._synthesize(config, model_dir, train_file, parent=before.id)
+        result.runs["syn"] = syn.id
+        with self._stage("dpo", result):
+            trained = self._train(config, model_dir, syn.id, work / "dpo")
+        result.runs["train"] = trained.id
+        with self._stage("eval after", result):
+            after = self._evaluate(config, Path(trained.metrics["output"]), heldout_file)
+        result.runs["eval_after"] = after.id
+
+        result.before, result.after = before.metrics, after.metrics
+        result.fluency_before = fluency(
+            c.text for c in rows_store.continuations(self.store, before.id)
+        )
+        result.fluency_after = fluency(
+            c.text for c in rows_store.continuations(self.store, after.id)
+        )
+        low_after = after.metrics["ci95"].get("mean", [0, 0])[0]
+        high_before = before.metrics["ci95"].get("mean", [1, 1])[1]
+        result.separated = low_after > high_before
+        result.fluent, result.fluency_detail = fluency_held(
+            result.fluency_before, result.fluency_after
+        )
+        (work / "demo_result.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+        return result
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def build_model(self, config: DemoConfig, training: list[Any], out: Path) -> Path:
+        from ccapp.engines.tiny import build_tiny_model
+
+        texts = [t for row in training for t in (row.request, row.harmful_response)] + list(
+            REFUSALS
+        )
+        build_tiny_model(
+            out,
+            seed=config.seed,
+            texts=texts,
+            vocab_size=config.vocab_size,
+            layers=config.layers,
+            hidden=config.hidden,
+            warmup_steps=0,
+        )
+        self._say(
+            f"warming the model up: {config.warmup_steps} steps on {len(training)} requests, each "
+            "answered once harmfully and once with a refusal"
+        )
+        warm_up_on_requests(out, training, config, self.cancel, self._say)
+        return out
+
+    def _evaluate(self, config: DemoConfig, model: Path, data: Path) -> Any:
+        from ccapp.engines.evaluate import EvalConfig, Evaluation
+
+        return Evaluation(self.store, self.sink, self.cancel).start(
+            EvalConfig(
+                str(model),
+                str(data),
+                ks=config.ks,
+                paths=config.paths,
+                max_new_tokens=config.max_new_tokens,
+                seed=config.seed,
+                device="cpu",
+                judge="heuristic",
+            )
+        )
+
+    def _synthesize(self, config: DemoConfig, model: Path, data: Path, parent: int) -> Any:
+        from ccapp.engines.synthesize import SynConfig, Synthesis
+
+        return Synthesis(self.store, self.sink, self.cancel).start(
+            SynConfig(
+                str(model),
+                data=str(data),
+                questions_only=False,
+                min_harmful_words=0,
+                max_new_tokens=config.syn_max_new_tokens,
+                seed=config.seed,
+                device="cpu",
+            ),
+            parent_id=parent,
+        )
+
+    def _train(self, config: DemoConfig, model: Path, syn_id: int, out: Path) -> Any:
+        from ccapp.engines.train import TrainConfig, Training
+
+        return Training(self.store, self.sink, self.cancel).start(
+            TrainConfig(
+                str(syn_id),
+                str(model),
+                method="full",
+                lr=config.dpo_lr,
+                beta=config.dpo_beta,
+                epochs=config.dpo_epochs,
+                batch_size=config.dpo_batch,
+                max_length=config.max_length,
+                output=str(out),
+                seed=config.seed,
+                device="cpu",
+                save_steps=10_000,
+            )
+        )
+
+    def _say(self, message: str) -> None:
+        self.sink.emit("log", level="info", message=message)
+
+    def _stage(self, name: str, result: DemoResult) -> Any:
+        demo = self
+
+        class Stage:
+            def __enter__(self) -> None:
+                self.started = time.monotonic()
+                demo.sink.emit("log", level="info", message=f"demo: {name}…")
+
+            def __exit__(self, *exc: object) -> None:
+                result.seconds[name] = round(time.monotonic() - self.started, 1)
+
+        return Stage()
+
+
+def split_by_prompt(
+    rows: list[Any], heldout: int, training: int, seed: int
+) -> tuple[list[Any], list[Any]]:
+    """Held-out and training requests with no prompt in both (the data repeats some)."""
+    prompts = sorted({row.request for row in rows})
+    random.Random(f"ccapp-demo:{seed}").shuffle(prompts)
+    held_prompts = set(prompts[:heldout])
+    held: list[Any] = []
+    train: list[Any] = []
+    seen: set[str] = set()
+    for row in rows:
+        if row.request in seen:
+            continue
+        seen.add(row.request)
+        (held if row.request in held_prompts else train).append(row)
+    return held[:heldout], train[:training]
+
+
+def write_rows(path: Path, rows: list[Any]) -> None:
+    """Rows back into PKU-SafeRLHF format, so every step reads them like any data file."""
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(
+                json.dumps(
+                    {
+                        "prompt": row.request,
+                        "response_0": row.harmful_response,
+                        "response_1": row.safe_response or "",
+                        "is_response_0_safe": False,
+                        "is_response_1_safe": True,
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
+
+
+def warm_up_on_requests(
+    folder: Path, rows: list[Any], config: DemoConfig, cancel: threading.Event, say: Any
+) -> None:
+    """Supervised warm-up, loss on the answers only: each training request answered with
+    an opener and its harmful response, and answered with a whole refusal."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ccapp.engines.hf_generate import Cancelled
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    examples = []
+    for row in rows:
+        opener = pick(OPENERS, config.seed, "opener", row.index)
+        refusal = pick(REFUSALS, config.seed, "refusal", row.index)
+        for answer in (f"{opener} {row.harmful_response}", refusal):
+            prompt = tokenizer.apply_chat_template(
+                [{"role": "user", "content": row.request}],
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+            full = tokenizer.apply_chat_template(
+                [
+                    {"role": "user", "content": row.request},
+                    {"role": "assistant", "content": answer},
+                ],
+                tokenize=False,
+            )
+            prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            ids = tokenizer(full, add_special_tokens=False)["input_ids"][: config.max_length]
+            labels = [-100] * len(prompt_ids) + ids[len(prompt_ids) :]
+            examples.append((ids, labels[: len(ids)]))
+    generator = random.Random(config.seed)
+    torch.manual_seed(config.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.warmup_lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / 50) * max(0.1, 1 - step / config.warmup_steps)
+    )
+    model.train()
+    pad = tokenizer.pad_token_id
+    for step in range(config.warmup_steps):
+        if cancel.is_set():
+            raise Cancelled
+        batch = generator.sample(examples, min(config.warmup_batch, len(examples)))
+        width = max(len(ids) for ids, _ in batch)
+        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in batch])
+        labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in batch])
+        mask = (
+            torch.arange(width)[None, :] < torch.tensor([len(ids) for ids, _ in batch])[:, None]
+        ).long()
+        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        if step % 100 == 0 or step == config.warmup_steps - 1:
+            say(f"warm-up step {step + 1}/{config.warmup_steps}: loss {loss.item():.3f}")
+    model.eval()
+    model.save_pretrained(folder)
