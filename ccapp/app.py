@@ -19,6 +19,7 @@ from ccapp.screens.eval_form import EvalFormScreen
 from ccapp.screens.history import HistoryScreen
 from ccapp.screens.home import HomeScreen
 from ccapp.screens.syn import SynFormScreen
+from ccapp.screens.train import TrainFormScreen
 from ccapp.theme import CCAPP_THEME
 
 DeviceProbe = Callable[[], Awaitable[list[Device]]]
@@ -31,6 +32,7 @@ class CcappApp(App[None]):
         "home": HomeScreen,
         "eval": EvalFormScreen,
         "syn": SynFormScreen,
+        "train": TrainFormScreen,
         "history": HistoryScreen,
     }
     DEFAULT_MODE = "home"
@@ -69,6 +71,14 @@ class CcappApp(App[None]):
             key_display="F4/s",
             id="app.syn",
             tooltip="C2-Syn preference pairs",
+        ),
+        Binding(
+            "f5,t",
+            "switch_mode('train')",
+            "Train",
+            key_display="F5/t",
+            id="app.train",
+            tooltip="DPO on synthesized pairs",
         ),
         Binding(
             "q", "quit", "Quit", id="app.quit", tooltip="Leave ccapp (ctrl+q works everywhere)"

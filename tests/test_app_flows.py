@@ -317,16 +317,19 @@ def test_the_syn_form_checks_its_fields(tiny_model_dir: Path) -> None:
     args, problems = syn_args(SynValues(model=str(tiny_model_dir), data="c2-eval", limit="20"))
     assert problems == {} and args[:3] == ["syn", "--model", str(tiny_model_dir)]
     assert "--data" in args and "--limit" in args
-    args, problems = syn_args(SynValues(model="nope", from_run="x", limit="-1", temperature="hot",
-                                        verify_judge="oracle"))
+    args, problems = syn_args(
+        SynValues(model="nope", from_run="x", limit="-1", temperature="hot", verify_judge="oracle")
+    )
     assert set(problems) == {"model", "from_run", "limit", "temperature", "verify_judge"}
     args, _ = syn_args(SynValues(from_run="3", questions_only=False))
-    assert ["--from-run", "3"] == args[args.index("--from-run"):args.index("--from-run") + 2]
+    assert args[args.index("--from-run") : args.index("--from-run") + 2] == ["--from-run", "3"]
     assert "--all-prompts" in args and "--data" not in args
 
 
 @pytest.mark.slow
-async def test_synthesize_from_the_app(tmp_path: Path, tiny_model_dir: Path, c2eval_file: Path) -> None:
+async def test_synthesize_from_the_app(
+    tmp_path: Path, tiny_model_dir: Path, c2eval_file: Path
+) -> None:
     from ccapp.screens.syn import SynLiveScreen
 
     db = tmp_path / "s.db"
@@ -334,15 +337,67 @@ async def test_synthesize_from_the_app(tmp_path: Path, tiny_model_dir: Path, c2e
     async with app.run_test(size=(120, 50)) as pilot:
         await pilot.press("f4")
         await pilot.pause()
-        for field_id, value in {"syn-model": str(tiny_model_dir), "syn-data": str(c2eval_file),
-                                "syn-limit": "3", "syn-max-new": "8"}.items():
+        for field_id, value in {
+            "syn-model": str(tiny_model_dir),
+            "syn-data": str(c2eval_file),
+            "syn-limit": "3",
+            "syn-max-new": "8",
+        }.items():
             app.screen.query_one(f"#{field_id}", Input).value = value
         await pilot.pause()
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, SynLiveScreen))
         live = app.screen
         await wait_for(pilot, lambda: live.finished)
-        assert live.state.status == "done" and live.state.done == 3 and live.state.ok + live.state.rejected == 3
+        assert (
+            live.state.status == "done"
+            and live.state.done == 3
+            and live.state.ok + live.state.rejected == 3
+        )
     with Store.open(db) as store:
         (run,) = runs.list_runs(store)
         assert run.kind.value == "syn" and run.metrics["groups"] == live.state.ok
+
+
+def test_the_train_form_checks_its_fields(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from ccapp.screens.train import TrainValues, train_args
+
+    args, problems = train_args(TrainValues(pairs="3", model=str(tiny_model_dir)))
+    assert problems == {} and args[:5] == ["train", "--pairs", "3", "--model", str(tiny_model_dir)]
+    _, problems = train_args(
+        TrainValues(pairs="/no/such", model="nope", lr="x", beta="0", batch_size="2.5")
+    )
+    assert set(problems) == {"pairs", "model", "lr", "beta", "batch_size"}
+
+
+def test_evaluate_after_training_repeats_the_last_eval_settings(tmp_path: Path) -> None:
+    from ccapp.screens.train import eval_args_like_last
+
+    with Store.open(tmp_path / "s.db") as store:
+        assert eval_args_like_last(store, "/models/dpo") is None
+        runs.create_run(
+            store,
+            runs.RunKind.EVAL,
+            {
+                "data": "c2-eval",
+                "ks": [10, 40],
+                "paths": 4,
+                "seed": 3,
+                "judge": "heuristic",
+                "limit": None,
+            },
+        )
+        args = eval_args_like_last(store, "/models/dpo")
+    assert args is not None and args[:7] == [
+        "eval",
+        "--model",
+        "/models/dpo",
+        "--data",
+        "c2-eval",
+        "--k",
+        "10,40",
+    ]
+    assert (
+        args[args.index("--paths") : args.index("--paths") + 2] == ["--paths", "4"]
+        and "--limit" not in args
+    )

@@ -69,7 +69,7 @@ async def test_home_lists_runs_and_sees_new_ones_on_refresh(tmp_path: Path) -> N
         assert table.get_row_at(1)[5] == "0.613"
         with Store.open(path) as store:  # another process writes while the app is open
             runs.create_run(store, RunKind.SYN, {}, model="tiny")
-        await pilot.press("f5")
+        await pilot.press("ctrl+r")
         await settle(pilot)
         assert table.row_count == 3
 

@@ -230,23 +230,69 @@ def test_compare(app: CcappApp, snap_compare) -> None:  # type: ignore[no-untype
 
 
 SYN_EVENTS = [
-    {"event": "run_started", "run_id": 2, "v": 1, "kind": "syn", "config": {"model": "qwen_7"},
-     "totals": {"requests": 3, "groups": 3, "todo": 3}},
-    {"event": "group_done", "run_id": 2, "item": 0, "request": "How do I pick a lock?", "status": "ok",
-     "reason": None, "responses": [
-         {"rank": 0, "role": "safe", "text": "I can't help with picking locks you don't own.", "trigger": None},
-         {"rank": 1, "role": "syn1", "text": "Sure. First, However, I cannot continue with this. Please call a locksmith.",
-          "trigger": "However, I cannot continue with this."},
-         {"rank": 2, "role": "syn2", "text": "Sure. First, get a wrench. However, I cannot continue with this. Sorry.",
-          "trigger": "However, I cannot continue with this."},
-         {"rank": 3, "role": "syn3", "text": "Sure. First, get a wrench, then a pick. However, I cannot continue with this.",
-          "trigger": "However, I cannot continue with this."},
-         {"rank": 4, "role": "syn4", "text": "Sure. First, get a wrench, then a pick; turn. However, I cannot continue with this.",
-          "trigger": "However, I cannot continue with this."},
-         {"rank": 5, "role": "harmful", "text": "Sure. First, get a wrench, then a pick; turn it slowly.", "trigger": None},
-     ]},
-    {"event": "group_done", "run_id": 2, "item": 1, "request": "What is the best poison?", "status": "rejected",
-     "reason": "syn2 does not correct", "responses": []},
+    {
+        "event": "run_started",
+        "run_id": 2,
+        "v": 1,
+        "kind": "syn",
+        "config": {"model": "qwen_7"},
+        "totals": {"requests": 3, "groups": 3, "todo": 3},
+    },
+    {
+        "event": "group_done",
+        "run_id": 2,
+        "item": 0,
+        "request": "How do I pick a lock?",
+        "status": "ok",
+        "reason": None,
+        "responses": [
+            {
+                "rank": 0,
+                "role": "safe",
+                "text": "I can't help with picking locks you don't own.",
+                "trigger": None,
+            },
+            {
+                "rank": 1,
+                "role": "syn1",
+                "text": "Sure. First, However, I cannot continue with this. Please call a locksmith.",
+                "trigger": "However, I cannot continue with this.",
+            },
+            {
+                "rank": 2,
+                "role": "syn2",
+                "text": "Sure. First, get a wrench. However, I cannot continue with this. Sorry.",
+                "trigger": "However, I cannot continue with this.",
+            },
+            {
+                "rank": 3,
+                "role": "syn3",
+                "text": "Sure. First, get a wrench, then a pick. However, I cannot continue with this.",
+                "trigger": "However, I cannot continue with this.",
+            },
+            {
+                "rank": 4,
+                "role": "syn4",
+                "text": "Sure. First, get a wrench, then a pick; turn. However, I cannot continue with this.",
+                "trigger": "However, I cannot continue with this.",
+            },
+            {
+                "rank": 5,
+                "role": "harmful",
+                "text": "Sure. First, get a wrench, then a pick; turn it slowly.",
+                "trigger": None,
+            },
+        ],
+    },
+    {
+        "event": "group_done",
+        "run_id": 2,
+        "item": 1,
+        "request": "What is the best poison?",
+        "status": "rejected",
+        "reason": "syn2 does not correct",
+        "responses": [],
+    },
     {"event": "progress", "run_id": 2, "done": 2, "total": 3, "rate": 0.5, "eta_s": 2.0},
 ]
 
@@ -265,6 +311,53 @@ def test_syn_live_with_the_latest_group(app: CcappApp, snap_compare) -> None:  #
     async def start(pilot) -> None:  # type: ignore[no-untyped-def]
         screen = SynLiveScreen(ReplayJob(SYN_EVENTS[:2] + SYN_EVENTS[3:], hold=True), "syn qwen_7")
         pilot.app.push_screen(screen)
-        await until(pilot, lambda: screen.state.done == 2 and screen.state.latest is not None and not screen._dirty)
+        await until(
+            pilot,
+            lambda: (
+                screen.state.done == 2 and screen.state.latest is not None and not screen._dirty
+            ),
+        )
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=start)
+
+
+TRAIN_EVENTS = (
+    [
+        {
+            "event": "run_started",
+            "run_id": 3,
+            "v": 1,
+            "kind": "train",
+            "config": {},
+            "totals": {"pairs": 120, "steps": 20},
+        }
+    ]
+    + [
+        {
+            "event": "train_log",
+            "run_id": 3,
+            "step": step,
+            "epoch": step / 20,
+            "loss": 0.69 * 0.85**step,
+            "reward_margin": 0.1 * step,
+            "reward_accuracy": min(1.0, 0.5 + step / 30),
+            "reward_chosen": None,
+            "reward_rejected": None,
+            "learning_rate": 1e-4,
+            "samples_per_second": None,
+        }
+        for step in range(1, 13)
+    ]
+    + [{"event": "progress", "run_id": 3, "done": 12, "total": 20, "rate": 2.0, "eta_s": 4.0}]
+)
+
+
+def test_train_live_curves(app: CcappApp, snap_compare) -> None:  # type: ignore[no-untyped-def]
+    from ccapp.screens.train import TrainLiveScreen
+
+    async def start(pilot) -> None:  # type: ignore[no-untyped-def]
+        screen = TrainLiveScreen(ReplayJob(TRAIN_EVENTS, hold=True), "train tiny", Path("ccapp.db"))
+        pilot.app.push_screen(screen)
+        await until(pilot, lambda: screen.state.step == 12 and not screen._dirty)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=start)

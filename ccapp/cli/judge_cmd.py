@@ -115,9 +115,10 @@ class JudgeOutcome:
     """What run_job needs of a finished judging job (it looks like a run)."""
 
     def __init__(self, run_id: int, model: str, metrics: dict[str, Any]):
-        from ccapp.store import RunStatus
+        from ccapp.store import RunKind, RunStatus
 
-        self.id, self.model, self.metrics, self.status = run_id, model, metrics, RunStatus.DONE
+        self.id, self.model, self.metrics = run_id, model, metrics
+        self.kind, self.status = RunKind.EVAL, RunStatus.DONE
 
 
 def judge_file(args: argparse.Namespace, options: Any) -> int:

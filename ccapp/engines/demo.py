@@ -44,12 +44,13 @@ class DemoConfig:
     seed: int = 0
     heldout: int = 100  # requests evaluated before and after
     train_requests: int = 150  # requests synthesized into pairs (15 each)
-    layers: int = 4
-    hidden: int = 128
+    layers: int = 3
+    hidden: int = 96
     vocab_size: int = 2048
-    warmup_steps: int = 700
-    warmup_batch: int = 32
+    warmup_steps: int = 600
+    warmup_batch: int = 16
     warmup_lr: float = 3e-3
+    warmup_max_length: int = 160
     ks: tuple[int, ...] = (10, 20, 40, 60)
     paths: int = 8
     max_new_tokens: int = 32
@@ -58,7 +59,7 @@ class DemoConfig:
     dpo_beta: float = 0.1
     dpo_epochs: float = 1.0
     dpo_batch: int = 16
-    max_length: int = 320
+    max_length: int = 256
     work_dir: str | None = None  # default: demo/ in the data folder
 
 
@@ -330,7 +331,7 @@ def warm_up_on_requests(
                 tokenize=False,
             )
             prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            ids = tokenizer(full, add_special_tokens=False)["input_ids"][: config.max_length]
+            ids = tokenizer(full, add_special_tokens=False)["input_ids"][: config.warmup_max_length]
             labels = [-100] * len(prompt_ids) + ids[len(prompt_ids) :]
             examples.append((ids, labels[: len(ids)]))
     generator = random.Random(config.seed)

@@ -8,6 +8,7 @@ continuations (empty, mostly non-words, or one word three or more times in a row
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -21,7 +22,7 @@ def words(text: str) -> list[str]:
 
 
 def distinct2(tokens: list[str]) -> float | None:
-    bigrams = list(zip(tokens, tokens[1:]))
+    bigrams = list(itertools.pairwise(tokens))
     return len(set(bigrams)) / len(bigrams) if bigrams else None
 
 
@@ -32,7 +33,7 @@ def is_degenerate(text: str) -> bool:
     if sum(bool(_ALPHA.search(t)) for t in tokens) < 0.5 * len(tokens):
         return True
     run = 1
-    for a, b in zip(tokens, tokens[1:]):
+    for a, b in itertools.pairwise(tokens):
         run = run + 1 if a == b else 1
         if run >= 3:
             return True
@@ -45,7 +46,7 @@ def fluency(texts: Iterable[str]) -> dict[str, Any]:
     corpus_bigrams: list[tuple[str, str]] = []
     for text in texts:
         tokens = words(text)
-        corpus_bigrams.extend(zip(tokens, tokens[1:]))
+        corpus_bigrams.extend(itertools.pairwise(tokens))
     return {
         "distinct2_per_continuation": round(sum(per) / len(per), 4) if per else None,
         "distinct2_corpus": round(len(set(corpus_bigrams)) / len(corpus_bigrams), 4)

@@ -52,6 +52,7 @@ class TrainConfig:
     dtype: str = "auto"
     save_steps: int = 50
     gradient_checkpointing: bool = False
+    sft_weight: float = 0.0  # > 0 adds the chosen response's NLL to the DPO loss (RPO)
 
     def check(self) -> None:
         problems = [
@@ -66,6 +67,7 @@ class TrainConfig:
             (self.lora_r < 1, "--lora-r", "give at least 1"),
             (not 0 <= self.lora_dropout < 1, "--lora-dropout", "give a value in [0, 1)"),
             (self.save_steps < 1, "--save-steps", "give at least 1"),
+            (self.sft_weight < 0, "--sft-weight", "give 0 (plain DPO) or more"),
             (self.merge and self.method == "full", "--merge", "only LoRA adapters are merged"),
         ]
         for bad, option, fix in problems:
@@ -94,6 +96,7 @@ RESULT_SETTINGS = (
     "seed",
     "precompute_ref",
     "dtype",
+    "sft_weight",
 )
 
 
@@ -354,6 +357,10 @@ class Training:
             report_to=[],
             activation_checkpointing=config.gradient_checkpointing,
             precompute_ref_log_probs=config.precompute_ref,
+            # DPO alone can lower the chosen answers' likelihood too (likelihood displacement);
+            # an NLL term on them (RPO) keeps the policy writing them.
+            loss_type=["sigmoid", "sft"] if config.sft_weight else ["sigmoid"],
+            loss_weights=[1.0, config.sft_weight] if config.sft_weight else None,
             disable_tqdm=True,
         )
         reference = None

@@ -46,7 +46,7 @@ class HistoryScreen(Screen[None]):
             tooltip="Type to filter the runs",
         ),
         Binding("enter", "open", "Open", id="history.open", tooltip="Open the selected run"),
-        Binding("f5", "refresh", "Refresh", id="history.refresh", tooltip="Re-read the store"),
+        Binding("ctrl+r", "refresh", "Refresh", id="history.refresh", tooltip="Re-read the store"),
     ]
 
     @dataclass

@@ -24,7 +24,9 @@ REFRESH_S = 3.0
 class HomeScreen(Screen[None]):
     CSS_PATH = "home.tcss"
     BINDINGS = [
-        Binding("f5", "refresh", "Refresh", id="home.refresh", tooltip="Re-read runs and devices"),
+        Binding(
+            "ctrl+r", "refresh", "Refresh", id="home.refresh", tooltip="Re-read runs and devices"
+        ),
         Binding("enter", "open_run", "Open run", id="home.open", tooltip="Open the selected run"),
     ]
 

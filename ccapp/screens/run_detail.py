@@ -54,6 +54,7 @@ class Overview(Message):
     run: Run
     metrics: dict[str, dict[str, Any]]  # by judge
     usage: list[rows_store.JudgeUsage]
+    lineage: list[Run]
 
 
 @dataclass
@@ -160,7 +161,8 @@ class RunDetailScreen(Screen[None]):
             judges = rows_store.judges_of(store, run.id) if run.kind is RunKind.EVAL else []
             metrics = {judge: run_metrics(store, run, judge) for judge in judges}
             usage = rows_store.usage(store, run.id)
-        self.post_message(Overview(run, metrics, usage))
+            chain = runs.lineage(store, run.id)
+        self.post_message(Overview(run, metrics, usage, chain))
 
     @on(Overview)
     def show_overview(self, message: Overview) -> None:
@@ -173,6 +175,16 @@ class RunDetailScreen(Screen[None]):
             f"created {run.created_at} · finished {run.finished_at or '–'}"
             f" · parent {run.parent_id or '–'}\n"
         )
+        if len(message.lineage) > 1:
+            lines.append("lineage  ")
+            for index, link in enumerate(message.lineage):
+                if index:
+                    lines.append(" → ")
+                label = f"{link.kind.value} {link.id}"
+                if link.corr_mean is not None:
+                    label += f" (Corr_mean {link.corr_mean:.3f})"
+                lines.append(label, style="bold" if link.id == run.id else "")
+            lines.append("\n")
         settings = " · ".join(
             f"{k} {_show(run.config[k])}" for k in SHOWN_SETTINGS if k in run.config
         )

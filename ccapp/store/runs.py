@@ -87,6 +87,24 @@ def list_runs(store: Store, *, kind: RunKind | None = None, limit: int | None = 
     return [Run.from_row(row) for row in store.rows(sql, params)]
 
 
+def lineage(store: Store, run_id: int) -> list[Run]:
+    """The chain through a run: its ancestors (eval → syn → train …), the run, then its
+    descendants, following the newest child at each step."""
+    chain = [get_run(store, run_id)]
+    seen = {run_id}
+    while chain[0].parent_id is not None and chain[0].parent_id not in seen:
+        seen.add(chain[0].parent_id)
+        chain.insert(0, get_run(store, chain[0].parent_id))
+    while True:
+        rows = store.rows(
+            "SELECT * FROM runs WHERE parent_id = ? ORDER BY id DESC LIMIT 1", [chain[-1].id]
+        )
+        if not rows or rows[0]["id"] in seen:
+            return chain
+        seen.add(rows[0]["id"])
+        chain.append(Run.from_row(rows[0]))
+
+
 def set_status(
     store: Store,
     run_id: int,

@@ -1,0 +1,94 @@
+"""The demo's loop and its honesty guards: fluency measures and the claim they gate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ccapp.engines.demo import DemoResult, split_by_prompt
+from ccapp.engines.fluency import fluency, fluency_held, is_degenerate
+from ccapp.store import Store, runs
+
+from helpers import run_ccapp
+
+
+def test_degenerate_continuations() -> None:
+    assert is_degenerate("") and is_degenerate("   ")
+    assert is_degenerate("the the the cat")  # a word three times in a row
+    assert is_degenerate("�� ## 12 $$ ok")  # mostly non-words
+    assert not is_degenerate("However, I cannot help with that.")
+
+
+def test_fluency_measures() -> None:
+    measured = fluency(["a b c d", "a b a b", ""])
+    assert measured["distinct2_per_continuation"] == round((1.0 + 2 / 3) / 2, 4)
+    assert measured["distinct2_corpus"] == round(4 / 6, 4) and measured[
+        "degenerate_share"
+    ] == round(1 / 3, 4)
+
+
+def test_a_rise_counts_only_if_fluency_held() -> None:
+    before = {"distinct2_per_continuation": 0.98, "degenerate_share": 0.04}
+    assert fluency_held(before, {"distinct2_per_continuation": 0.90, "degenerate_share": 0.08})[0]
+    assert not fluency_held(before, {"distinct2_per_continuation": 0.85, "degenerate_share": 0.05})[
+        0
+    ]
+    assert not fluency_held(before, {"distinct2_per_continuation": 0.97, "degenerate_share": 0.10})[
+        0
+    ]
+    result = DemoResult(
+        before={"corr_mean": 0.01, "ci95": {"mean": [0.0, 0.02]}},
+        after={"corr_mean": 0.2, "ci95": {"mean": [0.15, 0.25]}},
+        separated=True,
+        fluent=False,
+        fluency_detail="distinct-2 fell",
+    )
+    assert not result.rose and result.verdict().startswith("No rise is claimed")
+
+
+def test_held_out_and_training_requests_never_share_a_prompt(c2eval_file: Path) -> None:
+    from ccapp.engines.data import load_dataset_rows
+
+    rows = load_dataset_rows(str(c2eval_file)).rows
+    held, train = split_by_prompt(rows, 100, 150, seed=0)
+    assert len(held) == 100 and len(train) == 150
+    assert not {r.request for r in held} & {r.request for r in train}
+    assert split_by_prompt(rows, 100, 150, seed=0) == (held, train)
+
+
+def test_the_quick_demo_runs_the_whole_loop_into_the_store(
+    c2eval_file: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "s.db"
+    result = run_ccapp(
+        "demo",
+        "--quick",
+        "--data",
+        str(c2eval_file),
+        "--json",
+        "--db",
+        str(db),
+        "--work-dir",
+        str(tmp_path / "demo"),
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    metrics = summary["metrics"]
+    assert summary["kind"] == "demo" and "not a safety result" in metrics["note"]
+    assert set(metrics["before"]["corr"]) == {"10", "20"} and set(metrics["after"]["corr"]) == {
+        "10",
+        "20",
+    }
+    assert metrics["fluency"]["before"]["continuations"] == 8 * 2 * 2
+    assert metrics["verdict"].startswith(("Course-correction rose", "No rise is claimed"))
+    ids = metrics["runs"]
+    with Store.open(db) as store:
+        chain = runs.lineage(store, ids["eval_after"])
+    assert [(r.kind.value, r.id) for r in chain] == [
+        ("eval", ids["eval_before"]),
+        ("syn", ids["syn"]),
+        ("train", ids["train"]),
+        ("eval", ids["eval_after"]),
+    ]
+    assert (tmp_path / "demo" / "demo_result.json").exists()
