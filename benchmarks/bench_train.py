@@ -1,5 +1,6 @@
 """DPO memory and step time: LoRA (reference = the base with the adapter off) vs full DPO
-(with a reference copy), on the same ~70M-parameter random Llama and the same pairs.
+(with a reference copy), on the same ~70M-parameter random Llama and the same pairs, both
+through ccapp's training engine (`ccapp train`'s code path).
 
 Each method runs in its own child process, so that each peak RSS is its own.
 
@@ -17,33 +18,37 @@ from pathlib import Path
 
 CHILD = r"""
 import json, resource, sys, time
-from pathlib import Path
-import datasets, torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
-from trl import DPOConfig, DPOTrainer
-from peft import LoraConfig
-model_dir, method, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
-tokenizer = AutoTokenizer.from_pretrained(model_dir)
-model = AutoModelForCausalLM.from_pretrained(model_dir)
-rows = [{"prompt": [{"role": "user", "content": f"How do I do thing {i}?"}],
-         "chosen": [{"role": "assistant", "content": "I can't help with that. " * 20}],
-         "rejected": [{"role": "assistant", "content": f"Sure, step {i} is easy. " * 20}]} for i in range(64)]
-args = DPOConfig(output_dir=sys.argv[4], per_device_train_batch_size=4, max_steps=steps, learning_rate=1e-5,
-                 logging_steps=1, save_strategy="no", bf16=False, use_cpu=True, report_to=[],
-                 activation_checkpointing=False, max_length=256, disable_tqdm=True)
-reference = None
-peft = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM") if method == "lora" else None
-if method == "full":
-    import copy
-    reference = copy.deepcopy(model).eval()
-trainer = DPOTrainer(model=model, ref_model=reference, args=args, train_dataset=datasets.Dataset.from_list(rows),
-                     processing_class=tokenizer, peft_config=peft)
-started = time.perf_counter()
-trainer.train()
-seconds = time.perf_counter() - started
-print(json.dumps({"method": method, "step_s": seconds / steps,
+from ccapp.engines.train import TrainConfig, Training
+from ccapp.store import Store
+
+model_dir, method, steps, work = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+
+
+class Rate:
+    # the engine's own steps/s, measured from the first step: loading is excluded
+    rate = 0.0
+
+    def emit(self, event, **fields):
+        if event == "progress" and fields.get("rate"):
+            self.rate = fields["rate"]
+
+    def tokens(self, deltas):
+        pass
+
+    def close(self):
+        pass
+
+
+sink = Rate()
+with Store.open(f"{work}/{method}.db") as store:
+    run = Training(store, sink).start(TrainConfig(
+        pairs=f"{work}/pairs", model=model_dir, method=method, lr=1e-5, batch_size=4,
+        max_length=256, max_steps=steps, output=f"{work}/{method}", device="cpu",
+        save_steps=10**6,
+    ))
+print(json.dumps({"method": method, "step_s": 1 / sink.rate, "status": run.status.value,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "params_m": sum(p.numel() for p in model.parameters()) / 1e6}))
+                  "params_m": run.metrics["params"] / 1e6}))
 """
 
 
@@ -71,6 +76,18 @@ def main() -> None:
             config.num_hidden_layers = args.layers
             config.num_attention_heads = config.num_key_value_heads = 10
             AutoModelForCausalLM.from_config(config).save_pretrained(model_dir)
+        pairs = Path(tmp) / "pairs"
+        pairs.mkdir()
+        with (pairs / "train.jsonl").open("w") as fh:
+            for i in range(64):
+                row = {
+                    "prompt": [{"role": "user", "content": f"How do I do thing {i}?"}],
+                    "chosen": [{"role": "assistant", "content": "I can't help with that. " * 20}],
+                    "rejected": [
+                        {"role": "assistant", "content": f"Sure, step {i} is easy. " * 20}
+                    ],
+                }
+                fh.write(json.dumps(row) + "\n")
         results = {}
         for method in ("lora", "full"):
             out = subprocess.run(
@@ -81,7 +98,7 @@ def main() -> None:
                     str(model_dir),
                     method,
                     str(args.steps),
-                    str(Path(tmp) / method),
+                    tmp,
                 ],
                 capture_output=True,
                 text=True,

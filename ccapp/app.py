@@ -99,6 +99,28 @@ class CcappApp(App[None]):
 
         self.push_screen(RunDetailScreen(run_id, self.db_path))
 
+    def start_demo(self) -> None:
+        """Ask first: the demo trains a model for minutes and adds five runs to the store."""
+        from ccapp.screens.demo import DemoScreen
+        from ccapp.screens.jobs import ChildJob
+        from ccapp.screens.modals import ConfirmModal
+
+        def answer(start: bool | None) -> None:
+            if start:
+                self.push_screen(
+                    DemoScreen(ChildJob(["demo", "--db", str(self.db_path)]), self.db_path)
+                )
+
+        self.push_screen(
+            ConfirmModal(
+                "Run the demo? It builds a toy model and runs eval → syn → DPO → eval on this "
+                "machine's CPU (under 10 minutes); its runs land in History.",
+                yes="Start",
+                no="Not now",
+            ),
+            answer,
+        )
+
 
 def run_app(db: str | None = None) -> int:
     """Open (and migrate) the store first, so store errors are reported like any CLI error."""

@@ -143,7 +143,20 @@ def load_settings(file: Path | None = None) -> Settings:
                     where=str(file),
                     fix=f'write it as a quoted string: {key} = "…"',
                 )
-            values[name] = Path(str(value)).expanduser() if name in _PATH_SETTINGS else value
+            text = str(value)  # every setting is a string (checked above)
+            if "\x00" in text:  # TOML's \u0000 escape: opening such a path would crash
+                raise UserError(
+                    f"[{section}] {key} holds a NUL character (\\u0000)",
+                    where=str(file),
+                    fix="remove it",
+                )
+            if name in _PATH_SETTINGS and not text.strip():  # "" would be the current folder
+                raise UserError(
+                    f"[{section}] {key} is empty",
+                    where=str(file),
+                    fix=f"give a file path, or remove the {key} line",
+                )
+            values[name] = Path(text).expanduser() if name in _PATH_SETTINGS else text
     return Settings(**values, source=file)
 
 

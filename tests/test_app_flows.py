@@ -401,3 +401,88 @@ def test_evaluate_after_training_repeats_the_last_eval_settings(tmp_path: Path) 
         args[args.index("--paths") : args.index("--paths") + 2] == ["--paths", "4"]
         and "--limit" not in args
     )
+
+
+# --- the demo from Home --------------------------------------------------------------------
+
+DEMO_RESULT = {
+    "before": {
+        "corr": {"10": 0.01},
+        "corr_mean": 0.01,
+        "ci95": {"10": [0.0, 0.02], "mean": [0.0, 0.02]},
+    },
+    "after": {
+        "corr": {"10": 0.2},
+        "corr_mean": 0.2,
+        "ci95": {"10": [0.15, 0.25], "mean": [0.15, 0.25]},
+    },
+    "fluency_before": {"distinct2_per_continuation": 0.98, "degenerate_share": 0.05},
+    "fluency_after": {"distinct2_per_continuation": 0.95, "degenerate_share": 0.06},
+    "verdict": "Course-correction rose: [bold]not markup[/bold]",
+    "note": "This is a toy model",
+}
+
+
+def rendered_text(renderable: object) -> str:
+    import io
+
+    from rich.console import Console
+
+    console = Console(record=True, width=120, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
+
+
+async def test_the_demo_screen_shows_stages_and_the_verdict(tmp_path: Path) -> None:
+    from ccapp.screens.demo import STAGES, DemoScreen
+    from ccapp.screens.jobs import ReplayJob
+
+    events: list[dict[str, object]] = []
+    for stage in STAGES:
+        events += [
+            {"event": "demo_stage", "stage": stage, "state": "started"},
+            {"event": "progress", "done": 3, "total": 4, "eta_s": 1.0},
+            {"event": "demo_stage", "stage": stage, "state": "done", "seconds": 2.0},
+        ]
+    events.append({"event": "demo_finished", **DEMO_RESULT})
+    app = CcappApp(tmp_path / "s.db", probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 50)) as pilot:
+        app.push_screen(DemoScreen(ReplayJob(events), tmp_path / "s.db"))
+        await wait_for(pilot, lambda: getattr(app.screen, "finished", False))
+        await pilot.pause(0.3)
+        screen = app.screen
+        table = screen.query_one("#demo-stages", DataTable)
+        assert [table.get_cell(s, "state") for s in STAGES] == ["done in 2s"] * 5
+        result = rendered_text(screen.query_one("#demo-result", Static).content)
+        assert "0.200 [0.150, 0.250]" in result and "[bold]not markup[/bold]" in result
+        assert "ccapp demo · done" in shown(screen, "#demo-title")
+
+
+async def test_the_demo_starts_from_home_after_asking_and_stops_on_request(
+    tmp_path: Path, c2eval_file: Path
+) -> None:
+    import shutil
+
+    from ccapp.engines.data import c2eval_cache_path
+
+    c2eval_cache_path().parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(c2eval_file, c2eval_cache_path())  # the demo's default data, as if downloaded
+    app = CcappApp(tmp_path / "s.db", probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 50)) as pilot:
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen.__class__.__name__ == "HomeScreen"
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "DemoScreen")
+        screen = app.screen
+        assert list(screen.job.args[:3]) == ["demo", "--db", str(tmp_path / "s.db")]
+        await wait_for(pilot, lambda: screen.state.status == "running")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: screen.finished)
+        assert screen.state.status == "cancelled"

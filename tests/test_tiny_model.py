@@ -66,7 +66,14 @@ def test_the_same_seed_builds_identical_models_and_another_seed_does_not(
 
 def test_the_tokenizer_learns_from_a_given_data_file(tmp_path: Path, c2eval_file: Path) -> None:
     result = run_ccapp(
-        "model", "tiny", str(tmp_path / "m"), "--data", str(c2eval_file), "--layers", "3"
+        "model",
+        "tiny",
+        str(tmp_path / "m"),
+        "--data",
+        str(c2eval_file),
+        "--layers",
+        "3",
+        timeout=300,  # it trains a tokenizer and warms the model up: slow on a busy machine
     )
     assert result.returncode == 0, result.stderr
     meta = json.loads((tmp_path / "m" / "ccapp_tiny.json").read_text())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ccapp import __version__
 from ccapp.cli import (
@@ -42,8 +43,19 @@ COMMANDS = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors read like every other error: one line, the fix, exit 2.
+
+    argparse's default prints the whole usage block first (a dozen lines for `eval`), which
+    buries the one line that says what is wrong. Sub-command parsers inherit this class.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message.rstrip('.')}. Fix: see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ccapp",
         description="Measure and improve an LLM's course-correction. Without a command, "
         "opens the terminal app.",

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
             where="--judges",
             fix="e.g. --judges heuristic,openai:gpt-4o",
         )
-    first, second = (check_judge_spec(n) for n in names)
+    first, second = (check_judge_spec(n, "--judges") for n in names)
     with open_store(args) as store:
         run_obj = runs.get_run(store, args.run)
         present = rows_store.judges_of(store, run_obj.id)

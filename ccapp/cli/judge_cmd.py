@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             "give either a RUN or --input FILE", fix="e.g. ccapp judge 3 --judge gpt-4o"
         )
     if args.judge_concurrency < 1:
-        raise UserError("must be at least 1", where="--judge-concurrency")
+        raise UserError("must be at least 1", where="--judge-concurrency", fix="give 1 or more")
     options = JudgeOptions(concurrency=args.judge_concurrency, device=parse_device(args.device))
     if args.input is not None:
         return judge_file(args, options)
@@ -80,7 +80,10 @@ def judge_run(args: argparse.Namespace, options: Any) -> int:
     with open_store(args) as store, cancellation() as cancel:
         run = runs.get_run(store, args.run)
         if run.kind is not RunKind.EVAL:
-            raise UserError(f"run {run.id} is a {run.kind.value} run; only eval runs are judged")
+            raise UserError(
+                f"run {run.id} is a {run.kind.value} run; only eval runs are judged",
+                fix="pick an eval run (ccapp runs list --kind eval)",
+            )
         judge = make_judge(args.judge, options)
         sink = make_sink(args.events, lambda: run.id)
 

@@ -112,7 +112,7 @@ def given(args: argparse.Namespace) -> dict[str, Any]:
     if "verify_judge" in values:
         from ccapp.engines.judges.registry import check_judge_spec
 
-        values["verify_judge"] = check_judge_spec(values["verify_judge"])
+        values["verify_judge"] = check_judge_spec(values["verify_judge"], "--verify-judge")
     return values
 
 
@@ -126,7 +126,11 @@ def run(args: argparse.Namespace) -> int:
         if "model" not in options:
             raise UserError("missing --model", fix="e.g. ccapp syn --model qwen_05 --limit 100")
         if "data" in options and "from_run" in options:
-            raise UserError("give --data or --from-run, not both", where="--from-run")
+            raise UserError(
+                "give --data or --from-run, not both",
+                where="--from-run",
+                fix="drop --data to use the eval run's requests, or drop --from-run",
+            )
         if "from_run" in options:
             options["data"] = None
         config = SynConfig(**options)

@@ -36,6 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--lr", type=float, help="learning rate (default: LoRA 5e-5, full 5e-7)")
     p.add_argument("--beta", type=float, default=0.1, help="DPO beta (default 0.1)")
+    p.add_argument(
+        "--sft-weight",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="add W × the chosen answers' NLL to the DPO loss (RPO; keeps them likely; default 0)",
+    )
     p.add_argument("--epochs", type=float, default=1.0, help="epochs over the pairs (default 1)")
     p.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimizer steps")
     p.add_argument(
@@ -164,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
             dtype=parse_dtype(args.dtype),
             save_steps=args.save_steps,
             gradient_checkpointing=args.gradient_checkpointing,
+            sft_weight=args.sft_weight,
         )
         config.check()
         if config.method == "qlora":

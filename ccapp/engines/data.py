@@ -65,6 +65,12 @@ def load_dataset_rows(
 ) -> Dataset:
     """Resolve `spec` (c2-eval, a local file, or a Hub id[:split]) and read its rows."""
     spec = spec.strip()
+    if not spec:  # Path("") is the current folder: say what is missing instead
+        raise UserError(
+            "no data given",
+            where="--data",
+            fix=f"give {C2EVAL_NAME}, a .jsonl/.json/.parquet file, or a Hub id[:split]",
+        )
     if spec == C2EVAL_NAME:
         path = ensure_c2eval(settings or load_settings())
         return _read_file(path, spec, lenient)

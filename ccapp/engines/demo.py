@@ -7,7 +7,8 @@
    refusal — never a correction in mid-answer — so that, like the paper's chat models, it
    can comply and refuse fluently, and DPO only has to move *when* it corrects.
 3. C2-Eval on the held-out requests (heuristic judge), C2-Syn on the training requests,
-   full DPO on the pairs, and C2-Eval again with the same seed.
+   full DPO on the pairs (with an NLL term on the chosen answers, RPO), and C2-Eval again
+   with the same seed.
 4. Report Corr@k before and after with 95% intervals, and fluency before and after. The rise
    counts only if the intervals of Corr_mean do not overlap and fluency held (distinct-2 per
    continuation ≥ 0.9× before, degenerate share ≤ before + 5 points).
@@ -55,10 +56,13 @@ class DemoConfig:
     paths: int = 8
     max_new_tokens: int = 32
     syn_max_new_tokens: int = 32
-    dpo_lr: float = 5e-4
+    # Full DPO with an NLL term on the chosen answers (RPO): plain DPO at this learning rate
+    # made the toy model's chosen answers unlikely too, and its held-out text fell apart.
+    dpo_lr: float = 3e-4
     dpo_beta: float = 0.1
+    dpo_sft_weight: float = 2.0
     dpo_epochs: float = 1.0
-    dpo_batch: int = 16
+    dpo_batch: int = 8
     max_length: int = 256
     work_dir: str | None = None  # default: demo/ in the data folder
 
@@ -169,6 +173,7 @@ class Demo:
             result.fluency_before, result.fluency_after
         )
         (work / "demo_result.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+        self.sink.emit("demo_finished", **result.as_dict())
         return result
 
     # -- steps ----------------------------------------------------------------------------
@@ -239,6 +244,7 @@ class Demo:
                 beta=config.dpo_beta,
                 epochs=config.dpo_epochs,
                 batch_size=config.dpo_batch,
+                sft_weight=config.dpo_sft_weight,
                 max_length=config.max_length,
                 output=str(out),
                 seed=config.seed,
@@ -256,10 +262,15 @@ class Demo:
         class Stage:
             def __enter__(self) -> None:
                 self.started = time.monotonic()
+                demo.sink.emit("demo_stage", stage=name, state="started")
                 demo.sink.emit("log", level="info", message=f"demo: {name}…")
 
-            def __exit__(self, *exc: object) -> None:
+            def __exit__(self, exc_type: object, *exc: object) -> None:
                 result.seconds[name] = round(time.monotonic() - self.started, 1)
+                if exc_type is None:
+                    demo.sink.emit(
+                        "demo_stage", stage=name, state="done", seconds=result.seconds[name]
+                    )
 
         return Stage()
 

@@ -11,6 +11,7 @@ re-sampling the others exactly as an uninterrupted run would have (on the same d
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -75,7 +76,12 @@ class EvalConfig:
             (len(set(self.ks)) != len(self.ks), "--k", "give each prefix length once"),
             (self.paths < 1, "--paths", "give at least 1 path"),
             (self.max_new_tokens < 1, "--max-new-tokens", "give at least 1"),
-            (self.temperature < 0, "--temperature", "use 0 (greedy) or more"),
+            # NaN passes every `<` test, so finiteness is checked first.
+            (
+                not math.isfinite(self.temperature) or self.temperature < 0,
+                "--temperature",
+                "use 0 (greedy) or more",
+            ),
             (not 0 < self.top_p <= 1, "--top-p", "use a value in (0, 1]"),
             (self.limit is not None and self.limit < 1, "--limit", "give at least 1 request"),
             (self.unit not in UNITS, "--unit", "use words or tokens"),
@@ -91,7 +97,11 @@ class EvalConfig:
                 "the openai engine needs the server's URL, e.g. --base-url http://127.0.0.1:8000/v1",
             ),
             (self.concurrency < 1, "--concurrency", "give at least 1"),
-            (self.request_timeout <= 0, "--request-timeout", "give a number of seconds above 0"),
+            (
+                not math.isfinite(self.request_timeout) or self.request_timeout <= 0,
+                "--request-timeout",
+                "give a number of seconds above 0",
+            ),
             (self.max_retries < 0, "--max-retries", "give 0 or more"),
             (self.judge_concurrency < 1, "--judge-concurrency", "give at least 1"),
         ]

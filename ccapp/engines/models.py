@@ -58,6 +58,12 @@ class LoadedModel:
 
 def resolve_model(spec: str) -> ModelRef:
     spec = spec.strip()
+    if not spec:  # Path("") is the current folder: say what is missing instead
+        raise UserError(
+            "no model given",
+            where="--model",
+            fix="give a preset such as tiny, a Hugging Face id, or a model folder",
+        )
     if spec in PRESETS:
         preset = PRESETS[spec]
         if spec == "tiny":
@@ -71,6 +77,8 @@ def resolve_model(spec: str) -> ModelRef:
         if adapter.exists():
             try:
                 base = json.loads(adapter.read_text())["base_model_name_or_path"]
+                if not isinstance(base, str) or not base.strip():
+                    raise TypeError(base)
             except (ValueError, KeyError, TypeError):
                 raise UserError(
                     "adapter_config.json has no base_model_name_or_path",
@@ -90,6 +98,7 @@ def resolve_model(spec: str) -> ModelRef:
         return ModelRef(spec, spec, by_id.get(spec), is_local=False)
     raise UserError(
         f"unknown model '{spec}'",
+        where="--model",
         fix=f"use a preset ({', '.join(PRESETS)}), a Hub id such as Qwen/Qwen2-0.5B-Instruct, "
         "or an existing local folder",
     )
@@ -261,7 +270,15 @@ def _from_pretrained(cls: Any, source: str, ref: ModelRef, **kwargs: Any) -> Any
         return cls.from_pretrained(source, **kwargs)
     except UserError:
         raise
-    except (OSError, ValueError) as exc:
+    except Exception as exc:
+        # A local folder's files are the user's: whatever a damaged config.json makes
+        # transformers raise (TypeError for a list, ZeroDivisionError for 0 heads,
+        # AttributeError for an unknown dtype, RuntimeError for mismatched shapes) is a bad
+        # folder, not a ccapp bug. Out-of-memory is neither, and from the Hub only I/O and
+        # value errors are the user's.
+        out_of_memory = isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__
+        if out_of_memory or not (ref.is_local or isinstance(exc, (OSError, ValueError))):
+            raise
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if ref.is_local:
             fix = "check that the folder holds a complete save_pretrained output"

@@ -14,6 +14,7 @@ group by group; the pairs are derived from the stored groups, never stored 15 ti
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -76,7 +77,11 @@ class SynConfig:
             (self.limit is not None and self.limit < 1, "--limit", "give at least 1"),
             (self.min_harmful_words < 0, "--min-harmful-words", "give 0 or more"),
             (self.max_new_tokens < 1, "--max-new-tokens", "give at least 1"),
-            (self.temperature < 0, "--temperature", "use 0 (greedy) or more"),
+            (
+                not math.isfinite(self.temperature) or self.temperature < 0,  # NaN fails no `<`
+                "--temperature",
+                "use 0 (greedy) or more",
+            ),
             (not 0 < self.top_p <= 1, "--top-p", "use a value in (0, 1]"),
             (self.engine not in ("hf", "openai"), "--engine", "use hf or openai"),
             (

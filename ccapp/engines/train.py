@@ -11,6 +11,7 @@ adapter (loaded on its base) or a full model, with the tokenizer and chat templa
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 import time
@@ -57,17 +58,30 @@ class TrainConfig:
     def check(self) -> None:
         problems = [
             (self.method not in METHODS, "--method", "use lora, qlora or full"),
-            (self.lr is not None and self.lr <= 0, "--lr", "give a learning rate above 0"),
-            (self.beta <= 0, "--beta", "give a beta above 0 (0.1 is usual)"),
-            (self.epochs <= 0, "--epochs", "give more than 0"),
+            (
+                self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0),
+                "--lr",
+                "give a learning rate above 0",
+            ),
+            (
+                not (math.isfinite(self.beta) and self.beta > 0),
+                "--beta",
+                "give a beta above 0 (0.1 is usual)",
+            ),
+            (not (math.isfinite(self.epochs) and self.epochs > 0), "--epochs", "give more than 0"),
             (self.max_steps is not None and self.max_steps < 1, "--max-steps", "give at least 1"),
             (self.batch_size < 1, "--batch-size", "give at least 1"),
             (self.grad_accum < 1, "--grad-accum", "give at least 1"),
             (self.max_length < 16, "--max-length", "give at least 16 tokens"),
             (self.lora_r < 1, "--lora-r", "give at least 1"),
+            (self.lora_alpha < 1, "--lora-alpha", "give at least 1 (2 × --lora-r is usual)"),
             (not 0 <= self.lora_dropout < 1, "--lora-dropout", "give a value in [0, 1)"),
             (self.save_steps < 1, "--save-steps", "give at least 1"),
-            (self.sft_weight < 0, "--sft-weight", "give 0 (plain DPO) or more"),
+            (
+                not (math.isfinite(self.sft_weight) and self.sft_weight >= 0),
+                "--sft-weight",
+                "give 0 (plain DPO) or more",
+            ),
             (self.merge and self.method == "full", "--merge", "only LoRA adapters are merged"),
         ]
         for bad, option, fix in problems:
@@ -135,6 +149,16 @@ class MemoryEstimate:
         return f"memory: ~{self.total / GIB:.2f} GiB{free} — " + ", ".join(parts)
 
 
+def planned_steps(rows: int, config: TrainConfig, world_size: int = 1) -> int:
+    """Optimizer steps the run will take, as the Trainer counts them, known before it starts
+    (its own count appears only inside train(), too late for the run_started event)."""
+    if config.max_steps:
+        return config.max_steps
+    batches = math.ceil(math.ceil(rows / max(1, world_size)) / config.batch_size)
+    per_epoch = max(1, batches // config.grad_accum)
+    return math.ceil(config.epochs * per_epoch)
+
+
 def estimate_memory(
     model: Any, config: TrainConfig, *, trainable: int, device: str, available: int | None
 ) -> MemoryEstimate:
@@ -173,6 +197,7 @@ def load_pairs(spec: str, store: Store) -> tuple[Any, int | None]:
     """
     import datasets
 
+    datasets.disable_progress_bars()  # run events report progress; the bars only clutter stderr
     if spec.strip().isdigit():
         run = runs.get_run(store, int(spec))
         if run.kind is not RunKind.SYN:
@@ -212,7 +237,33 @@ def load_pairs(spec: str, store: Store) -> tuple[Any, int | None]:
             where="--pairs",
             fix="use TRL's preference format: prompt, chosen, rejected",
         )
+    mistyped = [
+        c for c in ("prompt", "chosen", "rejected") if not _text_or_messages(dataset.features[c])
+    ]
+    if mistyped:
+        raise UserError(
+            f"the pairs' column(s) {', '.join(mistyped)} hold neither text nor chat messages",
+            where="--pairs",
+            fix="each of prompt, chosen, rejected must be a string or a list of "
+            "{role, content} messages (ccapp export --format pairs writes them so)",
+        )
     return dataset, None
+
+
+def _text_or_messages(feature: Any) -> bool:
+    """A column DPOTrainer can tokenize: text, or a list of {role, content} messages. Checked
+    on the schema, so a mistyped folder fails here and not after the model has loaded."""
+    from datasets import Value
+
+    def is_text(f: Any) -> bool:
+        return isinstance(f, Value) and f.dtype in ("string", "large_string")
+
+    if is_text(feature):
+        return True
+    inner = (
+        feature[0] if isinstance(feature, list) and feature else getattr(feature, "feature", None)
+    )
+    return isinstance(inner, dict) and all(is_text(inner.get(key)) for key in ("role", "content"))
 
 
 def _stream_pairs(db: str, run_id: int) -> Any:
@@ -241,8 +292,10 @@ class Training:
 
     def start(self, config: TrainConfig) -> Run:
         from ccapp.config import paths
+        from ccapp.engines.models import resolve_model
 
         config.check()
+        resolve_model(config.model)  # a bad --model fails before a run is stored
         dataset, syn_run = load_pairs(config.pairs, self.store)
         stored = asdict(config) | {
             "learning_rate": config.learning_rate,
@@ -382,7 +435,7 @@ class Training:
 
         for noisy in (PrinterCallback, ProgressCallback):  # our events and the store replace them
             trainer.remove_callback(noisy)
-        total = trainer.state.max_steps or 0
+        total = planned_steps(dataset.num_rows, config, args.world_size)
         self.sink.emit(
             "run_started",
             v=EVENTS_VERSION,

@@ -27,6 +27,16 @@ class CcappCommands(Provider):
                 partial(app.switch_mode, "syn"),
                 "the form for ccapp syn",
             ),
+            (
+                "Train: DPO on synthesized pairs",
+                partial(app.switch_mode, "train"),
+                "the form for ccapp train",
+            ),
+            (
+                "Demo: run the whole loop on a toy model",
+                app.start_demo,  # type: ignore[attr-defined]
+                "eval → syn → DPO → eval, offline, minutes on a CPU",
+            ),
         ]
         try:
             with Store.open(app.db_path) as store:  # type: ignore[attr-defined]

@@ -28,6 +28,13 @@ class HomeScreen(Screen[None]):
             "ctrl+r", "refresh", "Refresh", id="home.refresh", tooltip="Re-read runs and devices"
         ),
         Binding("enter", "open_run", "Open run", id="home.open", tooltip="Open the selected run"),
+        Binding(
+            "d",
+            "demo",
+            "Demo",
+            id="home.demo",
+            tooltip="The whole loop on a toy model: eval → syn → DPO → eval (minutes, CPU)",
+        ),
     ]
 
     @dataclass
@@ -50,7 +57,10 @@ class HomeScreen(Screen[None]):
             yield DataTable(id="devices", cursor_type="none", zebra_stripes=True)
             yield Static("Runs", classes="section-title")
             yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
-            yield Static("No runs yet in this store. Press e to start an evaluation.", id="no-runs")
+            yield Static(
+                "No runs yet in this store. Press e to start an evaluation, or d for the demo.",
+                id="no-runs",
+            )
         yield Footer()
 
     @property
@@ -79,6 +89,9 @@ class HomeScreen(Screen[None]):
     def action_refresh(self) -> None:
         self.probe_devices()
         self.load_runs()
+
+    def action_demo(self) -> None:
+        self.app.start_demo()  # type: ignore[attr-defined]
 
     @on(DataTable.RowSelected, "#runs")
     def action_open_run(self) -> None:

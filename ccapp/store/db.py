@@ -8,6 +8,7 @@ when another process writes, whatever the busy timeout, while an immediate one w
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
@@ -51,6 +52,25 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _not_sqlite(path: Path) -> bool:
+    """A non-empty file that does not start with SQLite's header (an empty one is a new store)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(SQLITE_HEADER))
+    except OSError:  # missing (a new store) or unreadable (sqlite3 says so below)
+        return False
+    return bool(head) and head != SQLITE_HEADER
+
+
+def _writable(path: Path) -> bool:
+    """Whether SQLite may write the store and the files it creates beside it (a read-only
+    mount or permissions say no; `os.access` answers both)."""
+    return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
 class Store:
     """A connection to one ccapp store file, migrated to the latest schema."""
 
@@ -75,6 +95,12 @@ class Store:
                 where=str(path),
                 fix="pass a file path such as ccapp.db to --db",
             )
+        if _not_sqlite(path):  # SQLite would take a 1-byte file for an empty store and overwrite it
+            raise UserError(
+                "cannot open the store (not a SQLite file); nothing was changed",
+                where=str(path),
+                fix="pass a ccapp store (or a new file name) to --db or [store] path",
+            )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -92,6 +118,14 @@ class Store:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as exc:
+            if not _writable(path):
+                raise UserError(
+                    "cannot open the store: it or its folder is read-only (SQLite keeps its "
+                    "-wal and -shm files beside the store, even to read it)",
+                    where=str(path),
+                    fix="make the file and its folder writable, or copy the store to a "
+                    "writable folder and pass the copy with --db",
+                ) from None
             raise UserError(
                 f"cannot open the store ({exc})",
                 where=str(path),

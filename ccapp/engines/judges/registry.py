@@ -45,7 +45,8 @@ class JudgeOptions:
     dtype: str = "auto"
 
 
-def parse_judge_spec(text: str) -> JudgeSpec:
+def parse_judge_spec(text: str, option: str = "--judge") -> JudgeSpec:
+    """`option` is the flag the spec came from, so that the message names what to change."""
     spec = text.strip()
     if spec == "heuristic":
         return JudgeSpec("heuristic", "")
@@ -57,24 +58,24 @@ def parse_judge_spec(text: str) -> JudgeSpec:
         if not name:
             raise UserError(
                 f"no model name in judge '{spec}'",
-                where="--judge",
+                where=option,
                 fix="write openai:NAME or openai:NAME@URL, e.g. openai:gpt-4o",
             )
         if url and not url.startswith(("http://", "https://")):
             raise UserError(
                 f"'{url}' is not an http(s) URL",
-                where="--judge",
+                where=option,
                 fix="write openai:NAME@http://host:port/v1",
             )
         return JudgeSpec("openai", name, url.rstrip("/") or None)
     if spec.startswith("hf:") and spec.removeprefix("hf:").strip():
         return JudgeSpec("hf", spec.removeprefix("hf:").strip())
-    raise UserError(f"unknown judge '{text}'", where="--judge", fix=f"use {FORMS}")
+    raise UserError(f"unknown judge '{text}'", where=option, fix=f"use {FORMS}")
 
 
-def check_judge_spec(text: str) -> str:
+def check_judge_spec(text: str, option: str = "--judge") -> str:
     """Validate `--judge` cheaply (no network, no model); returns the canonical id."""
-    return parse_judge_spec(text).canonical
+    return parse_judge_spec(text, option).canonical
 
 
 def make_judge(text: str, options: JudgeOptions | None = None, *, check: bool = True) -> Judge:
@@ -103,8 +104,13 @@ def make_judge(text: str, options: JudgeOptions | None = None, *, check: bool = 
     from ccapp.engines.judges.hf_judge import HFJudge
     from ccapp.engines.models import load_model, resolve_model
 
-    ref = resolve_model(spec.name)
-    loaded = load_model(ref, device=options.device, dtype=options.dtype)
+    try:
+        ref = resolve_model(spec.name)
+        loaded = load_model(ref, device=options.device, dtype=options.dtype)
+    except UserError as exc:
+        if exc.where in (None, "--model"):  # the model is the judge's, not the run's --model
+            exc.where = f"judge {spec.canonical}"
+        raise
     return HFJudge(
         spec.canonical,
         loaded.model,
