@@ -366,8 +366,15 @@ class Training:
     # -- the work -------------------------------------------------------------------------
 
     def _train(self, config: TrainConfig, dataset: Any, resume_from: str | None) -> Run:
+        import warnings
+
         import torch
         from trl import DPOConfig, DPOTrainer
+
+        # TRL 1.x still calls a transformers 5 method that warns on every run; nothing to act on.
+        warnings.filterwarnings(
+            "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+        )
 
         model, tokenizer, device = self._load_model(config)
         peft_config = self._peft_config(config)
