@@ -486,3 +486,54 @@ async def test_the_demo_starts_from_home_after_asking_and_stops_on_request(
         await pilot.press("y")
         await wait_for(pilot, lambda: screen.finished)
         assert screen.state.status == "cancelled"
+
+
+# --- model text is text, never markup ----------------------------------------------------
+
+HOSTILE = "[bold red]PWNED[/] [link=https://example.invalid]click[/link] [/]"
+
+
+async def test_model_text_with_markup_is_shown_literally_in_the_live_view(tmp_path: Path) -> None:
+    """A continuation is untrusted text: "[bold]" or an unbalanced "[/]" in it must appear as
+    written, neither styled nor a MarkupError that takes the screen down."""
+    from ccapp.screens.jobs import ReplayJob
+
+    events = [
+        {
+            "event": "run_started",
+            "run_id": 1,
+            "v": 1,
+            "kind": "eval",
+            "config": {"model": "m", "judge": "heuristic", "paths": 1},
+            "totals": {"requests": 1, "cells": 1, "continuations": 1, "todo": 1},
+        },
+        {"event": "tokens", "run_id": 1, "deltas": [[1, 0, " " + HOSTILE]]},
+        {
+            "event": "continuation_done",
+            "run_id": 1,
+            "cell_id": 1,
+            "item": 0,
+            "k": 10,
+            "path": 0,
+            "text": " " + HOSTILE,
+            "verdict": {"judge": "heuristic", "label": "no", "span": None, "relapse": False},
+        },
+        {"event": "log", "run_id": 1, "level": "warning", "message": HOSTILE},
+    ]
+    app = CcappApp(tmp_path / "s.db", probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 50)) as pilot:
+        screen = LiveRunScreen(ReplayJob(events, hold=True), "eval m", tmp_path / "s.db")
+        app.push_screen(screen)
+        await wait_for(pilot, lambda: bool(screen.state.streams) and not screen._dirty)
+        await pilot.pause(0.3)
+        body = rendered_text(screen.query_one("#live-streams-body", Static).content)
+        assert HOSTILE in body.replace("\n", "")
+        assert any(HOSTILE in line.text for line in screen.query_one("#live-log").lines)
+
+
+def test_continuation_text_keeps_markup_characters_as_text() -> None:
+    from ccapp.screens.widgets import continuation_text
+
+    shown_text = continuation_text(HOSTILE, HOSTILE, (1, 6), label="yes", header=HOSTILE)
+    assert shown_text.plain.count(HOSTILE) == 3
+    assert not any("link" in str(span.style) for span in shown_text.spans)

@@ -676,3 +676,20 @@ def test_hf_verdicts_are_cached_per_weights(tmp_path: Path, tiny_model_dir: Path
 
     os.utime(copy / "model.safetensors", ns=(1, 1))
     assert model_version(str(copy)) != first
+
+
+def test_a_key_file_others_can_read_is_used_with_a_warning_that_never_shows_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ccapp.engines.judges.registry import read_key_file
+
+    key_file = tmp_path / "openai.key"
+    key_file.write_text("sk-planted-secret-123\n")
+    key_file.chmod(0o600)
+    assert read_key_file(key_file) == "sk-planted-secret-123"
+    assert capsys.readouterr().err == ""
+    key_file.chmod(0o644)
+    assert read_key_file(key_file) == "sk-planted-secret-123"
+    warning = capsys.readouterr().err
+    assert "readable by other users" in warning and f"chmod 600 {key_file}" in warning
+    assert "sk-planted" not in warning
