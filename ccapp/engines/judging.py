@@ -12,7 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +46,15 @@ class JudgeRunner:
     ) -> list[rows_store.NewVerdict]:
         inputs = [JudgeInput(r.request, r.prefill, r.text) for r in rows]
         before = _usage_snapshot(self.judge)
-        answers, calls = judge_with_cache(store, self.judge, inputs, use_cache=use_cache)
+        answers, calls, remember = ask_with_cache(store, self.judge, inputs, use_cache=use_cache)
         verdicts = [self._with_span(row, v) for row, v in zip(rows, answers)]
-        rows_store.save_verdicts(store, [(r.continuation_id, v) for r, v in zip(rows, verdicts)])
-        self._record_usage(store, before, calls=calls, cached=len(rows) - calls)
+        # one transaction: a kill can never keep verdicts without the calls that paid for them
+        with store.write():
+            remember()
+            rows_store.save_verdicts(
+                store, [(r.continuation_id, v) for r, v in zip(rows, verdicts)]
+            )
+            self._record_usage(store, before, calls=calls, cached=len(rows) - calls)
         for row, v in zip(rows, verdicts):
             self.sink.emit(
                 "verdict",
@@ -118,19 +123,32 @@ def judge_with_cache(
     Returns the verdicts and the number of texts the judge was asked about. Only yes/no
     answers are cached: errors and unparsed answers are asked again by a later attempt.
     """
+    verdicts, calls, remember = ask_with_cache(store, judge, inputs, use_cache=use_cache)
+    remember()
+    return verdicts, calls
+
+
+def ask_with_cache(
+    store: Store, judge: Judge, inputs: Sequence[JudgeInput], *, use_cache: bool = True
+) -> tuple[list[Verdict], int, Callable[[], None]]:
+    """`judge_with_cache` with the cache write left to the caller (the returned callable), so
+    that it can share one transaction with the verdicts and the usage it paid for."""
     namespace = getattr(judge, "cache_id", judge.spec)
     keys = [cache_key(namespace, item) for item in inputs]
     cached = rows_store.cached_verdicts(store, keys) if use_cache and judge.cacheable else {}
     misses = [i for i, key in enumerate(keys) if key not in cached]
     fresh = dict(zip(misses, judge.judge([inputs[i] for i in misses])))
-    if judge.cacheable:
-        rows_store.remember_verdicts(
-            store,
-            judge.spec,
-            [(keys[i], fresh[i].label, fresh[i].score, fresh[i].raw) for i in misses],
-        )
+
+    def remember() -> None:
+        if judge.cacheable:
+            rows_store.remember_verdicts(
+                store,
+                judge.spec,
+                [(keys[i], fresh[i].label, fresh[i].score, fresh[i].raw) for i in misses],
+            )
+
     verdicts = [fresh[i] if i in fresh else Verdict(*cached[keys[i]]) for i in range(len(inputs))]
-    return verdicts, len(misses)
+    return verdicts, len(misses), remember
 
 
 def _usage_snapshot(judge: Judge) -> tuple[int, int, int]:
