@@ -188,3 +188,34 @@ def test_two_processes_writing_at_once_never_see_database_is_locked(tmp_path: Pa
     assert [w.exitcode for w in workers] == [0, 0]
     with Store.open(path) as store:
         assert len(runs.list_runs(store)) == 300
+
+
+def test_opening_a_store_keeps_the_locks_other_connections_of_this_process_hold(
+    tmp_path: Path,
+) -> None:
+    """Closing any descriptor of a database file drops every POSIX lock the process holds on
+    it (SQLite's "how to corrupt" list, 2.2). The app opens stores from several threads while
+    one reads; if opening peeked at the file itself, a writer in another process could slip
+    under that read and the reader would see a "malformed" database."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.db"
+    reader = Store.open(path)
+    reader.conn.execute("BEGIN")
+    reader.conn.execute("SELECT count(*) FROM runs").fetchone()  # holds its read lock
+    Store.open(path).close()  # another thread of the app opens the same store
+    other_process = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=0);"
+            "print(c.execute('PRAGMA journal_mode = DELETE').fetchone()[0])",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert "database is locked" in other_process.stderr, other_process.stdout
+    reader.conn.execute("COMMIT")
+    reader.close()

@@ -53,16 +53,30 @@ def utc_now() -> str:
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+MIN_DATABASE_BYTES = 512  # the smallest page size: any real database is at least this big
 
 
 def _not_sqlite(path: Path) -> bool:
-    """A non-empty file that does not start with SQLite's header (an empty one is a new store)."""
+    """A small non-empty file that is not SQLite, which SQLite would take for an empty store
+    and overwrite (larger files it refuses itself: "file is not a database").
+
+    The file is opened only when it is under 512 bytes, a size no SQLite database has:
+    closing any descriptor of a database file drops every POSIX lock this process holds on
+    it, so reading the header of a store that another thread has open would let a writer in
+    under that thread's read lock — and corrupt what it reads.
+    """
+    try:
+        size = path.stat().st_size
+    except OSError:  # missing (a new store) or unreadable (sqlite3 says so below)
+        return False
+    if not 0 < size < MIN_DATABASE_BYTES:
+        return False
     try:
         with path.open("rb") as fh:
             head = fh.read(len(SQLITE_HEADER))
-    except OSError:  # missing (a new store) or unreadable (sqlite3 says so below)
+    except OSError:
         return False
-    return bool(head) and head != SQLITE_HEADER
+    return head != SQLITE_HEADER
 
 
 def _writable(path: Path) -> bool:
