@@ -262,16 +262,9 @@ class Evaluation:
     def resume(self, run_id: int, overrides: dict[str, Any]) -> Run:
         from ccapp.engines.models import resolve_model
 
-        run = runs.get_run(self.store, run_id)
-        if run.kind is not RunKind.EVAL:
-            raise UserError(
-                f"run {run_id} is a {run.kind.value} run, not an eval run",
-                fix="resume it with its own command",
-            )
-        if run.status is RunStatus.DONE:
-            raise UserError(
-                f"run {run_id} is already done", fix="start a new run, or export this one"
-            )
+        run = runs.resumable_run(
+            self.store, run_id, RunKind.EVAL, when_done="start a new run, or export this one"
+        )
         config = _config_from_stored(run.config)
         if "judge" in overrides:
             overrides = overrides | {"judge": check_judge_spec(overrides["judge"])}

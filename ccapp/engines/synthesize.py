@@ -216,16 +216,9 @@ class Synthesis:
     def resume(self, run_id: int, overrides: dict[str, Any]) -> Run:
         from ccapp.engines.models import resolve_model
 
-        run = runs.get_run(self.store, run_id)
-        if run.kind is not RunKind.SYN:
-            raise UserError(
-                f"run {run_id} is a {run.kind.value} run, not a syn run",
-                fix="resume it with its own command",
-            )
-        if run.status is RunStatus.DONE:
-            raise UserError(
-                f"run {run_id} is already done", fix="export its pairs, or start a new run"
-            )
+        run = runs.resumable_run(
+            self.store, run_id, RunKind.SYN, when_done="export its pairs, or start a new run"
+        )
         names = {f.name for f in fields(SynConfig)}
         config = SynConfig(**{k: v for k, v in run.config.items() if k in names})
         differing = [

@@ -335,16 +335,9 @@ class Training:
     def resume(self, run_id: int) -> Run:
         from transformers.trainer_utils import get_last_checkpoint
 
-        run = runs.get_run(self.store, run_id)
-        if run.kind is not RunKind.TRAIN:
-            raise UserError(
-                f"run {run_id} is a {run.kind.value} run, not a train run",
-                fix="resume it with its own command",
-            )
-        if run.status is RunStatus.DONE:
-            raise UserError(
-                f"run {run_id} is already done", fix="evaluate its output, or train again"
-            )
+        run = runs.resumable_run(
+            self.store, run_id, RunKind.TRAIN, when_done="evaluate its output, or train again"
+        )
         names = {f.name for f in fields(TrainConfig)}
         config = TrainConfig(**{k: v for k, v in run.config.items() if k in names})
         checkpoints = Path(str(config.output)) / "checkpoints"

@@ -36,6 +36,7 @@ from ccapp.engines.judges.registry import parse_judge_spec
 from ccapp.engines.models import model_problem
 from ccapp.engines.presets import PRESETS
 from ccapp.errors import UserError
+from ccapp.screens.form_problems import refuse_launch, show_problems
 
 JUDGE_KINDS = [
     ("heuristic (offline, instant)", "heuristic"),
@@ -344,10 +345,7 @@ class EvalFormScreen(Screen[None]):
 
     def validate(self) -> tuple[list[str], dict[str, str]]:
         args, problems = eval_args(self.read())
-        for problem in self.query(".problem").results(Static):
-            key = (problem.id or "").removeprefix("problem-")
-            problem.update(problems.get(key, ""))
-            problem.display = key in problems
+        show_problems(self, "problem-", problems)
         judge_note = self.query_one("#problem-judge", Static)
         if "judge" not in problems and self.read().judge_kind == "gpt-4o":
             judge_note.update("OpenAI key: set ✓")
@@ -378,11 +376,7 @@ class EvalFormScreen(Screen[None]):
     @on(Button.Pressed, "#launch")
     def action_launch(self) -> None:
         args, problems = self.validate()
-        if problems:
-            first = next(iter(problems))
-            self.notify(
-                f"Fix {len(problems)} field(s) first: {first}: {problems[first]}", severity="error"
-            )
+        if refuse_launch(self, problems):
             return
         from ccapp.screens.jobs import ChildJob
         from ccapp.screens.live_run import LiveRunScreen

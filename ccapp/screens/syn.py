@@ -37,6 +37,7 @@ from ccapp.engines.judges.registry import parse_judge_spec
 from ccapp.engines.models import model_problem
 from ccapp.engines.presets import PRESETS
 from ccapp.errors import UserError
+from ccapp.screens.form_problems import refuse_launch, show_problems
 from ccapp.screens.jobs import Job, JobEnded, JobEvent
 from ccapp.screens.modals import ConfirmModal, ErrorModal
 from ccapp.screens.widgets import Palette
@@ -228,10 +229,7 @@ class SynFormScreen(Screen[None]):
 
     def validate(self) -> tuple[list[str], dict[str, str]]:
         args, problems = syn_args(self.read())
-        for widget in self.query(".problem").results(Static):
-            key = (widget.id or "").removeprefix("syn-problem-")
-            widget.update(problems.get(key, ""))
-            widget.display = key in problems
+        show_problems(self, "syn-problem-", problems)
         return args, problems
 
     @on(Input.Changed)
@@ -242,11 +240,7 @@ class SynFormScreen(Screen[None]):
     @on(Button.Pressed, "#syn-launch")
     def action_launch(self) -> None:
         args, problems = self.validate()
-        if problems:
-            first = next(iter(problems))
-            self.notify(
-                f"Fix {len(problems)} field(s) first: {first}: {problems[first]}", severity="error"
-            )
+        if refuse_launch(self, problems):
             return
         from ccapp.screens.jobs import ChildJob
 

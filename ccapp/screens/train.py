@@ -33,6 +33,7 @@ from textual_plotext import PlotextPlot
 
 from ccapp.engines.models import model_problem
 from ccapp.engines.presets import PRESETS
+from ccapp.screens.form_problems import refuse_launch, show_problems
 from ccapp.screens.jobs import Job, JobEnded, JobEvent
 from ccapp.screens.modals import ConfirmModal, ErrorModal
 from ccapp.store import RunKind, Store, runs
@@ -210,10 +211,7 @@ class TrainFormScreen(Screen[None]):
 
     def validate(self) -> tuple[list[str], dict[str, str]]:
         args, problems = train_args(self.read())
-        for widget in self.query(".problem").results(Static):
-            key = (widget.id or "").removeprefix("train-problem-")
-            widget.update(problems.get(key, ""))
-            widget.display = key in problems
+        show_problems(self, "train-problem-", problems)
         return args, problems
 
     @on(Input.Changed)
@@ -224,11 +222,7 @@ class TrainFormScreen(Screen[None]):
     @on(Button.Pressed, "#train-launch")
     def action_launch(self) -> None:
         args, problems = self.validate()
-        if problems:
-            first = next(iter(problems))
-            self.notify(
-                f"Fix {len(problems)} field(s) first: {first}: {problems[first]}", severity="error"
-            )
+        if refuse_launch(self, problems):
             return
         from ccapp.screens.jobs import ChildJob
 

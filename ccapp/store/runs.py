@@ -87,6 +87,20 @@ def list_runs(store: Store, *, kind: RunKind | None = None, limit: int | None = 
     return [Run.from_row(row) for row in store.rows(sql, params)]
 
 
+def resumable_run(store: Store, run_id: int, kind: RunKind, *, when_done: str) -> Run:
+    """The run to resume: of this kind, and not finished (`when_done`: what to do instead)."""
+    run = get_run(store, run_id)
+    if run.kind is not kind:
+        article = "an" if kind.value[0] in "aeiou" else "a"
+        raise UserError(
+            f"run {run_id} is a {run.kind.value} run, not {article} {kind.value} run",
+            fix="resume it with its own command",
+        )
+    if run.status is RunStatus.DONE:
+        raise UserError(f"run {run_id} is already done", fix=when_done)
+    return run
+
+
 def lineage(store: Store, run_id: int) -> list[Run]:
     """The chain through a run: its ancestors (eval → syn → train …), the run, then its
     descendants, following the newest child at each step."""
