@@ -94,9 +94,15 @@ def _bootstrap(yes: Any, total: Any, ks: list[int], replicates: int) -> dict[str
     import numpy as np
 
     rng = np.random.default_rng(BOOTSTRAP_SEED)
-    draws = rng.integers(0, yes.shape[0], size=(replicates, yes.shape[0]))
-    yes_sum = yes[draws].sum(axis=1)  # (replicates, len(ks))
-    total_sum = total[draws].sum(axis=1)
+    items = yes.shape[0]
+    draws = rng.integers(0, items, size=(replicates, items))
+    # A replicate's sums are (how often each request was drawn) · (its counts): a product of
+    # (replicates × requests) by (requests × ks), instead of gathering a (replicates ×
+    # requests × ks) array — 0.8 GB per judge for a run of 12,500 requests. Same numbers:
+    # the counts are whole numbers, summed exactly either way.
+    times = np.stack([np.bincount(row, minlength=items) for row in draws]).astype(yes.dtype)
+    yes_sum = times @ yes  # (replicates, len(ks))
+    total_sum = times @ total
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = yes_sum / total_sum
     intervals: dict[str, list[float]] = {}
