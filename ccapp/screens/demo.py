@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, RichLog, Static
 
 from ccapp.screens.jobs import Job, JobEnded, JobEvent
-from ccapp.screens.modals import ConfirmModal, ErrorModal
+from ccapp.screens.modals import ErrorModal, stop_or_back
 
 STAGES = ("model", "eval before", "syn", "dpo", "eval after")
 
@@ -132,21 +132,13 @@ class DemoScreen(Screen[None]):
             panel.display = True
 
     def action_stop_or_back(self) -> None:
-        if self.finished:
-            self.app.pop_screen()
-            return
-
-        def answer(stop: bool | None) -> None:
-            if stop:
-                self.job.cancel()
-
-        self.app.push_screen(
-            ConfirmModal(
-                "Stop the demo? Its finished runs stay in the store.",
-                yes="Stop",
-                no="Keep going",
-            ),
-            answer,
+        stop_or_back(
+            self,
+            self.finished,
+            "Stop the demo? Its finished runs stay in the store.",
+            self.job.cancel,
+            yes="Stop",
+            no="Keep going",
         )
 
 

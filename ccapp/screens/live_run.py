@@ -23,7 +23,7 @@ from textual.widgets import DataTable, Footer, Header, ProgressBar, RichLog, Sta
 
 from ccapp.engines.judges.heuristic import find_correction
 from ccapp.screens.jobs import Job, JobEnded, JobEvent
-from ccapp.screens.modals import ConfirmModal, ErrorModal
+from ccapp.screens.modals import ErrorModal, stop_or_back
 from ccapp.screens.widgets import CorrChart, Palette, Series, continuation_text, fixed_columns
 from ccapp.store import Store
 from ccapp.store import evals as rows_store
@@ -295,24 +295,17 @@ class LiveRunScreen(Screen[None]):
     # -- actions ----------------------------------------------------------------------------
 
     def action_stop_or_back(self) -> None:
+        def stop() -> None:
+            self.log_line("cancelling: the job stops at its next step…")
+            self.job.cancel()
+
         # A job that reported its end is leaving (a child takes a moment to exit): go back.
-        if self.finished or self.state.status in ("done", "paused", "failed"):
-            self.app.pop_screen()
-            return
-
-        def answer(stop: bool | None) -> None:
-            if stop:
-                self.log_line("cancelling: the job stops at its next step…")
-                self.job.cancel()
-
-        self.app.push_screen(
-            ConfirmModal(
-                "Cancel this run? It stops at the next step and is paused; you can "
-                "resume it from History.",
-                yes="Cancel run",
-                no="Keep running",
-            ),
-            answer,
+        stop_or_back(
+            self,
+            self.finished or self.state.status in ("done", "paused", "failed"),
+            "Cancel this run? It stops at the next step and is paused; you can "
+            "resume it from History.",
+            stop,
         )
 
     def action_open_run(self) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Label, Static
 
 
@@ -96,3 +99,24 @@ class PromptModal(ModalScreen[str | None]):
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+def stop_or_back(
+    screen: Screen[Any],
+    ended: bool,
+    question: str,
+    stop: Callable[[], None],
+    *,
+    yes: str = "Cancel run",
+    no: str = "Keep running",
+) -> None:
+    """Esc on a live job's screen: back when the job has ended, else ask, then `stop` it."""
+    if ended:
+        screen.app.pop_screen()
+        return
+
+    def answer(confirmed: bool | None) -> None:
+        if confirmed:
+            stop()
+
+    screen.app.push_screen(ConfirmModal(question, yes=yes, no=no), answer)

@@ -39,7 +39,7 @@ from ccapp.engines.presets import PRESETS
 from ccapp.errors import UserError
 from ccapp.screens.form_problems import refuse_launch, show_problems
 from ccapp.screens.jobs import Job, JobEnded, JobEvent
-from ccapp.screens.modals import ConfirmModal, ErrorModal
+from ccapp.screens.modals import ErrorModal, stop_or_back
 from ccapp.screens.widgets import Palette
 
 RANK_NAMES = ("safe", "SYN1", "SYN2", "SYN3", "SYN4", "harmful")
@@ -388,19 +388,9 @@ class SynLiveScreen(Screen[None]):
         return RichGroup(*parts)
 
     def action_stop_or_back(self) -> None:
-        if self.finished or self.state.status in ("done", "paused", "failed"):
-            self.app.pop_screen()
-            return
-
-        def answer(stop: bool | None) -> None:
-            if stop:
-                self.job.cancel()
-
-        self.app.push_screen(
-            ConfirmModal(
-                "Cancel this run? It stops after the batch in hand and is paused.",
-                yes="Cancel run",
-                no="Keep running",
-            ),
-            answer,
+        stop_or_back(
+            self,
+            self.finished or self.state.status in ("done", "paused", "failed"),
+            "Cancel this run? It stops after the batch in hand and is paused.",
+            self.job.cancel,
         )

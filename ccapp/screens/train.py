@@ -35,7 +35,7 @@ from ccapp.engines.models import model_problem
 from ccapp.engines.presets import PRESETS
 from ccapp.screens.form_problems import refuse_launch, show_problems
 from ccapp.screens.jobs import Job, JobEnded, JobEvent
-from ccapp.screens.modals import ConfirmModal, ErrorModal
+from ccapp.screens.modals import ErrorModal, stop_or_back
 from ccapp.store import RunKind, Store, runs
 
 METHODS = [
@@ -372,22 +372,14 @@ class TrainLiveScreen(Screen[None]):
             margin.refresh()
 
     def action_stop_or_back(self) -> None:
-        if self.finished or self.state.status in ("done", "paused", "failed"):
-            self.app.pop_screen()
-            return
-
-        def answer(stop: bool | None) -> None:
-            if stop:
-                self.job.cancel()
-
-        self.app.push_screen(
-            ConfirmModal(
-                "Stop training? It stops at the next step, saves a checkpoint and "
-                "is paused (ccapp train --resume).",
-                yes="Stop",
-                no="Keep training",
-            ),
-            answer,
+        stop_or_back(
+            self,
+            self.finished or self.state.status in ("done", "paused", "failed"),
+            "Stop training? It stops at the next step, saves a checkpoint and "
+            "is paused (ccapp train --resume).",
+            self.job.cancel,
+            yes="Stop",
+            no="Keep training",
         )
 
     def action_evaluate(self) -> None:
