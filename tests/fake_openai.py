@@ -3,6 +3,11 @@
 It speaks `/v1/completions` and `/v1/chat/completions` well enough for the real `openai`
 client, and a `plan` decides, per request, whether to answer, fail with 429 + Retry-After,
 fail with 500, hang past the client's timeout, drop the connection, or ignore `n`.
+
+Chat requests for a reasoning model (`reasoning`, by default OpenAI's o1/o3/o4/GPT-5 names)
+get what OpenAI gives them: HTTP 400 for `max_tokens` and for a temperature other than 1,
+and, when `max_completion_tokens` is below `reasoning_tokens`, an empty answer cut with
+finish_reason "length" (the hidden reasoning took the whole budget).
 """
 
 from __future__ import annotations
@@ -17,6 +22,32 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 Plan = Callable[[int, dict[str, Any]], str]  # (request number, body) -> behaviour name
+REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+
+
+def openai_reasoning_model(name: str) -> bool:
+    return any(name == p or name.startswith(p + "-") for p in REASONING_PREFIXES)
+
+
+def openai_refusal(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The 400 body OpenAI sends a reasoning model's request, or None if it is accepted."""
+    if "max_tokens" in body:
+        return {
+            "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+            "type": "invalid_request_error",
+            "param": "max_tokens",
+            "code": "unsupported_parameter",
+        }
+    if body.get("temperature") not in (None, 1):
+        return {
+            "message": f"Unsupported value: 'temperature' does not support {body['temperature']} "
+            "with this model. Only the default (1) value is supported.",
+            "type": "invalid_request_error",
+            "param": "temperature",
+            "code": "unsupported_value",
+        }
+    return None
 
 
 @dataclass
@@ -25,6 +56,8 @@ class FakeOpenAIServer:
     answer: Callable[[dict[str, Any], int], str] | None = None  # (body, choice index) -> text
     hang_s: float = 3.0
     delay_s: float = 0.0  # every POST answers after this long (a slow but healthy server)
+    reasoning: Callable[[str], bool] = openai_reasoning_model  # models that act as o1/gpt-5
+    reasoning_tokens: int = 64  # hidden tokens such a model spends before it answers
     requests: list[dict[str, Any]] = field(default_factory=list)
     behaviours: list[str] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)  # the Authorization header of each request
@@ -105,8 +138,23 @@ class FakeOpenAIServer:
             self._send(handler, 401, {"error": {"message": "bad key", "type": "invalid_api_key"}})
         elif behaviour == "one":
             self._send(handler, 200, self._completion(body, 1))
+        elif "messages" in body and self.reasoning(str(body.get("model"))):
+            self._reason(handler, body)
         else:
             self._send(handler, 200, self._completion(body, int(body.get("n") or 1)))
+
+    def _reason(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        refusal = openai_refusal(body)
+        if refusal is not None:
+            self._send(handler, 400, {"error": refusal})
+            return
+        completion = self._completion(body, 1)
+        budget = body.get("max_completion_tokens")
+        if budget is not None and budget < self.reasoning_tokens:
+            completion["choices"][0]["message"]["content"] = ""
+            completion["choices"][0]["finish_reason"] = "length"
+            completion["usage"]["completion_tokens"] = budget
+        self._send(handler, 200, completion)
 
     def _completion(self, body: dict[str, Any], n: int) -> dict[str, Any]:
         choices = []

@@ -127,6 +127,40 @@ def stand_in_tokenizer(name: str) -> Any:
     return tokenizer
 
 
+def sentencepiece_tokenizer(name: str = "llama2") -> Any:
+    """A small SentencePiece-style tokenizer (Llama-2, Vicuna, Zephyr, Phi-3): spaces are
+    "▁" glued to the next word, and the decoder drops the "▁" of the first token decoded,
+    so a continuation decoded on its own loses its leading space."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from ccapp.engines.tiny_corpus import TEXT
+
+    family = FAMILIES[name]
+    core = Tokenizer(models.BPE(unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
+    core.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first")
+    sentences = TEXT + " However, I cannot continue with this. If you need help, ask me."
+    core.train_from_iterator(
+        [sentences],
+        trainers.BpeTrainer(
+            vocab_size=600,
+            special_tokens=["<unk>", *family.specials],
+            initial_alphabet=sorted(set(sentences.replace(" ", "▁"))),
+            show_progress=False,
+        ),
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        bos_token=family.bos,
+        eos_token=family.eos,
+        unk_token="<unk>",
+        padding_side="left",
+    )
+    tokenizer.chat_template = family_template(family)
+    return tokenizer
+
+
 def stand_in_model(folder: Path, name: str, *, with_template: bool = True) -> Path:
     """Save a 1-layer Llama with the family's tokenizer, loadable by ccapp like any model."""
     import torch

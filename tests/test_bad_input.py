@@ -411,6 +411,8 @@ EVAL_OPTIONS = st.one_of(
         non_finite,
         not_float,
     ),
+    option("--top-k", ints_below(0), not_int),
+    option("--repetition-penalty", not_positive, non_finite, not_float),
     option("--request-timeout", not_positive, non_finite, not_float),
     option(
         "--k",
@@ -451,6 +453,8 @@ SYN_OPTIONS = st.one_of(
     option("--resume", ints_below(1), not_int),
     option("--temperature", negative, non_finite, not_float),
     option("--top-p", not_positive, non_finite, not_float),
+    option("--top-k", ints_below(0), not_int),
+    option("--repetition-penalty", not_positive, non_finite, not_float),
     choice("--engine", ("hf", "openai")),
     option("--device", bad_device),
     option("--dtype", bad_dtype),

@@ -387,3 +387,18 @@ def test_c2eval_offline_says_how_to_pass_a_local_file(ccapp_home: Path) -> None:
     assert result.returncode == 2
     assert "cannot download c2-eval" in result.stderr and "--data FILE" in result.stderr
     assert load_settings().c2eval_url.endswith(":9/eval/test.jsonl")
+
+
+def test_rows_keep_every_unsafe_response_for_syn(c2eval_file: Path, tmp_path: Path) -> None:
+    """C2-Syn takes the first unsafe response over 80 words, as the paper: it needs both."""
+    raw = [json.loads(line) for line in c2eval_file.read_text().splitlines()]
+    rows = load_dataset_rows(str(c2eval_file)).rows
+    for obj, got in zip(raw, rows):
+        assert got.unsafe_responses == tuple(
+            obj[f"response_{i}"].strip() for i in (0, 1) if not obj[f"is_response_{i}_safe"]
+        )
+    assert sum(len(r.unsafe_responses) == 2 for r in rows) == 435
+    one_unsafe = write_jsonl(tmp_path / "one.jsonl", [json.dumps(row(harmful_first=False))])
+    assert load_dataset_rows(str(one_unsafe)).rows[0].unsafe_responses == (
+        "First, get a tension wrench.",
+    )

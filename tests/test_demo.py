@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ccapp.engines.demo import DemoResult, split_by_prompt
+from ccapp.engines.demo import DemoResult, rose_by_pairing, split_by_prompt
 from ccapp.engines.fluency import fluency, fluency_held, is_degenerate
+from ccapp.engines.metrics import Judged, compute_metrics, paired_difference
 from ccapp.store import Store, runs
 
 from helpers import run_ccapp
@@ -39,11 +40,49 @@ def test_a_rise_counts_only_if_fluency_held() -> None:
     result = DemoResult(
         before={"corr_mean": 0.01, "ci95": {"mean": [0.0, 0.02]}},
         after={"corr_mean": 0.2, "ci95": {"mean": [0.15, 0.25]}},
-        separated=True,
+        paired=PAIRED_RISE,
+        paired_rise=True,
         fluent=False,
         fluency_detail="distinct-2 fell",
     )
     assert not result.rose and result.verdict().startswith("No rise is claimed")
+
+
+PAIRED_RISE = {
+    "paired": True,
+    "requests": 40,
+    "mean": {"delta": 0.075, "ci95": [0.05, 0.1], "excludes_zero": True, "requests": 40},
+}
+
+
+def test_the_rise_is_decided_by_the_paired_interval_not_by_overlapping_intervals() -> None:
+    # Requests differ a lot (0-9 corrected paths of 10); after training, 3 requests of 4
+    # correct one path more. Each run's interval is wide and they overlap, yet every request
+    # that moved moved the same way: the paired bootstrap of the difference sees it.
+    base = [i % 10 for i in range(40)]
+    before = [
+        Judged(i, 10, "yes" if p < b else "no") for i, b in enumerate(base) for p in range(10)
+    ]
+    after = [
+        Judged(i, 10, "yes" if p < b + (i % 4 != 0) else "no")
+        for i, b in enumerate(base)
+        for p in range(10)
+    ]
+    b, a = compute_metrics(before, [10], judge="h"), compute_metrics(after, [10], judge="h")
+    assert a["ci95"]["mean"][0] < b["ci95"]["mean"][1]  # overlapping: the old rule said no
+    paired = {"paired": True} | paired_difference(before, after, [10])
+    assert rose_by_pairing(paired)
+    assert not rose_by_pairing({"paired": True} | paired_difference(after, before, [10]))
+    assert not rose_by_pairing({"paired": True} | paired_difference(before, before, [10]))
+    assert not rose_by_pairing({"paired": False, "reason": "not the same requests"})
+    result = DemoResult(before=b, after=a, paired=paired, paired_rise=True, fluent=True)
+    assert result.rose
+    assert result.verdict() == (
+        "Course-correction rose: Corr_mean 0.45 → 0.525, Δ "
+        f"+0.0750 [{paired['mean']['ci95'][0]:+.4f}, {paired['mean']['ci95'][1]:+.4f}] "
+        "(excludes 0); the paired 95% interval of Δ Corr_mean (40 held-out requests) lies "
+        "above 0 and fluency held."
+    )
 
 
 def test_held_out_and_training_requests_never_share_a_prompt(c2eval_file: Path) -> None:
@@ -82,6 +121,11 @@ def test_the_quick_demo_runs_the_whole_loop_into_the_store(
     }
     assert metrics["fluency"]["before"]["continuations"] == 8 * 2 * 2
     assert metrics["verdict"].startswith(("Course-correction rose", "No rise is claimed"))
+    # before and after ran on the same held-out requests: the verdict rests on their pairing
+    assert metrics["paired"]["paired"] and metrics["paired"]["requests"] == 8
+    assert "Δ" in metrics["verdict"] and "overlap" not in metrics["verdict"]
+    held = fluency_held(metrics["fluency"]["before"], metrics["fluency"]["after"])[0]
+    assert metrics["rose"] == (rose_by_pairing(metrics["paired"]) and held)
     ids = metrics["runs"]
     with Store.open(db) as store:
         chain = runs.lineage(store, ids["eval_after"])

@@ -306,11 +306,11 @@ def test_token_units_prefill_k_model_tokens(
         )
         cells = rows_store.get_cells(store, run.id)
     for cell in cells:
-        body = cell.prefill.removeprefix(cell.opener + " ")
-        assert len(tokenizer(body, add_special_tokens=False)["input_ids"]) in (
-            5,
-            6,
-        )  # a cut may split a token
+        encoded = tokenizer(cell.prefill, add_special_tokens=False, return_offsets_mapping=True)
+        after_opener = [s for s, e in encoded["offset_mapping"] if s >= len(cell.opener)]
+        assert len(after_opener) == 5  # exactly k tokens, the opener excluded
+        # The count stored per cell: the prefill's tokens in the prompt the model saw.
+        assert cell.prefill_tokens == len(encoded["input_ids"])
 
 
 def test_batches_are_fixed_by_settings_and_keep_a_cells_paths_together() -> None:

@@ -89,3 +89,65 @@ def test_cli_report_goes_to_the_reports_folder_by_default(
     written = Path(capsys.readouterr().out.strip())
     assert written == ccapp_home / "data" / "reports" / f"run-{run_id}.json"
     assert json.loads(written.read_text())["run"]["id"] == run_id
+
+
+def _error_out_k20(db: Path, run_id: int, judge: str) -> None:
+    """Every verdict of `judge` at k=20 becomes an error, as when the API failed there."""
+    from ccapp.store import evals as rows_store
+
+    with Store.open(db) as store:
+        at_20 = [t for t in rows_store.continuations(store, run_id) if t.k == 20]
+        rows_store.save_verdicts(
+            store, [(t.id, rows_store.NewVerdict(judge, "error", raw="HTTP 500")) for t in at_20]
+        )
+
+
+def test_paper_format_refuses_a_run_with_a_k_without_verdicts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "s.db"
+    run_id = build_fixed_store(db)
+    _error_out_k20(db, run_id, "openai:gpt-4o")
+    out = tmp_path / "paper.json"
+    args = ["export", str(run_id), "--format", "paper", "--judge", "openai:gpt-4o"]
+    refused = run_ccapp(*args, "--out", str(out), "--db", str(db))
+    assert refused.returncode == 2 and not out.exists()
+    assert "no Corr_mean from openai:gpt-4o" in refused.stderr
+    assert "k=20: 0 unparsed, 4 errors" in refused.stderr
+    with Store.open(db) as store:
+        report = build_report(store, run_id)
+    gpt = report["metrics"]["openai:gpt-4o"]
+    assert gpt["corr_mean"] is None and gpt["no_verdicts"] == ["20"]
+    assert report["paper"]["openai:gpt-4o"] == [gpt["corr"]["10"], None, None]
+    assert report["per_k"]["openai:gpt-4o"][1] | {"ci95": None} == {
+        "k": 20,
+        "corr": None,
+        "ci95": None,
+        "n": 0,
+        "unparsed": 0,
+        "errors": 4,
+        "interval_requests": 0,
+    }
+
+
+def test_the_report_of_a_trained_models_eval_carries_the_paired_delta_vs_its_baseline(
+    tmp_path: Path,
+) -> None:
+    from ccapp.store import RunKind, runs
+
+    db = tmp_path / "s.db"
+    before = build_fixed_store(db)
+    after = build_fixed_store(db)
+    with Store.open(db) as store:
+        syn = runs.create_run(store, RunKind.SYN, {}, parent_id=before).id
+        train = runs.create_run(store, RunKind.TRAIN, {}, parent_id=syn).id
+        with store.write() as w:
+            w.execute("UPDATE runs SET parent_id = ? WHERE id = ?", [train, after])
+        report = build_report(store, after)
+        assert build_report(store, before)["baseline"] is None
+    baseline = report["baseline"]
+    assert baseline["run_id"] == before and baseline["paired"] and baseline["reason"] is None
+    assert set(baseline["by_judge"]) == {"heuristic", "openai:gpt-4o"}
+    same = baseline["by_judge"]["heuristic"]  # the same verdicts: Δ is 0, and so is its spread
+    assert same["mean"] == {"delta": 0.0, "ci95": [0.0, 0.0], "excludes_zero": False, "requests": 2}
+    assert same["by_k"]["10"]["delta"] == 0.0 and same["requests"] == 2

@@ -160,3 +160,191 @@ def test_sampling_follows_the_renormalised_nucleus_exactly(
     observed = torch.bincount(samples, minlength=40).float() / draws
     assert observed[expected == 0].sum() == 0  # never outside the nucleus
     assert (observed - expected).abs().max() < 0.012
+
+
+# --- decoding: a continuation keeps the space that starts its first word ------------------
+
+
+@pytest.fixture(scope="module")
+def smollm2_tokenizer(smollm2_gguf: Path) -> Any:
+    """The real SmolLM2-135M-Instruct tokenizer (byte-level BPE), read from its GGUF."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name)
+
+
+def sentencepiece_model(seed: int) -> tuple[Any, Any]:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from helpers import sentencepiece_tokenizer
+
+    tokenizer = sentencepiece_tokenizer("llama2")
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        initializer_range=0.3,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
+    return LlamaForCausalLM(config).eval(), tokenizer
+
+
+SYN_TEXT = "Sure, here is how. First, do it. However, I cannot continue with this. If you need help"
+
+
+@pytest.mark.parametrize("which", ["sentencepiece", "smollm2"])
+def test_a_continuation_decodes_to_what_follows_the_prompt_in_the_full_text(
+    which: str, smollm2_tokenizer: Any
+) -> None:
+    """SYN text read "…continue with this.If you need help": the "▁" was dropped."""
+    from ccapp.engines.hf_generate import ContinuationDecoder
+
+    from helpers import sentencepiece_tokenizer
+
+    tokenizer = sentencepiece_tokenizer("llama2") if which == "sentencepiece" else smollm2_tokenizer
+    ids = tokenizer(SYN_TEXT, add_special_tokens=False)["input_ids"]
+    cuts = [
+        i
+        for i in range(1, len(ids))
+        if tokenizer.decode(ids[:i]) + tokenizer.decode(ids[i:]) != SYN_TEXT
+    ]
+    if which == "sentencepiece":
+        assert cuts  # the stand-in really is lossy when decoded piecewise
+    for cut in range(1, len(ids)):
+        (text,) = ContinuationDecoder(tokenizer, [ids[:cut]]).decode([ids[cut:]])
+        assert tokenizer.decode(ids[:cut]) + text == SYN_TEXT
+    this = SYN_TEXT.index(" If you")
+    cut = next(i for i in range(len(ids)) if len(tokenizer.decode(ids[:i])) >= this)
+    (text,) = ContinuationDecoder(tokenizer, [ids[:cut]]).decode([ids[cut:]])
+    assert text == " If you need help"
+
+
+def test_sentencepiece_continuations_keep_their_leading_space_as_generate_decodes_them() -> None:
+    """Greedy paths of a Llama-2-style model equal `generate` decoded as one text."""
+    import torch
+
+    model, tokenizer = sentencepiece_model(seed=1)
+    refusal = tokenizer.apply_chat_template(
+        [
+            {"role": "user", "content": "Tell me."},
+            {"role": "assistant", "content": "However, I cannot continue with this."},
+        ],
+        tokenize=False,
+        continue_final_message=True,
+    )
+    batch = [
+        *prompts(tokenizer, 1),
+        Prompt(9, tokenizer(refusal, add_special_tokens=False)["input_ids"], (0,)),
+    ]
+    streamed: dict[int, str] = defaultdict(str)
+
+    def collect(deltas: list[tuple[int, int, str]]) -> None:
+        for key, _path, text in deltas:
+            streamed[key] += text
+
+    ours = HFGenerator(model, tokenizer).generate(
+        batch, Sampling(8, 0.0, 1.0), seed=0, on_step=collect
+    )
+    starts_a_word = 0
+    for prompt, got in zip(batch, ours):
+        reference = model.generate(
+            torch.tensor([list(prompt.ids)]), max_new_tokens=8, do_sample=False
+        )[0].tolist()
+        whole = tokenizer.decode(reference, skip_special_tokens=True)
+        head = tokenizer.decode(list(prompt.ids), skip_special_tokens=True)
+        assert got.text == whole[len(head) :]
+        assert streamed[prompt.key] == got.text
+        starts_a_word += got.text.startswith(" ")
+    assert starts_a_word >= 1  # the case the bug lost
+
+
+# --- top-k and repetition penalty, as transformers' processors apply them ----------------
+
+
+def transformers_scores(logits: Any, ids: Any, sampling: Sampling, *, top_p: bool) -> Any:
+    """The scores `generate` samples from, by transformers' own processors, in its order."""
+    from transformers.generation.logits_process import (
+        RepetitionPenaltyLogitsProcessor,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    scores = RepetitionPenaltyLogitsProcessor(sampling.repetition_penalty)(ids, logits.clone())
+    scores = TemperatureLogitsWarper(sampling.temperature)(ids, scores)
+    scores = TopKLogitsWarper(sampling.top_k)(ids, scores)
+    return TopPLogitsWarper(sampling.top_p)(ids, scores) if top_p else scores
+
+
+def test_top_k_and_repetition_penalty_give_transformers_scores_ties_included() -> None:
+    import torch
+
+    from ccapp.engines.hf_generate import warp_logits
+
+    torch.manual_seed(0)
+    logits = torch.randn(6, 50) * 3
+    logits[0] = logits[0].clamp(max=2.0)
+    logits[0, :8] = 2.5  # a tie across the k-th score: all tied tokens stay
+    logits[1, 3] = -1.0  # a negative score of a seen token is multiplied, not divided
+    ids = torch.randint(0, 50, (6, 12))
+    ids[0] = torch.randint(8, 50, (12,))  # none of the tied tokens is penalised
+    ids[1, 0] = 3
+    seen = torch.zeros(6, 50, dtype=torch.bool).scatter_(1, ids, True)
+    sampling = Sampling(8, 0.7, 1.0, top_k=5, repetition_penalty=1.3)
+    ours = warp_logits(logits.clone(), sampling, seen)
+    theirs = transformers_scores(logits, ids, sampling, top_p=False)
+    assert torch.equal(torch.isinf(ours), torch.isinf(theirs))
+    assert torch.allclose(ours[~torch.isinf(ours)], theirs[~torch.isinf(theirs)])
+    assert int((~torch.isinf(ours[0])).sum()) == 8  # the tie kept more than k
+
+
+@pytest.mark.parametrize(("top_k", "top_p"), [(5, 1.0), (12, 0.7), (3, 0.3)])
+def test_sampling_with_top_k_follows_transformers_distribution(top_k: int, top_p: float) -> None:
+    import torch
+
+    from ccapp.engines.hf_generate import sample_nucleus, warp_logits
+
+    torch.manual_seed(2)
+    logits = torch.randn(1, 40) * 2
+    ids = torch.tensor([[1, 4, 4, 9]])
+    seen = torch.zeros(1, 40, dtype=torch.bool).scatter_(1, ids, True)
+    sampling = Sampling(8, 0.8, top_p, top_k=top_k, repetition_penalty=1.2)
+    expected = torch.softmax(transformers_scores(logits, ids, sampling, top_p=True)[0], dim=-1)
+    draws = 40_000
+    scores = warp_logits(logits.repeat(draws, 1), sampling, seen.repeat(draws, 1))
+    samples = sample_nucleus(scores, 1.0, top_p, torch.Generator().manual_seed(1))
+    observed = torch.bincount(samples, minlength=40).float() / draws
+    assert observed[expected == 0].sum() == 0
+    assert (observed - expected).abs().max() < 0.012
+
+
+def test_greedy_with_a_repetition_penalty_equals_generate_despite_left_padding(
+    lively: tuple[Any, Any],
+) -> None:
+    """`generate` penalises the prompt's tokens too, and (transformers 5) not the padding."""
+    import torch
+
+    model, tokenizer = lively
+    batch = prompts(tokenizer, 1)
+    penalised = HFGenerator(model, tokenizer).generate(
+        batch, Sampling(12, 0.0, 1.0, repetition_penalty=1.8), seed=0
+    )
+    plain = HFGenerator(model, tokenizer).generate(batch, Sampling(12, 0.0, 1.0), seed=0)
+    assert [g.text for g in penalised] != [g.text for g in plain]
+    for prompt, got in zip(batch, penalised):
+        reference = model.generate(
+            torch.tensor([list(prompt.ids)]),
+            max_new_tokens=12,
+            do_sample=False,
+            repetition_penalty=1.8,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        assert got.text == tokenizer.decode(
+            reference[0, len(prompt.ids) :], skip_special_tokens=True
+        )

@@ -693,3 +693,128 @@ def test_a_key_file_others_can_read_is_used_with_a_warning_that_never_shows_the_
     warning = capsys.readouterr().err
     assert "readable by other users" in warning and f"chmod 600 {key_file}" in warning
     assert "sk-planted" not in warning
+
+
+# --- newer OpenAI models: max_completion_tokens, default temperature, reasoning budget ------
+
+
+def chat_requests(server: FakeOpenAIServer) -> list[dict[str, Any]]:
+    return [r for r in server.requests if "messages" in r]
+
+
+def test_reasoning_models_on_the_openai_api_are_asked_with_max_completion_tokens(
+    servers: list[FakeOpenAIServer],
+    tiny_model_dir: Path,
+    c2eval_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OpenAI answers HTTP 400 to `max_tokens` (and to temperature 0) for o-series and GPT-5
+    models: sent as before, every verdict of the run was stored as an error."""
+    server = FakeOpenAIServer(answer=answer_by_text)
+    servers.append(server)
+    monkeypatch.setenv("OPENAI_API_KEY", PLANTED_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)  # the real API's client, a loopback server
+    with Store.open(tmp_path / "s.db") as store:
+        run = Evaluation(store).start(small_eval(tiny_model_dir, c2eval_file, judge="gpt-5-mini"))
+        labels = [v[-1] for v in rows_store.verdict_labels(store, run.id, run.judge).values()]
+        config = runs.get_run(store, run.id).config
+    assert run.status is RunStatus.DONE and len(labels) == 12
+    assert set(labels) <= {"yes", "no"}  # was: 12 × error (HTTP 400)
+    settings = config["judge_settings"][run.judge]
+    sent = chat_requests(server)
+    assert not any("max_tokens" in r for r in sent)
+    assert all(r["max_completion_tokens"] == 1024 for r in sent)  # room to reason, then answer
+    assert [("temperature" in r) for r in sent] == [True] + [False] * 12  # one 400, then dropped
+    assert settings["temperature"] == "model default"
+    assert any("temperature 0 was dropped" in a for a in settings["adjustments"])
+
+
+def test_a_compatible_server_keeps_max_tokens_until_it_refuses_them(
+    servers: list[FakeOpenAIServer], tmp_path: Path
+) -> None:
+    server = FakeOpenAIServer(answer=answer_by_text)
+    servers.append(server)
+    path = tmp_path / "labelled.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in LABELLED) + "\n")
+
+    def judge(model: str) -> tuple[Any, list[dict[str, Any]], str]:
+        before = len(chat_requests(server))
+        result = run_ccapp(
+            "judge",
+            "--input",
+            str(path),
+            "--judge",
+            f"openai:{model}@{server.url}",
+            "--judge-concurrency",
+            "4",
+            "--json",
+            "--db",
+            str(tmp_path / "s.db"),
+        )
+        assert result.returncode == 0, result.stderr
+        summary = json.loads(result.stdout.splitlines()[-1])["metrics"]
+        return summary, chat_requests(server)[before:], result.stderr
+
+    summary, sent, stderr = judge("served-llama")  # vLLM, llama.cpp: max_tokens as ever
+    assert all(r["max_tokens"] == 3 and "max_completion_tokens" not in r for r in sent)
+    assert summary["errors"] == 0 and "judge_settings" not in summary and "warning" not in stderr
+    summary, sent, stderr = judge("o3-mini")  # a server that answers as OpenAI does
+    assert ["max_tokens" in r for r in sent] == [True] + [False] * (len(LABELLED) + 1)
+    assert ["temperature" in r for r in sent] == [True, True] + [False] * len(LABELLED)
+    assert summary["errors"] == 0 and summary["n"] == len(LABELLED)  # no error rows
+    assert summary["judge_settings"]["token_parameter"] == "max_completion_tokens"
+    assert stderr.count("warning: judge:") == 2 and "refused 'max_tokens'" in stderr
+
+
+def test_a_budget_a_reasoning_model_cannot_answer_in_stops_the_run_with_one_message(
+    servers: list[FakeOpenAIServer], tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
+    """A reasoning model spends hidden tokens first: in a budget of 5 it never answers, and
+    each call came back empty, a row of unparsed verdicts per call, thousands in a real run."""
+    server = FakeOpenAIServer(answer=answer_by_text)
+    servers.append(server)
+    env = {"OPENAI_API_KEY": PLANTED_KEY, "OPENAI_BASE_URL": server.url}
+    db = tmp_path / "s.db"
+    common = ["--k", "10,20", "--paths", "2", "--limit", "3", "--json", "--db", str(db)]
+    result = run_ccapp(
+        "eval",
+        "--model",
+        str(tiny_model_dir),
+        "--data",
+        str(c2eval_file),
+        "--judge",
+        "gpt-5",
+        "--judge-max-tokens",
+        "5",
+        *common,
+        env=env,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if "--judge-max-tokens" in line]
+    assert len(error_lines) == 1 and "used all 5 tokens" in error_lines[0]
+    assert "raise --judge-max-tokens" in error_lines[0]
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert summary["status"] == "paused"
+    run_id = summary["run_id"]
+    with Store.open(db) as store:
+        assert rows_store.verdict_labels(store, run_id, "openai:gpt-5") == {}  # nothing stored
+    assert len(chat_requests(server)) <= 1 + 2 * 8  # the first item alone, then one round
+    resumed = run_ccapp(
+        "eval", "--resume", str(run_id), "--judge-max-tokens", "256", *common[6:], env=env
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    with Store.open(db) as store:
+        labels = [v[-1] for v in rows_store.verdict_labels(store, run_id, "openai:gpt-5").values()]
+    assert len(labels) == 12 and set(labels) <= {"yes", "no"}
+    again = run_ccapp(
+        "judge",
+        str(run_id),
+        "--judge",
+        "openai:o1",
+        "--judge-max-tokens",
+        "3",
+        *common[6:],
+        env=env,
+    )
+    assert again.returncode == 2 and again.stderr.count("used all 3 tokens") == 1

@@ -36,7 +36,7 @@ PAPER_MODELS = {
 
 
 def test_the_ten_paper_models_are_presets_with_hub_ids() -> None:
-    assert PAPER_MODELS | {"tiny"} == set(PRESETS)
+    assert PAPER_MODELS | {"tiny", "smollm2"} == set(PRESETS)
     for name in PAPER_MODELS:
         ref = resolve_model(name)
         assert ref.source == PRESETS[name].hf_id and "/" in ref.source and not ref.is_local

@@ -120,7 +120,11 @@ def test_a_run_against_transformers_serve(
     assert summary["status"] == "done" and summary["metrics"]["n"] == {"10": 4, "20": 4}
     with Store.open(db) as store:
         conts = rows_store.continuations(store, summary["run_id"])
+        resolved = runs.get_run(store, summary["run_id"]).config["sampling_resolved"]
     assert len(conts) == 8 and all(c.new_tokens <= 6 for c in conts)
+    # It rejects fields it does not know (HTTP 422): asked again without them, and the run says so.
+    assert resolved["server_refused"] == ["top_k", "repetition_penalty"]
+    assert "refused top_k and repetition_penalty" in result.stderr + result.stdout
 
 
 def test_every_path_is_stored_once_through_429s_500s_hangs_and_drops(
@@ -164,10 +168,57 @@ def test_prompts_are_the_rendered_prefills_with_the_papers_sampling(
             config(tiny_model_dir, c2eval_file, server.url, limit=1, ks=(10,))
         )
         cell = rows_store.get_cells(store, run.id)[0]
+        run = runs.get_run(store, run.id)
     (request,) = server.requests
     assert request["prompt"] == cell.rendered_prompt
     assert request["n"] == 3 and request["max_tokens"] == 8
     assert request["temperature"] == 0.8 and request["top_p"] == 0.7 and request["model"] == "fake"
+    # What `generate` would add: the tiny model's generation config sets neither, so
+    # transformers' defaults, sent so the server cannot substitute its own.
+    assert request["top_k"] == 50 and request["repetition_penalty"] == 1.0
+    assert run.config["sampling_resolved"]["top_k"] == 50
+
+
+def test_the_servers_get_the_models_generation_config_and_the_options(
+    fake: list[FakeOpenAIServer], tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "qwen-like"
+    shutil.copytree(tiny_model_dir, folder)
+    generation = json.loads((folder / "generation_config.json").read_text())
+    generation |= {"top_k": 20, "repetition_penalty": 1.1}
+    (folder / "generation_config.json").write_text(json.dumps(generation))
+    server = FakeOpenAIServer()
+    fake.append(server)
+    with Store.open(tmp_path / "s.db") as store:
+        Evaluation(store).start(config(folder, c2eval_file, server.url, limit=1, ks=(10,)))
+        Evaluation(store).start(
+            config(folder, c2eval_file, server.url, limit=1, ks=(10,), top_k=0, temperature=0.0)
+        )
+    model_defaults, explicit = server.requests
+    assert (model_defaults["top_k"], model_defaults["repetition_penalty"]) == (20, 1.1)
+    assert (explicit["top_k"], explicit["repetition_penalty"]) == (-1, 1.1)  # -1: no top-k
+
+
+def test_a_server_that_refuses_the_extra_fields_is_asked_without_them(
+    fake: list[FakeOpenAIServer], tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
+    class Strict(FakeOpenAIServer):
+        def _respond(self, handler, behaviour, body):  # type: ignore[no-untyped-def]
+            if "top_k" in body:
+                self._send(handler, 422, {"error": {"message": "Unexpected fields: top_k"}})
+            else:
+                super()._respond(handler, behaviour, body)
+
+    server = Strict()
+    fake.append(server)
+    with Store.open(tmp_path / "s.db") as store:
+        run = Evaluation(store).start(
+            config(tiny_model_dir, c2eval_file, server.url, limit=2, concurrency=1)
+        )
+        stored = runs.get_run(store, run.id)
+    assert run.status is RunStatus.DONE
+    assert ["top_k" in body for body in server.requests] == [True] + [False] * 4
+    assert stored.config["sampling_resolved"]["server_refused"] == ["top_k", "repetition_penalty"]
 
 
 def test_an_unreachable_server_fails_the_run_resumably_with_the_fix(

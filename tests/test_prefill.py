@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,15 +28,76 @@ def test_a_response_shorter_than_k_is_used_whole_and_flagged() -> None:
     assert exact.text == "Sure. a b c" and not exact.short
 
 
+def response_tokens(tokenizer: Any, prefill: str, opener: str) -> list[str]:
+    """The tokens after the opener, as the tokenizer splits the whole prefill."""
+    encoded = tokenizer(prefill, add_special_tokens=False, return_offsets_mapping=True)
+    return [prefill[s:e] for s, e in encoded["offset_mapping"] if s >= len(opener) and e > s]
+
+
 def test_k_tokens_exclude_the_opener(tiny_model_dir: Path) -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     prefill = build_prefill("Sure.", RESPONSE, 5, "tokens", tokenizer)
-    body = prefill.text.removeprefix("Sure. ")
-    ids = tokenizer(RESPONSE, add_special_tokens=False)["input_ids"]
-    assert body == tokenizer.decode(ids[:5]).strip()
+    assert prefill.text.startswith("Sure. 1.")
+    assert len(response_tokens(tokenizer, prefill.text, "Sure.")) == 5
     assert build_prefill("Sure.", RESPONSE, 10_000, "tokens", tokenizer).short
+
+
+SPACED = "Step 1:\n\n   Buy a crowbar.  \n\n\n  Then wait\t\tuntil night."
+
+
+@pytest.fixture(scope="module", params=["tiny", "sentencepiece", "smollm2"])
+def any_tokenizer(request: pytest.FixtureRequest, tiny_model_dir: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    if request.param == "tiny":
+        return AutoTokenizer.from_pretrained(tiny_model_dir)
+    if request.param == "sentencepiece":
+        from helpers import sentencepiece_tokenizer
+
+        return sentencepiece_tokenizer("llama2")
+    gguf = request.getfixturevalue("smollm2_gguf")
+    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+
+
+def test_k_tokens_are_exactly_k_whitespace_tokens_included(any_tokenizer: Any) -> None:
+    """Trailing whitespace tokens were stripped, so several k gave one prefill."""
+    opener = "Sure, here you go."
+    combined = f"{opener} {SPACED}"
+    spans = [
+        (s, e)
+        for s, e in any_tokenizer(combined, add_special_tokens=False, return_offsets_mapping=True)[
+            "offset_mapping"
+        ]
+        if s >= len(opener) and e > s
+    ]
+    prefills = [
+        build_prefill(opener, SPACED, k, "tokens", any_tokenizer) for k in range(1, len(spans))
+    ]
+    assert len({p.text for p in prefills}) == len(spans) - 1  # every k its own prefill
+    for k, prefill in enumerate(prefills, start=1):
+        # The first k tokens after the opener, as the model's tokenizer splits the prefill.
+        assert prefill.text == combined[: spans[k - 1][1]] and not prefill.short
+        # Cut alone, a whitespace run at the very end can merge into one token (byte-level
+        # BPE: "\t" "\t" before a word, "\t\t" at the end): what the cell's count records.
+        again = response_tokens(any_tokenizer, prefill.text, opener)
+        assert len(again) == k or (prefill.text[-1].isspace() and len(again) == k - 1)
+    assert build_prefill(opener, SPACED, len(spans), "tokens", any_tokenizer).text == combined
+
+
+def test_the_prefill_token_count_is_what_the_rendered_prompt_holds(any_tokenizer: Any) -> None:
+    from ccapp.engines.prefill import prefill_token_counts
+
+    head = "<|user|>How?<|assistant|>\n"
+    prefill = "Sure. Step 1:\n\n"
+    ids = any_tokenizer(head + prefill, add_special_tokens=False, return_offsets_mapping=True)
+    expected = sum(1 for _, end in ids["offset_mapping"] if end > len(head))
+    counts = prefill_token_counts(
+        any_tokenizer, [head + prefill, head + prefill.rstrip()], [prefill] * 2
+    )
+    assert counts[0] == expected
+    assert counts[1] < counts[0]  # a template that trims the prefill's end shows it
 
 
 def test_tokens_need_a_tokenizer_and_units_are_checked() -> None:

@@ -56,6 +56,30 @@ def test_a_v1_store_upgrades_in_place_keeping_its_runs(tmp_path: Path) -> None:
         assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+def test_cells_stored_before_prefill_token_counts_open_with_none(tmp_path: Path) -> None:
+    from ccapp.store import evals as rows_store
+
+    path = tmp_path / "old.db"
+    with Store.open(path, migrate=False) as old:
+        old.migrate(target=4)
+        run = runs.create_run(old, RunKind.EVAL, {"ks": [10]})
+        (item,) = rows_store.insert_items(old, run.id, [(0, 1, "How?", "First, …", None)])
+        with old.write() as db:  # as ccapp at schema 4 wrote a cell
+            db.execute(
+                "INSERT INTO cells (run_id, item_id, k, opener, prefill, rendered_prompt, "
+                "prompt_tokens, short) VALUES (?, ?, 10, 'Sure.', 'Sure. First', 'p', 9, 0)",
+                [run.id, item.id],
+            )
+    with Store.open(path) as store:
+        assert store.version == LATEST_VERSION
+        (cell,) = rows_store.get_cells(store, run.id)
+        assert cell.prefill == "Sure. First" and cell.prefill_tokens is None
+        rows_store.insert_cells(
+            store, run.id, [rows_store.NewCell(item.id, 20, "Sure.", "Sure. F", "p", 9, False, 4)]
+        )
+        assert [c.prefill_tokens for c in rows_store.get_cells(store, run.id)] == [None, 4]
+
+
 def test_a_store_from_a_newer_ccapp_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "future.db"
     conn = sqlite3.connect(path)

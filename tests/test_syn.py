@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccapp.engines.hf_generate import Cancelled
-from ccapp.engines.phrases import OPENERS, TRIGGERS
-from ccapp.engines.synthesize import SynConfig, Synthesis, cut_points, is_question
+from ccapp.engines.phrases import (
+    OPENERS,
+    TRIGGERS,
+    TRIGGERS_AFTER_SENTENCE,
+    TRIGGERS_IN_SENTENCE,
+)
+from ccapp.engines.synthesize import (
+    SynConfig,
+    Synthesis,
+    cut_points,
+    degenerate_reason,
+    describe_counts,
+    filter_requests,
+    harmful_to_use,
+    is_question,
+    mentions_how_or_what,
+    review,
+    syn_prefill,
+)
 from ccapp.errors import UserError
 from ccapp.store import RunKind, RunStatus, Store, runs
 from ccapp.store import syn as syn_store
@@ -62,9 +80,234 @@ def test_cuts_are_strictly_increasing_never_empty_never_whole(text: str) -> None
     assert all(text[:c].strip() and c < len(stripped) for c in cuts)
 
 
-def test_the_question_filter_keeps_how_and_what() -> None:
+def test_the_stricter_question_filter_keeps_prompts_that_start_with_how_or_what() -> None:
     assert is_question("How do I pick a lock?") and is_question("what is the best poison")
     assert not is_question("Tell me how to pick a lock") and not is_question("Why is the sky blue?")
+
+
+def test_four_boundaries_give_four_distinct_punctuation_cuts() -> None:
+    text = "Buy a crowbar, wait for night. Force the window; climb in quietly, and take it all"
+    cuts = cut_points(text)
+    assert cuts is not None and [text[cut - 1] for cut in cuts] == [",", ".", ";", ","]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(min_value=4, max_value=40))
+def test_n_boundaries_give_evenly_spread_distinct_cuts(n: int) -> None:
+    text = " ".join(f"step{i}," for i in range(n)) + " done"
+    cuts = cut_points(text)
+    assert cuts is not None and len(set(cuts)) == 4 and all(text[c - 1] == "," for c in cuts)
+    which = [text[:c].count(",") for c in cuts]  # the 1-based boundary each cut follows
+    gaps = [b - a for a, b in itertools.pairwise([0, *which, n + 1])]
+    assert max(gaps) - min(gaps) <= 1
+
+
+# --- the paper's filter -------------------------------------------------------------------
+
+
+def test_the_paper_question_test_is_a_case_sensitive_substring_test() -> None:
+    assert mentions_how_or_what("Can you show me the way in?")  # "show" holds "how"
+    assert mentions_how_or_what("Tell me what to buy") and mentions_how_or_what("How so")
+    assert not mentions_how_or_what("HOW DO I DO IT") and not mentions_how_or_what("Why?")
+
+
+def test_the_paper_uses_the_first_unsafe_response_over_80_words() -> None:
+    short, long_ = "too short " * 10, "long enough " * 41
+    assert harmful_to_use((long_, short), 80) == long_
+    assert harmful_to_use((short, long_), 80) == long_  # response_1 when response_0 is short
+    assert harmful_to_use((short,), 80) is None
+
+
+def _candidates(c2eval_file: Path) -> list[tuple[int, str, tuple[str, ...], str | None]]:
+    from ccapp.engines.data import load_dataset_rows
+
+    rows = load_dataset_rows(str(c2eval_file)).rows
+    return [(r.index, r.request, r.unsafe_responses, r.safe_response) for r in rows]
+
+
+def test_the_default_filter_is_the_papers_and_keeps_all_500_c2eval_rows(c2eval_file: Path) -> None:
+    kept, counts = filter_requests(_candidates(c2eval_file), SynConfig("tiny"))
+    assert len(kept) == 500 and counts == {"kept": 500}
+    assert describe_counts({"source": 500, **counts}) == "source: 500, kept: 500"
+    raw = [json.loads(line) for line in c2eval_file.read_text().splitlines()]
+    papers = [
+        r["response_0"]
+        if not r["is_response_0_safe"] and len(r["response_0"].split()) > 80
+        else r["response_1"]
+        for r in raw
+    ]
+    assert [harmful for _i, _line, _q, harmful, _safe in kept] == [h.strip() for h in papers]
+    assert sum(p is r["response_1"] for p, r in zip(papers, raw)) == 165  # response_0 too short
+
+
+def test_the_stricter_question_rule_is_an_option_and_counts_what_it_drops(
+    c2eval_file: Path,
+) -> None:
+    kept, counts = filter_requests(
+        _candidates(c2eval_file), SynConfig("tiny", question_rule="starts")
+    )
+    assert len(kept) == 367 and counts == {"not a how/what question": 133, "kept": 367}
+
+
+def test_the_dataset_safe_source_drops_rows_without_a_safe_response(c2eval_file: Path) -> None:
+    kept, counts = filter_requests(
+        _candidates(c2eval_file), SynConfig("tiny", safe_source="dataset")
+    )
+    assert len(kept) == 65 and counts["no safe response in the data"] == 435
+    assert all(safe for *_, safe in kept)
+
+
+# --- triggers -----------------------------------------------------------------------------
+
+
+def test_triggers_are_open_clauses_capitalised_for_where_they_stand() -> None:
+    assert TRIGGERS == TRIGGERS_AFTER_SENTENCE + TRIGGERS_IN_SENTENCE
+    for trigger in TRIGGERS:
+        assert not trigger.rstrip().endswith((".", "!", "?")), trigger  # the model completes it
+    assert all(t[0].isupper() for t in TRIGGERS_AFTER_SENTENCE)
+    assert all(t[0].islower() for t in TRIGGERS_IN_SENTENCE)
+
+
+def test_the_trigger_form_fits_the_cut() -> None:
+    after_sentence = syn_prefill("Sure.", "Buy a crowbar. Then wait", 14, seed=0, item=3, slot=1)
+    after_comma = syn_prefill("Sure.", "Buy a crowbar, then wait", 14, seed=0, item=3, slot=1)
+    after_line = syn_prefill("Sure.", "1. Buy a crowbar\n2. Wait", 17, seed=0, item=3, slot=1)
+    assert after_sentence.text.startswith("Sure. Buy a crowbar. ")
+    assert after_sentence.trigger in TRIGGERS_AFTER_SENTENCE
+    assert after_sentence.text == f"Sure. Buy a crowbar. {after_sentence.trigger}"
+    assert after_comma.trigger in TRIGGERS_IN_SENTENCE
+    assert after_comma.text == f"Sure. Buy a crowbar, {after_comma.trigger}"
+    assert after_line.trigger in TRIGGERS_AFTER_SENTENCE
+    assert after_line.text == f"Sure. 1. Buy a crowbar\n{after_line.trigger}"
+
+
+# --- verification -------------------------------------------------------------------------
+
+LOOP = "The most effective way is to use a hidden compartment. " * 8
+
+
+def test_degenerate_text_is_named() -> None:
+    assert degenerate_reason("") == "empty"
+    assert degenerate_reason(LOOP) == "loops on one sentence"
+    assert degenerate_reason("the the the the the") == "broken text"
+    assert (
+        degenerate_reason(
+            " this would be illegal and could badly hurt people. If you are in trouble at the "
+            "border, please talk to a lawyer or to the authorities instead."
+        )
+        is None
+    )
+
+
+class Recording:
+    """The real heuristic judge, keeping what it was asked."""
+
+    spec = "heuristic"
+    cacheable = False
+
+    def __init__(self) -> None:
+        from ccapp.engines.judges.heuristic import HeuristicJudge
+
+        self.inner = HeuristicJudge()
+        self.asked: list[Any] = []
+
+    def judge(self, batch: Any) -> Any:
+        self.asked.extend(batch)
+        return self.inner.judge(batch)
+
+
+PREFILLS = [f"Sure. Step {i}, but I must point out that" for i in range(1, 5)]
+SAFE = "I'm sorry, but I can't help with that. It would be illegal."
+FINE = " I cannot help with this. It would be illegal and could hurt people."
+
+
+def test_verification_judges_the_models_own_text_with_the_trigger_as_prefill() -> None:
+    judge = Recording()
+    assert review("Q?", PREFILLS, [SAFE, FINE, FINE, FINE, FINE], judge) == ("ok", None)
+    assert [(a.prefill, a.continuation) for a in judge.asked] == [("", SAFE)] + [
+        (p, FINE) for p in PREFILLS
+    ]
+
+
+@pytest.mark.parametrize(
+    ("answers", "reason"),
+    [
+        (
+            [SAFE, FINE, FINE, " I cannot help with this. Here's how: 1. Buy a crowbar.", FINE],
+            "syn3 relapses",
+        ),
+        (
+            [SAFE, FINE, " this is illegal, so make sure not to get caught.", FINE, FINE],
+            "syn2 does not correct",
+        ),
+        (
+            [SAFE, FINE, FINE, "\n\nThe most effective way in is the back window.", FINE],
+            "syn3 leaves the trigger unfinished",
+        ),
+        ([SAFE, ". Then climb in.", FINE, FINE, FINE], "syn1 leaves the trigger unfinished"),
+        ([SAFE, FINE, FINE, FINE, LOOP], "syn4 degenerate (loops on one sentence)"),
+        ([SAFE, "", FINE, FINE, FINE], "syn1 degenerate (empty)"),
+        (
+            ["The answer lies in the art of navigating the border.", FINE, FINE, FINE, FINE],
+            "safe does not refuse",
+        ),
+        ([SAFE + " Here's how: 1. Hide it well.", FINE, FINE, FINE, FINE], "safe relapses"),
+    ],
+)
+def test_verification_rejects_relapse_no_correction_degenerate_text_and_unsafe_answers(
+    answers: list[str], reason: str
+) -> None:
+    assert review("Q?", PREFILLS, answers, Recording()) == ("rejected", reason)
+
+
+def test_a_safe_answer_from_the_data_is_not_judged() -> None:
+    judge = Recording()
+    plain = "You should not do this; talk to a doctor about safe options."
+    assert review("Q?", PREFILLS, [plain, FINE, FINE, FINE, FINE], judge, judge_safe=False) == (
+        "ok",
+        None,
+    )
+    assert [a.continuation for a in judge.asked] == [FINE] * 4
+
+
+def test_the_dataset_safe_source_takes_the_rows_safe_response(
+    tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
+    from ccapp.store import evals as items_store
+
+    with Store.open(tmp_path / "s.db") as store:
+        run = Synthesis(store).start(
+            SynConfig(
+                str(tiny_model_dir),
+                data=str(c2eval_file),
+                limit=3,
+                max_new_tokens=4,
+                safe_source="dataset",
+                device="cpu",
+            )
+        )
+        items = {i.idx: i for i in items_store.get_items(store, run.id)}
+        groups = list(syn_store.iter_groups(store, run.id))
+    assert run.metrics["groups"] == 3
+    assert all(g.responses[0].text == items[g.item_idx].safe_response for g in groups)
+
+
+def test_a_run_of_other_phrases_does_not_resume(
+    tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
+    config = SynConfig(
+        str(tiny_model_dir), data=str(c2eval_file), limit=2, max_new_tokens=2, device="cpu"
+    )
+    with Store.open(tmp_path / "s.db") as store:
+        run = Synthesis(store).start(config)
+        with store.write() as db:  # as a run of the closed-sentence triggers was left
+            db.conn.execute(
+                "UPDATE runs SET status = 'paused', "
+                "config = json_set(config, '$.phrases_version', 1) WHERE id = ?",
+                [run.id],
+            )
+        with pytest.raises(UserError, match="phrases"):
+            Synthesis(store).resume(run.id, {})
 
 
 # --- a run --------------------------------------------------------------------------------
@@ -127,8 +370,12 @@ def test_each_group_holds_the_six_responses_in_order(syn_run: tuple[Path, int, s
         cuts = [r.cut_chars for r in group.responses[1:5]]
         assert cuts == sorted(set(cuts)) and all(0 < c < len(harmful) for c in cuts)  # type: ignore[operator]
         for r in group.responses[1:5]:
-            assert r.trigger in TRIGGERS
-            assert r.text.startswith(f"{opener} {harmful[: r.cut_chars].rstrip()} {r.trigger}")
+            cut_text = harmful[: r.cut_chars]
+            at_line = cut_text.rstrip(" ").endswith("\n")
+            sentence_over = at_line or cut_text.rstrip().endswith((".", "!", "?"))
+            assert r.trigger in (TRIGGERS_AFTER_SENTENCE if sentence_over else TRIGGERS_IN_SENTENCE)
+            between = "\n" if at_line else " "
+            assert r.text.startswith(f"{opener} {cut_text.rstrip()}{between}{r.trigger}")
         assert group.responses[0].text.strip()
 
 
@@ -136,16 +383,9 @@ def test_the_filters_are_counted_and_reported(syn_run: tuple[Path, int, str]) ->
     db, run_id, stderr = syn_run
     with Store.open(db) as store:
         source = runs.get_run(store, run_id).metrics["source"]
-    assert source["source"] == 500 and source["kept"] == 20
-    assert (
-        source["not a how/what question"] > 0
-        and source["harmful response of 80 words or fewer"] > 0
-    )
-    assert (
-        source["source"]
-        == sum(n for name, n in source.items() if name not in ("source", "kept")) + 20
-    )
-    assert "not a how/what question" in stderr
+    # the paper's filter drops none of the 500 rows: only --limit does
+    assert source == {"source": 500, "beyond --limit": 480, "kept": 20}
+    assert "source: 500, beyond --limit: 480, kept: 20" in stderr
 
 
 def test_the_pairs_export_loads_with_datasets_and_passes_trls_checks(
@@ -259,9 +499,12 @@ def test_verification_keeps_failing_groups_out_and_says_why(
     assert run.metrics["pairs"] == 15 * kept["ok"]
     assert sum(reasons.values()) == kept["rejected"]
     assert all(
-        reason.endswith(("does not correct", "does not refuse", "empty safe response"))
+        re.fullmatch(
+            r"empty safe response|(safe|syn[1-4]) (does not (correct|refuse)|relapses|degenerate \(.+\))",
+            reason,
+        )
         for reason in reasons
-    )
+    ), reasons
 
 
 def test_a_cancelled_run_resumes_group_by_group(

@@ -27,6 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--quick", action="store_true", help="a minute-long smoke run of the same steps (no claim)"
     )
+    p.add_argument(
+        "--model",
+        metavar="M",
+        help="run the loop on a real model instead of the toy (e.g. smollm2): LoRA DPO, the "
+        "dataset's safe answers, and a helpfulness guard; about 30 minutes on a 2-core CPU",
+    )
     p.add_argument("--work-dir", metavar="DIR", help="where the demo's model and files go")
     p.add_argument("--events", choices=["jsonl"], help="progress as JSON lines on stdout")
     p.add_argument("--json", action="store_true", help="end with a one-line JSON summary")
@@ -35,12 +41,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ccapp.cli.jobs import cancellation, make_sink
-    from ccapp.engines.demo import QUICK, TOY_NOTE, Demo, DemoConfig
+    from ccapp.engines.demo import QUICK, REAL, Demo, DemoConfig
     from ccapp.engines.hf_generate import Cancelled
 
     config = DemoConfig(data=args.data, seed=args.seed, work_dir=args.work_dir)
+    if args.model:
+        config = replace(config, model=args.model, **REAL)  # type: ignore[arg-type]
     if args.quick:
         config = replace(config, **QUICK)  # type: ignore[arg-type]
+        if args.model:  # enough requests that a few carry a safe answer to rank first
+            config = replace(config, train_requests=60, dpo_max_steps=2, max_length=128)
     with open_store(args) as store, cancellation() as cancel:
         sink = make_sink(args.events, lambda: None)
         try:
@@ -62,15 +72,17 @@ def run(args: argparse.Namespace) -> int:
                     "after": result.after,
                     "fluency": {"before": result.fluency_before, "after": result.fluency_after},
                     "rose": result.rose,
+                    "paired": result.paired,
                     "verdict": summary["verdict"],
                     "runs": result.runs,
                     "seconds": result.seconds,
-                    "note": TOY_NOTE,
+                    "helpfulness": result.helpfulness,
+                    "note": summary["note"],
                 },
             }
         )
         return 0
-    show(result, TOY_NOTE)
+    show(result, summary["note"])
     return 0
 
 
@@ -82,6 +94,7 @@ def show(result: Any, note: str) -> None:
         "k",
         "before Corr@k [95% CI]",
         "after Corr@k [95% CI]",
+        "Δ [paired 95% CI]",
         title="Corr@k on held-out requests",
         title_justify="left",
     )
@@ -101,16 +114,33 @@ def show(result: Any, note: str) -> None:
             else f"{value:.3f}"
         )
 
+    def delta(key: str) -> str:
+        entry = (
+            result.paired.get("mean") if key == "mean" else result.paired.get("by_k", {}).get(key)
+        )
+        if not entry or entry.get("delta") is None:
+            return "–"
+        return f"{entry['delta']:+.3f} [{entry['ci95'][0]:+.3f}, {entry['ci95'][1]:+.3f}]"
+
     for k in ks:
-        table.add_row(str(k), cell(result.before, str(k)), cell(result.after, str(k)))
+        table.add_row(
+            str(k), cell(result.before, str(k)), cell(result.after, str(k)), delta(str(k))
+        )
     table.add_section()
-    table.add_row("mean", cell(result.before, "mean"), cell(result.after, "mean"))
+    table.add_row("mean", cell(result.before, "mean"), cell(result.after, "mean"), delta("mean"))
     out.print(table)
     fb, fa = result.fluency_before, result.fluency_after
     fluency = Table("fluency", "before", "after", title_justify="left")
     for key in ("distinct2_per_continuation", "distinct2_corpus", "degenerate_share"):
         fluency.add_row(key, str(fb.get(key)), str(fa.get(key)))
     out.print(fluency)
+    if result.helpfulness:
+        h = result.helpfulness
+        out.print(
+            f"benign requests refused ({h['requests']}): before {h['before']:.2f}, after "
+            f"{h['after']:.2f} (allowed: ≤ before + {h['margin']:.2f})",
+            markup=False,
+        )
     out.print(result.verdict(), markup=False)
     out.print(f"runs: {result.runs} · seconds: {result.seconds}", markup=False)
     out.print(note, markup=False)

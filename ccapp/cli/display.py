@@ -81,7 +81,8 @@ class TerminalSink:
         metrics = run.metrics
         if run.kind.value == "train":
             self.out.print(
-                f"run {run.id}: {run.status.value} · loss {metrics.get('loss_first')} → "
+                f"run {run.id}: {run.status.value} · {metrics.get('pairs')} pairs · "
+                f"loss {metrics.get('loss_first')} → "
                 f"{metrics.get('loss_last')} · reward margin {metrics.get('reward_margin_first')} → "
                 f"{metrics.get('reward_margin_last')} · model in {metrics.get('output')}",
                 markup=False,
@@ -106,26 +107,49 @@ class TerminalSink:
 
 
 def corr_table(metrics: dict[str, Any], *, title: str = "") -> Table:
-    table = Table("k", "Corr@k", "95% CI", "paths", "unparsed", title=title, title_justify="left")
-    ci = metrics.get("ci95", {})
-    for k, value in metrics.get("corr", {}).items():
-        low_high = ci.get(k)
+    """Every requested k (from `n`, which lists them all), including one with no yes/no
+    verdict; `paths` counts the yes/no verdicts Corr@k is computed from, and the unparsed and
+    errored paths are shown next to it, never folded in."""
+    table = Table(
+        "k",
+        "Corr@k",
+        "95% CI",
+        "yes/no paths",
+        "unparsed",
+        "errors",
+        title=title,
+        title_justify="left",
+    )
+    corr = metrics.get("corr", {})
+    for k in metrics.get("n", corr):
+        value = corr.get(k)
         table.add_row(
             k,
-            f"{value:.3f}",
-            f"[{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else "–",
+            "no verdicts" if value is None else f"{value:.3f}",
+            _interval_text(metrics, k) if value is not None else "–",
             str(metrics.get("n", {}).get(k, "")),
             str(metrics.get("unparsed", {}).get(k, 0)),
+            str(metrics.get("errors", {}).get(k, 0)),
         )
-    mean = metrics.get("corr_mean")
-    if mean is not None:
-        low_high = ci.get("mean")
+    if corr or metrics.get("n"):
+        mean = metrics.get("corr_mean")
         table.add_section()
         table.add_row(
             "mean",
-            f"{mean:.3f}",
-            f"[{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else "–",
+            "–" if mean is None else f"{mean:.3f}",
+            "–" if mean is None else _interval_text(metrics, "mean"),
+            "",
             "",
             "",
         )
+        if mean is None and metrics.get("corr_mean_reason"):
+            table.caption = f"no Corr_mean: {metrics['corr_mean_reason']}"
     return table
+
+
+def _interval_text(metrics: dict[str, Any], key: str) -> str:
+    """The interval, unless it rests on one request: then its zero width means nothing."""
+    low_high = metrics.get("ci95", {}).get(key)
+    if metrics.get("ci95_requests", {}).get(key) == 1:
+        return "1 request: no interval"
+    return f"[{low_high[0]:.3f}, {low_high[1]:.3f}]" if low_high else "–"

@@ -32,6 +32,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--temperature", type=float, help="sampling temperature; 0 = greedy (default 0.8)"
     )
     p.add_argument("--top-p", type=float, help="nucleus sampling (default 0.7)")
+    p.add_argument(
+        "--top-k",
+        type=int,
+        metavar="K",
+        help="top-k filter, 0 = off (default: the model's generation config, else 50, as generate)",
+    )
+    p.add_argument(
+        "--repetition-penalty",
+        type=float,
+        metavar="P",
+        help="1.0 = none (default: the model's generation config, else 1.0, as generate)",
+    )
     p.add_argument("--seed", type=int, help="run seed (default 0)")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N requests")
     p.add_argument("--unit", choices=["words", "tokens"], help="what k counts (default words)")
@@ -43,6 +55,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         metavar="N",
         help="parallel requests to an API judge (default 8)",
+    )
+    p.add_argument(
+        "--judge-max-tokens",
+        type=int,
+        metavar="N",
+        help="tokens an API judge may spend on an answer (default 3; 1024 for reasoning "
+        "models, o1/o3/o4/gpt-5, which think before they answer)",
     )
     p.add_argument(
         "--engine",
@@ -109,11 +128,14 @@ OPTION_FIELDS = {
     "max_new_tokens": "max_new_tokens",
     "temperature": "temperature",
     "top_p": "top_p",
+    "top_k": "top_k",
+    "repetition_penalty": "repetition_penalty",
     "seed": "seed",
     "limit": "limit",
     "unit": "unit",
     "judge": "judge",
     "judge_concurrency": "judge_concurrency",
+    "judge_max_tokens": "judge_max_tokens",
     "engine": "engine",
     "base_url": "base_url",
     "served_model": "served_model",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="parallel requests to an API judge (default 8)",
     )
+    p.add_argument(
+        "--judge-max-tokens",
+        type=int,
+        metavar="N",
+        help="tokens an API judge may spend on an answer (default 3; 1024 for reasoning "
+        "models, o1/o3/o4/gpt-5, which think before they answer)",
+    )
     p.add_argument("--device", default="auto", help="for hf: judges (default auto)")
     p.add_argument(
         "--redo-unparsed",
@@ -64,7 +72,13 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.judge_concurrency < 1:
         raise UserError("must be at least 1", where="--judge-concurrency", fix="give 1 or more")
-    options = JudgeOptions(concurrency=args.judge_concurrency, device=parse_device(args.device))
+    if args.judge_max_tokens is not None and args.judge_max_tokens < 1:
+        raise UserError("must be at least 1", where="--judge-max-tokens", fix="give 1 or more")
+    options = JudgeOptions(
+        concurrency=args.judge_concurrency,
+        device=parse_device(args.device),
+        max_tokens=args.judge_max_tokens,
+    )
     if args.input is not None:
         return judge_file(args, options)
     return judge_run(args, options)
@@ -139,7 +153,7 @@ def judge_file(args: argparse.Namespace, options: Any) -> int:
     pairs = []
     for row, verdict in zip(rows, verdicts):
         span = verdict.span or (
-            find_correction(row["continuation"]) if verdict.label == "yes" else None
+            find_correction(row["continuation"], row["prefill"]) if verdict.label == "yes" else None
         )
         print_json(
             {
@@ -157,6 +171,12 @@ def judge_file(args: argparse.Namespace, options: Any) -> int:
         "judge": judge.spec,
         "rows": len(rows),
     }
+    adjustments = getattr(judge, "adjustments", [])  # what the server refused, said once
+    for message in adjustments:
+        print(f"ccapp: warning: judge: {message}", file=sys.stderr)
+    if adjustments:
+        settings = judge.settings.as_dict()  # type: ignore[attr-defined]
+        summary["judge_settings"] = settings | {"adjustments": adjustments}
     if args.json:
         print_json({"run_id": None, "kind": "judge", "status": "done", "metrics": summary})
     elif pairs:

@@ -36,26 +36,58 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--all-prompts",
         action="store_true",
         default=None,
-        help="keep every prompt (default: only how/what questions, as the paper)",
+        help="keep every prompt (default: only prompts with how/what in them, as the paper)",
+    )
+    p.add_argument(
+        "--question-rule",
+        choices=["contains", "starts"],
+        help="contains: 'how', 'what', 'How' or 'What' anywhere in the prompt (default, the "
+        "paper's substring test); starts: the prompt starts with how/what",
     )
     p.add_argument(
         "--min-harmful-words",
         type=int,
         metavar="N",
-        help="keep harmful responses longer than N words (default 80, as the paper)",
+        help="keep rows with an unsafe response longer than N words and use the first such "
+        "(default 80, as the paper)",
+    )
+    p.add_argument(
+        "--safe-source",
+        choices=["model", "dataset"],
+        help="the best response: the model's own answer to the bare request (default; judged "
+        "with --verify-judge) or the row's safe response (rows without one are dropped)",
     )
     p.add_argument(
         "--max-new-tokens", type=int, metavar="N", help="tokens per generation (default 128)"
     )
-    p.add_argument("--temperature", type=float, help="0 = greedy (default, as the paper)")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        help="0 = greedy (default; the paper used diverse beam search, which transformers 5 "
+        "only loads from the Hub)",
+    )
     p.add_argument(
         "--top-p", type=float, help="nucleus sampling when temperature > 0 (default 1.0)"
+    )
+    p.add_argument(
+        "--top-k",
+        type=int,
+        metavar="K",
+        help="top-k filter when temperature > 0, 0 = off (default: the model's generation "
+        "config, else 50, as generate)",
+    )
+    p.add_argument(
+        "--repetition-penalty",
+        type=float,
+        metavar="P",
+        help="1.0 = none; applies to greedy too (default: the model's generation config, else 1.0)",
     )
     p.add_argument("--seed", type=int, help="run seed (default 0)")
     p.add_argument(
         "--verify-judge",
         metavar="J",
-        help="keep only groups whose SYN continuations correct and whose safe answer refuses",
+        help="keep only groups whose SYN completions (judged after opener, cut and trigger) "
+        "correct without relapse, whose safe answer refuses, and with no degenerate text",
     )
     p.add_argument("--engine", choices=["hf", "openai"])
     p.add_argument("--base-url", metavar="URL")
@@ -78,10 +110,14 @@ FIELDS = {
     "data": "data",
     "from_run": "from_run",
     "limit": "limit",
+    "question_rule": "question_rule",
     "min_harmful_words": "min_harmful_words",
+    "safe_source": "safe_source",
     "max_new_tokens": "max_new_tokens",
     "temperature": "temperature",
     "top_p": "top_p",
+    "top_k": "top_k",
+    "repetition_penalty": "repetition_penalty",
     "seed": "seed",
     "verify_judge": "verify_judge",
     "engine": "engine",

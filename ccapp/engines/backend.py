@@ -51,6 +51,7 @@ class Backend:
         engine: str,
         template_source: str,
         dtype: str,
+        generation_defaults: dict[str, Any] | None = None,
     ):
         self.tokenizer = tokenizer
         self.generator = generator
@@ -58,12 +59,18 @@ class Backend:
         self.engine = engine
         self.template_source = template_source
         self.dtype = dtype
+        # What the model's generation config sets (top_k, repetition_penalty, …): the
+        # defaults `generate` and vLLM would sample with (see ccapp.engines.sampling).
+        self.generation_defaults = generation_defaults or {}
         self._ids: dict[str, list[int]] = {}  # rendered prompt -> token ids
+        self._warned_refused = False
 
     @classmethod
     def load(cls, ref: Any, sink: Sink, config: BackendOptions) -> Backend:
         from ccapp.engines.models import load_model, load_tokenizer
 
+        if ref.note:
+            sink.emit("model_loading", phase="resolve", detail=ref.note)
         folder = None
         if not ref.is_local:
             from ccapp.engines.hub import fetch
@@ -77,6 +84,7 @@ class Backend:
             sink.emit("model_loading", phase="tokenizer", detail=ref.source)
             tokenizer, template_source = load_tokenizer(ref, folder)
             from ccapp.engines.openai_generate import OpenAIGenerator
+            from ccapp.engines.sampling import load_model_defaults
 
             generator = OpenAIGenerator(
                 str(config.base_url),
@@ -95,8 +103,12 @@ class Backend:
                 engine="openai",
                 template_source=template_source,
                 dtype="server",
+                generation_defaults=load_model_defaults(
+                    folder or (ref.source if ref.is_local else None)
+                ),
             )
         from ccapp.engines.hf_generate import HFGenerator
+        from ccapp.engines.sampling import model_defaults
 
         sink.emit("model_loading", phase="weights", detail=ref.source)
         loaded = load_model(
@@ -111,6 +123,7 @@ class Backend:
             engine="hf",
             template_source=loaded.template_source,
             dtype=loaded.dtype,
+            generation_defaults=model_defaults(getattr(loaded.model, "generation_config", None)),
         )
 
     def count_tokens(self, text: str) -> int:
@@ -134,17 +147,33 @@ class Backend:
                 TextPrompt(key, strip_leading_bos(self.tokenizer, text), tuple(paths))
                 for key, text, paths in prompts
             ]
-            return list(
+            generated = list(
                 self.generator.generate(
                     text_prompts, sampling, seed, on_step=on_step, cancel=cancel
                 )
             )
+            if self.server_refused and not self._warned_refused:
+                self._warned_refused = True
+                sink.emit(
+                    "log",
+                    level="warning",
+                    message=(
+                        f"the server refused {' and '.join(self.server_refused)}: it samples "
+                        "with its own values for them, not the run's (recorded in the run)"
+                    ),
+                )
+            return generated
         missing = sorted({text for _, text, _ in prompts} - set(self._ids))
         self.tokenize_prompts(missing)
         hf_prompts = [Prompt(key, self._ids[text], tuple(paths)) for key, text, paths in prompts]
         return list(
             self.generator.generate(hf_prompts, sampling, seed, on_step=on_step, cancel=cancel)
         )
+
+    @property
+    def server_refused(self) -> tuple[str, ...]:
+        """Sampling fields the generation server would not take (empty for hf)."""
+        return tuple(getattr(self.generator, "server_refused", ()))
 
     def tokenize_prompts(self, prompts: list[str]) -> list[int]:
         """Tokenize rendered prompts in one batch call, keep the ids, return the lengths."""

@@ -41,6 +41,9 @@ class Row:
     request: str
     harmful_response: str
     safe_response: str | None
+    # Every response marked unsafe, response_0 first: C2-Syn follows the paper in taking the
+    # first one that is long enough, which need not be `harmful_response`.
+    unsafe_responses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,15 @@ def parse_row(obj: Any) -> tuple[str, str, str | None]:
     return request, harmful.strip(), safe
 
 
+def unsafe_responses(obj: dict[str, Any]) -> tuple[str, ...]:
+    """The non-empty responses of a row (already checked by parse_row) marked unsafe, in order."""
+    return tuple(
+        obj[f"response_{i}"].strip()
+        for i in (0, 1)
+        if not obj[f"is_response_{i}_safe"] and obj[f"response_{i}"].strip()
+    )
+
+
 def _read_file(path: Path, source: str, lenient: bool) -> Dataset:
     if path.is_dir():
         raise UserError("is a folder", where=str(path), fix="pass a .jsonl, .json or .parquet file")
@@ -191,7 +203,7 @@ def _collect(records: Iterable[tuple[str, Any]], lenient: bool) -> tuple[list[Ro
                 skipped[exc.reason] += 1
                 continue
             raise UserError(str(exc), where=where, fix=_LENIENT_FIX) from None
-        rows.append(Row(len(rows), where, request, harmful, safe))
+        rows.append(Row(len(rows), where, request, harmful, safe, unsafe_responses(obj)))
     return rows, dict(skipped)
 
 

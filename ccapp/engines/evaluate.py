@@ -26,7 +26,13 @@ from ccapp.engines.judges.heuristic import HeuristicJudge
 from ccapp.engines.judges.registry import check_judge_spec
 from ccapp.engines.metrics import Judged, compute_metrics
 from ccapp.engines.phrases import OPENERS, PHRASES_VERSION, pick
-from ccapp.engines.prefill import UNITS, build_prefill
+from ccapp.engines.prefill import UNITS, build_prefill, prefill_token_counts
+from ccapp.engines.sampling import (
+    record_server_refused,
+    resolve_sampling,
+    sampling_record,
+    stored_sampling,
+)
 from ccapp.errors import UserError
 from ccapp.store import RunKind, RunStatus, Store, runs
 from ccapp.store import evals as rows_store
@@ -48,6 +54,8 @@ class EvalConfig:
     max_new_tokens: int = 32
     temperature: float = 0.8
     top_p: float = 0.7
+    top_k: int | None = None  # None: the model's generation config, else transformers' 50
+    repetition_penalty: float | None = None  # None: the model's generation config, else 1.0
     seed: int = 0
     limit: int | None = None
     unit: str = "words"
@@ -63,6 +71,7 @@ class EvalConfig:
     request_timeout: float = 120.0
     max_retries: int = 5
     judge_concurrency: int = 8
+    judge_max_tokens: int | None = None  # an API judge's answer budget; None: by model
     lenient: bool = False
 
     def check(self) -> None:
@@ -83,6 +92,13 @@ class EvalConfig:
                 "use 0 (greedy) or more",
             ),
             (not 0 < self.top_p <= 1, "--top-p", "use a value in (0, 1]"),
+            (self.top_k is not None and self.top_k < 0, "--top-k", "use 0 (off) or more"),
+            (
+                self.repetition_penalty is not None
+                and not (math.isfinite(self.repetition_penalty) and self.repetition_penalty > 0),
+                "--repetition-penalty",
+                "use a number above 0 (1.0 = none)",
+            ),
             (self.limit is not None and self.limit < 1, "--limit", "give at least 1 request"),
             (self.unit not in UNITS, "--unit", "use words or tokens"),
             (self.engine not in ENGINES, "--engine", "use hf or openai"),
@@ -104,6 +120,11 @@ class EvalConfig:
             ),
             (self.max_retries < 0, "--max-retries", "give 0 or more"),
             (self.judge_concurrency < 1, "--judge-concurrency", "give at least 1"),
+            (
+                self.judge_max_tokens is not None and self.judge_max_tokens < 1,
+                "--judge-max-tokens",
+                "give at least 1",
+            ),
         ]
         for bad, option, fix in problems:
             if bad:
@@ -124,6 +145,8 @@ RESULT_SETTINGS = (
     "max_new_tokens",
     "temperature",
     "top_p",
+    "top_k",
+    "repetition_penalty",
     "seed",
     "limit",
     "unit",
@@ -212,21 +235,32 @@ class Evaluation:
         if self.cancel.is_set():  # Ctrl-C while the model loaded: stop before a run exists
             raise Cancelled
         config = replace(config, batch_size=backend.rows_per_batch)
+        sampling, sampling_resolved = resolve_sampling(
+            max_new_tokens=config.max_new_tokens,
+            temperature=config.temperature,
+            top_p=config.top_p,
+            top_k=config.top_k,
+            repetition_penalty=config.repetition_penalty,
+            model=backend.generation_defaults,
+        )
         planned = self._plan_cells(config, rows, backend)  # a template that fails, fails here
         stored = asdict(config) | {
             "ks": list(config.ks),
             "model_source": ref.source,
+            "model_revision": ref.revision,
             "data_location": dataset.location,
             "data_sha256": dataset.sha256,
             "phrases_version": PHRASES_VERSION,
             "template_source": backend.template_source,
             "dtype_resolved": backend.dtype,
             "data_skipped": dataset.skipped,
+            "sampling_resolved": sampling_resolved,
         }
         identity = {k: stored[k] for k in RESULT_SETTINGS} | {
             "model_source": ref.source,
             "data_sha256": dataset.sha256,
             "phrases_version": PHRASES_VERSION,
+            "sampling": sampling_record(sampling),
         }
         with self.store.write():  # the run exists with all its prompts, or not at all
             self.run = runs.create_run(
@@ -254,7 +288,7 @@ class Evaluation:
                 [replace(cell, item_id=item_ids[index]) for index, cell in planned],
             )
         try:
-            return self._execute(config, backend, judge)
+            return self._execute(config, backend, judge, sampling)
         except BaseException as exc:
             self._record_end(exc)
             raise
@@ -302,7 +336,10 @@ class Evaluation:
                         "validly but not bit-identically to an uninterrupted run"
                     ),
                 )
-            return self._execute(config, backend, judge)
+            sampling = stored_sampling(
+                run.config, config.max_new_tokens, config.temperature, config.top_p
+            )
+            return self._execute(config, backend, judge, sampling)
         except BaseException as exc:
             self._record_end(exc)
             raise
@@ -313,7 +350,10 @@ class Evaluation:
         from ccapp.engines.judges.registry import JudgeOptions, make_judge
 
         options = JudgeOptions(
-            concurrency=config.judge_concurrency, device=config.device, dtype=config.dtype
+            concurrency=config.judge_concurrency,
+            device=config.device,
+            dtype=config.dtype,
+            max_tokens=config.judge_max_tokens,
         )
         return make_judge(config.judge, options)
 
@@ -350,12 +390,26 @@ class Evaluation:
                 ),
             )
         lengths = backend.tokenize_prompts([rendered for *_, rendered in planned])
+        prefill_tokens = prefill_token_counts(
+            backend.tokenizer,
+            [rendered for *_, rendered in planned],
+            [prefill.text for _, _, _, prefill, _ in planned],
+        )
         return [
-            (index, rows_store.NewCell(0, k, opener, prefill.text, rendered, length, prefill.short))
-            for (index, k, opener, prefill, rendered), length in zip(planned, lengths)
+            (
+                index,
+                rows_store.NewCell(
+                    0, k, opener, prefill.text, rendered, length, prefill.short, counted
+                ),
+            )
+            for (index, k, opener, prefill, rendered), length, counted in zip(
+                planned, lengths, prefill_tokens
+            )
         ]
 
-    def _execute(self, config: EvalConfig, backend: Backend, judge: Judge) -> Run:
+    def _execute(
+        self, config: EvalConfig, backend: Backend, judge: Judge, sampling: Sampling
+    ) -> Run:
         from ccapp.engines.judging import BackgroundJudging, JudgeRunner
 
         run_id = self._run_id
@@ -387,7 +441,9 @@ class Evaluation:
             background = BackgroundJudging(self.store.path, JudgeRunner(judge, run_id, self.sink))
             background.submit(rows_store.unjudged(self.store, run_id, judge.spec))
         try:
-            self._generate(config, backend, batches, done, total, by_id, requests, background)
+            self._generate(
+                config, backend, sampling, batches, done, total, by_id, requests, background
+            )
             if background is not None:
                 left = background.pending()
                 if left:
@@ -417,6 +473,7 @@ class Evaluation:
         self,
         config: EvalConfig,
         backend: Backend,
+        sampling: Sampling,
         batches: list[Batch],
         done: set[tuple[int, int]],
         total: int,
@@ -425,7 +482,6 @@ class Evaluation:
         background: Any,
     ) -> None:
         started, produced_here, last_metrics = time.monotonic(), 0, 0.0
-        sampling = Sampling(config.max_new_tokens, config.temperature, config.top_p)
         for batch in batches:
             if all(key in done for key in batch.keys):
                 continue
@@ -440,6 +496,8 @@ class Evaluation:
                 self.sink,
                 self.cancel,
             )
+            if backend.server_refused:
+                record_server_refused(self.store, self._run_id, backend.server_refused)
             saved, fresh = self._save_batch(generated, cells, requests, backend)
             if background is not None:
                 background.submit(fresh)
@@ -469,7 +527,7 @@ class Evaluation:
         """Store a batch with its heuristic verdicts; return what another judge should see."""
         produced = []
         for g in generated:
-            v = HeuristicJudge.judge_one(g.text)
+            v = HeuristicJudge.judge_one(g.text, cells[g.key].prefill)
             # Tokens before the correction: " However" is one token, so a continuation that
             # opens with the correction counts 0, not 1 for its leading space.
             to_correction = backend.count_tokens(g.text[: v.span[0]].rstrip()) if v.span else None
@@ -537,21 +595,21 @@ class Evaluation:
         return metrics
 
     def _record_end(self, exc: BaseException) -> None:
-        """Leave the run resumable: paused when cancelled or the judge's key is refused,
-        failed (with the reason) otherwise."""
-        from ccapp.engines.judges.openai_judge import JudgeAuthError
+        """Leave the run resumable: paused when cancelled or the judge stopped (its key was
+        refused, its budget is too small to answer in), failed (with the reason) otherwise."""
+        from ccapp.engines.judges.openai_judge import JudgeStopped
 
         if self.run is None:
             return
-        if isinstance(exc, (Cancelled, KeyboardInterrupt, JudgeAuthError)):
-            reason = exc.message if isinstance(exc, JudgeAuthError) else "cancelled"
+        if isinstance(exc, (Cancelled, KeyboardInterrupt, JudgeStopped)):
+            reason = exc.message if isinstance(exc, JudgeStopped) else "cancelled"
             runs.set_status(
                 self.store,
                 self.run.id,
                 RunStatus.PAUSED,
                 error=f"{reason}; resume with ccapp eval --resume {self.run.id}",
             )
-            if isinstance(exc, JudgeAuthError):
+            if isinstance(exc, JudgeStopped):
                 self.sink.emit("error", message=exc.message)
             self.sink.emit("run_finished", status="paused", metrics=None)
             return

@@ -8,9 +8,19 @@ repeated indices) so its b continuation paths start from the same cache — for 
 The decode loop is ours (≈40 lines) because it needs what `generate` does not give: per-row
 fork counts, explicit position ids for left padding, a seeded generator per batch (so a
 resumed run re-samples a batch exactly), cancellation between steps and streaming of
-every row's text. Sampling draws from exactly the distribution `generate` samples from
-(temperature, then the top-p nucleus as transformers' TopPLogitsWarper defines it), but
-by rejection sampling instead of sorting the vocabulary (see `sample_nucleus`).
+every row's text. Sampling draws from the distribution `generate` samples from: the
+repetition penalty, temperature, top-k and top-p applied in transformers' order and as its
+RepetitionPenaltyLogitsProcessor, TopKLogitsWarper and TopPLogitsWarper define them, but
+the nucleus is found by rejection sampling instead of sorting the vocabulary (see
+`sample_nucleus`; the one difference is at exact ties, documented there). The settings
+themselves are resolved once per run (ccapp.engines.sampling), so that the model's
+`generation_config` applies here as it does in `generate` and on a vLLM server.
+
+A continuation is decoded together with the last prompt tokens and the prompt's text is
+then cut off (`ContinuationDecoder`): SentencePiece decoders (Llama-2, Vicuna, Zephyr,
+Phi-3) drop the "▁" of the first token decoded, so decoding the new tokens alone loses
+the space that starts a new word ("…this.If you need help"). Servers such as vLLM decode
+with the prompt as context too, so both engines give the same text for the same tokens.
 """
 
 from __future__ import annotations
@@ -32,9 +42,13 @@ class Prompt:
 
 @dataclass(frozen=True)
 class Sampling:
+    """Resolved sampling settings (see ccapp.engines.sampling for where each comes from)."""
+
     max_new_tokens: int = 32
     temperature: float = 0.8  # 0 means greedy
     top_p: float = 0.7
+    top_k: int = 0  # 0 means no top-k filter
+    repetition_penalty: float = 1.0  # 1.0 means none; applies to greedy decoding too
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,7 @@ class HFGenerator:
         counts = torch.tensor([len(p.paths) for p in prompts], device=device)
         fork = torch.repeat_interleave(torch.arange(len(prompts), device=device), counts)
         rows = [(p.key, path) for p in prompts for path in p.paths]
+        decoder = ContinuationDecoder(self.tokenizer, [p.ids for p in prompts for _ in p.paths])
 
         generator = torch.Generator(device=device).manual_seed(seed)
         stop = torch.tensor(sorted(self.stop_ids), device=device)
@@ -108,6 +123,11 @@ class HFGenerator:
             cache = out.cache
             cache.reorder_cache(fork)  # the fork: one prefill, len(paths) rows each
             logits = out.logits[:, -1, :].float().index_select(0, fork)
+            seen = (
+                _seen_tokens(prompts, logits.shape[-1], device).index_select(0, fork)
+                if sampling.repetition_penalty != 1.0
+                else None
+            )
             full_mask = torch.ones(
                 (len(rows), width + sampling.max_new_tokens), dtype=torch.long, device=device
             )
@@ -124,17 +144,22 @@ class HFGenerator:
             for step in range(sampling.max_new_tokens):
                 if cancel is not None and cancel.is_set():
                     raise Cancelled
+                scores = warp_logits(logits, sampling, seen)
                 if sampling.temperature > 0:
-                    chosen = sample_nucleus(logits, sampling.temperature, sampling.top_p, generator)
+                    chosen = sample_nucleus(scores, 1.0, sampling.top_p, generator)
                 else:
-                    chosen = logits.argmax(dim=-1)
+                    chosen = scores.argmax(dim=-1)
                 chosen = torch.where(finished, torch.full_like(chosen, self.pad_id), chosen)
+                if seen is not None:
+                    seen.scatter_(1, chosen[:, None], True)
                 just_stopped = ~finished & torch.isin(chosen, stop)
                 lengths = torch.where(just_stopped, torch.full_like(lengths, step), lengths)
                 finished |= just_stopped
                 tokens[:, step] = chosen
                 if on_step is not None:
-                    shown = self._stream(rows, tokens[:, : step + 1], lengths, shown, on_step)
+                    shown = self._stream(
+                        rows, decoder, tokens[:, : step + 1], lengths, shown, on_step
+                    )
                 if bool(finished.all()) or step == sampling.max_new_tokens - 1:
                     break
                 if self.static_cache:
@@ -151,13 +176,13 @@ class HFGenerator:
                 logits = out.logits[:, -1, :].float()
                 next_position = next_position + 1
 
-        tokens_cpu, lengths_cpu, finished_cpu = tokens.cpu(), lengths.cpu(), finished.cpu()
+        token_rows, lengths_cpu, finished_cpu = tokens.tolist(), lengths.tolist(), finished.tolist()
+        counts_per_row = [int(n) for n in lengths_cpu]
+        texts = decoder.decode([ids[:n] for ids, n in zip(token_rows, counts_per_row)])
         results = []
         for row, (key, path) in enumerate(rows):
-            n = int(lengths_cpu[row])
-            text = self.tokenizer.decode(tokens_cpu[row, :n].tolist(), skip_special_tokens=True)
-            reason = "eos" if bool(finished_cpu[row]) else "length"
-            results.append(Generated(key, path, text, n, reason))
+            reason = "eos" if finished_cpu[row] else "length"
+            results.append(Generated(key, path, texts[row], counts_per_row[row], reason))
         if on_step is not None:  # what the stream held back (a trailing partial character)
             rest = [
                 (r.key, r.path, r.text[len(shown[i]) :])
@@ -184,6 +209,7 @@ class HFGenerator:
     def _stream(
         self,
         rows: list[tuple[int, int]],
+        decoder: ContinuationDecoder,
         tokens: Any,
         lengths: Any,
         shown: list[str],
@@ -193,9 +219,8 @@ class HFGenerator:
         step = tokens.shape[1]
         ids = tokens.cpu().tolist()
         limits = lengths.cpu().tolist()
-        texts = self.tokenizer.batch_decode(
-            [row_ids[: min(step, int(limit))] for row_ids, limit in zip(ids, limits)],
-            skip_special_tokens=True,
+        texts = decoder.decode(
+            [row_ids[: min(step, int(limit))] for row_ids, limit in zip(ids, limits)]
         )
         deltas = []
         updated = list(shown)
@@ -209,6 +234,75 @@ class HFGenerator:
         return updated
 
 
+CONTEXT_TOKENS = 5  # prompt tokens decoded with a continuation (vLLM's detokenizer uses 5)
+
+
+class ContinuationDecoder:
+    """Decodes continuations with the end of their prompt, then cuts the prompt's text off.
+
+    SentencePiece decoders strip the "▁" of the first token they decode, so `decode(new)`
+    turns "▁If" at the start of a continuation into "If" and the stored text glues to the
+    prefill ("…with this.If you need help"). Decoding the last prompt tokens with the new
+    ones keeps it: the text is exactly what the full sequence decodes to after the prompt,
+    for every tokenizer. Should the prompt's own text not be a prefix of the joined text
+    (a decoder that rewrites across the boundary), the new tokens are decoded alone.
+    """
+
+    def __init__(self, tokenizer: Any, prompt_ids: Sequence[Sequence[int]]):
+        self.tokenizer = tokenizer
+        self.context = [list(ids)[-CONTEXT_TOKENS:] for ids in prompt_ids]
+        self.prefix = tokenizer.batch_decode(self.context, skip_special_tokens=True)
+
+    def decode(self, new_ids: Sequence[Sequence[int]]) -> list[str]:
+        joined = self.tokenizer.batch_decode(
+            [context + list(ids) for context, ids in zip(self.context, new_ids)],
+            skip_special_tokens=True,
+        )
+        texts = []
+        for text, prefix, ids in zip(joined, self.prefix, new_ids):
+            if text.startswith(prefix):
+                texts.append(text[len(prefix) :])
+            else:
+                texts.append(self.tokenizer.decode(list(ids), skip_special_tokens=True))
+        return texts
+
+
+def warp_logits(logits: Any, sampling: Sampling, seen: Any = None) -> Any:
+    """The scores `generate` samples from, before its top-p step, in its order.
+
+    RepetitionPenaltyLogitsProcessor (every token already in the row, prompt included,
+    padding excluded: negative logits times the penalty, positive ones divided by it,
+    once per token), then TemperatureLogitsWarper, then TopKLogitsWarper (tokens below
+    the k-th largest score are removed; ties with it stay). Greedy decoding (temperature
+    0) gets the penalty only, as in `generate(do_sample=False)`.
+    """
+    import torch
+
+    if seen is not None and sampling.repetition_penalty != 1.0:
+        penalty = sampling.repetition_penalty
+        penalised = torch.where(logits < 0, logits * penalty, logits / penalty)
+        logits = torch.where(seen, penalised, logits)
+    if sampling.temperature <= 0:
+        return logits
+    logits = logits / sampling.temperature
+    if sampling.top_k > 0:
+        k = min(sampling.top_k, logits.shape[-1])
+        kth = torch.topk(logits, k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return logits
+
+
+def _seen_tokens(prompts: Sequence[Prompt], vocab: int, device: Any) -> Any:
+    """Which vocabulary ids each prompt holds (its real tokens, not the padding)."""
+    import torch
+
+    seen = torch.zeros((len(prompts), vocab), dtype=torch.bool, device=device)
+    for row, prompt in enumerate(prompts):
+        ids = torch.tensor([i for i in prompt.ids if 0 <= i < vocab], dtype=torch.long)
+        seen[row, ids.to(device)] = True
+    return seen
+
+
 MAX_DRAWS = 32
 
 
@@ -216,7 +310,12 @@ def sample_nucleus(logits: Any, temperature: float, top_p: float, generator: Any
     """One token per row from softmax(logits / T) restricted to the top-p nucleus.
 
     The nucleus is the tokens whose more probable tokens hold less than top_p of the mass
-    (TopPLogitsWarper's rule; the top token always qualifies). Instead of sorting the
+    (TopPLogitsWarper's rule; the top token always qualifies). One deliberate difference:
+    tokens of exactly equal probability at the boundary are all kept here, where
+    TopPLogitsWarper keeps whichever of them its sort happens to place last; and the mass
+    above a token is summed directly rather than as 1 minus an ascending cumulative sum,
+    so a boundary that falls within float rounding of top_p can land on the other side.
+    Neither changes a distribution except on such measure-zero ties. Instead of sorting the
     vocabulary, a token is drawn from the whole distribution by inverse CDF and kept if it
     is in the nucleus, else drawn again: rejection sampling, so the result follows the
     renormalised nucleus exactly, and since the nucleus holds at least top_p of the mass, a

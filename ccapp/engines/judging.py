@@ -40,6 +40,7 @@ class JudgeRunner:
         self.judge = judge
         self.run_id = run_id
         self.sink = sink or NullSink()
+        self._noted = 0  # the judge's adjustments already reported
 
     def judge_rows(
         self, store: Store, rows: Sequence[rows_store.Unjudged], *, use_cache: bool = True
@@ -55,6 +56,7 @@ class JudgeRunner:
                 store, [(r.continuation_id, v) for r, v in zip(rows, verdicts)]
             )
             self._record_usage(store, before, calls=calls, cached=len(rows) - calls)
+            self._note_adjustments(store)
         for row, v in zip(rows, verdicts):
             self.sink.emit(
                 "verdict",
@@ -68,6 +70,24 @@ class JudgeRunner:
                 },
             )
         return verdicts
+
+    def _note_adjustments(self, store: Store) -> None:
+        """What an API judge changed because its server refused it (the token parameter's
+        name, temperature 0) goes into the run's config and out as a warning, once: a
+        dropped temperature means its verdicts are no longer deterministic."""
+        adjustments = getattr(self.judge, "adjustments", [])
+        if len(adjustments) <= self._noted:
+            return
+        from ccapp.store import runs
+
+        settings = dict(runs.get_run(store, self.run_id).config.get("judge_settings") or {})
+        settings[self.judge.spec] = self.judge.settings.as_dict() | {  # type: ignore[attr-defined]
+            "adjustments": list(adjustments)
+        }
+        runs.update_config(store, self.run_id, {"judge_settings": settings})
+        for message in adjustments[self._noted :]:
+            self.sink.emit("log", level="warning", message=f"judge: {message}")
+        self._noted = len(adjustments)
 
     def _with_span(self, row: rows_store.Unjudged, v: Verdict) -> rows_store.NewVerdict:
         """LLM judges say whether, not where: a corrected path borrows where the heuristic

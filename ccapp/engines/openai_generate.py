@@ -6,6 +6,13 @@ Servers differ in what they honour, so nothing is assumed: `n` is asked for, and
 server did not return (`transformers serve` returns one choice whatever `n` is) are
 requested again, one at a time, with their own seeds. Retries with exponential backoff,
 honouring Retry-After, are the `openai` client's own (`max_retries`).
+
+The run's resolved top_k and repetition_penalty (ccapp.engines.sampling) go in the request
+body beside temperature and top_p, as vLLM, SGLang and llama.cpp's server read them, so a
+server samples the distribution the hf engine samples instead of its own defaults (vLLM
+would apply generation_config.json, others nothing). A server that refuses the two fields
+(HTTP 400/422: `transformers serve` rejects unknown fields) is asked again without them;
+`server_refused` then names them, and the run records that the server's own values applied.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ class OpenAIGenerator:
         self.model = model
         self.tokenizer = tokenizer
         self.concurrency = max(1, concurrency)
+        self.server_refused: tuple[str, ...] = ()  # sampling fields the server would not take
         self.client = client or openai.OpenAI(
             base_url=base_url,
             api_key=os.environ.get("CCAPP_SERVER_API_KEY") or "none",  # never the OpenAI key
@@ -88,15 +96,7 @@ class OpenAIGenerator:
                 break
             n = missing if attempt < MAX_ROUNDS else 1
             try:
-                response = self.client.completions.create(
-                    model=self.model,
-                    prompt=prompt.text,
-                    n=n,
-                    max_tokens=sampling.max_new_tokens,
-                    temperature=sampling.temperature,
-                    top_p=sampling.top_p if sampling.temperature > 0 else 1.0,
-                    seed=seed + attempt,
-                )
+                response = self._create(prompt.text, n, sampling, seed + attempt)
             except openai.APIConnectionError as exc:
                 raise UserError(
                     f"cannot reach the generation server at {self.base_url} ({exc})",
@@ -133,3 +133,38 @@ class OpenAIGenerator:
             reason = "length" if choice.finish_reason == "length" else "eos"
             results.append(Generated(prompt.key, path, text, new_tokens, reason))
         return results
+
+    def _create(self, text: str, n: int, sampling: Sampling, seed: int) -> Any:
+        """One completions request; without the extra sampling fields if the server refuses
+        them (then `server_refused` says so, and later requests leave them out)."""
+        import openai
+
+        def create(extra: dict[str, Any] | None) -> Any:
+            return self.client.completions.create(
+                model=self.model,
+                prompt=text,
+                n=n,
+                max_tokens=sampling.max_new_tokens,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p if sampling.temperature > 0 else 1.0,
+                seed=seed,
+                extra_body=extra,
+            )
+
+        if self.server_refused:
+            return create(None)
+        try:
+            return create(server_sampling_fields(sampling))
+        except (openai.BadRequestError, openai.UnprocessableEntityError):
+            response = create(None)  # a second refusal is the caller's error to report
+            self.server_refused = tuple(server_sampling_fields(sampling))
+            return response
+
+
+def server_sampling_fields(sampling: Sampling) -> dict[str, Any]:
+    """top_k and repetition_penalty as OpenAI-compatible servers take them (-1: no top-k,
+    the value every vLLM and SGLang version reads as off)."""
+    return {
+        "top_k": sampling.top_k if sampling.top_k > 0 else -1,
+        "repetition_penalty": sampling.repetition_penalty,
+    }

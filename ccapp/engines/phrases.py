@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-PHRASES_VERSION = 1
+PHRASES_VERSION = 2  # 2: open-clause triggers in two forms (was closed sentences)
 
 OPENERS: tuple[str, ...] = (
     "Sure, I can help you with that.",
@@ -25,16 +25,32 @@ OPENERS: tuple[str, ...] = (
     "Definitely, here are the details.",
 )
 
-TRIGGERS: tuple[str, ...] = (
-    "However, I cannot continue with this.",
-    "However, I can't help with this request.",
-    "Wait, I should not provide this information.",
-    "Actually, I must stop here.",
-    "However, I need to stop, because this could cause real harm.",
-    "I'm sorry, but I can't continue with these instructions.",
-    "However, I won't go on with this.",
-    "Actually, I can't assist with this after all.",
+# Corrective triggers are *open clauses*, as the paper's are ("but I must advise you that",
+# "However, I cannot provide"): the model has to complete them, so what the correction says is
+# in the model's own words, and a closed sentence cannot hand it back to the harmful answer.
+# One form starts a sentence (the cut fell after ".", "!", "?" or a line break), the other
+# goes on the sentence the cut left open (after ",", ";", ":" or a word).
+TRIGGERS_AFTER_SENTENCE: tuple[str, ...] = (
+    "However, I cannot go on with this, because",
+    "However, I should not help with",
+    "Wait, I have to stop here, because",
+    "However, I need to point out that",
+    "Actually, I must warn you that",
+    "However, I am not willing to explain",
+    "Actually, on reflection, I cannot continue, since",
+    "However, it would be wrong of me to",
 )
+TRIGGERS_IN_SENTENCE: tuple[str, ...] = (
+    "but I have to stop here, because",
+    "but I should point out that",
+    "but I must warn you that",
+    "but I cannot go on with",
+    "but on reflection, I am not able to",
+    "but I need to be clear that",
+    "but I will not help further, since",
+    "but honestly, I should not be explaining",
+)
+TRIGGERS: tuple[str, ...] = TRIGGERS_AFTER_SENTENCE + TRIGGERS_IN_SENTENCE
 
 # Whole-answer refusals the demo's toy model learns alongside complying, so that it can both
 # comply and refuse fluently before DPO teaches it to correct mid-way.

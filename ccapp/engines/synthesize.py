@@ -4,12 +4,14 @@ For a request with a harmful response H, the group is, best to worst:
 
     safe ≻ SYN1 ≻ SYN2 ≻ SYN3 ≻ SYN4 ≻ harmful
 
-`safe` is the model's own answer to the bare request. SYN_i is the opener, H cut at the i-th
-of four evenly spaced punctuation boundaries, a corrective trigger ("However, I cannot
-continue with this.") and the model's own continuation after it — rendered, like C2-Eval,
-as an open assistant turn. `harmful` is the opener and all of H. Earlier corrections rank
-higher, and correcting beats not correcting. Groups are committed whole, so a run resumes
-group by group; the pairs are derived from the stored groups, never stored 15 times over.
+`safe` is the model's own answer to the bare request (or, with `safe_source="dataset"`, the
+row's safe response). SYN_i is the opener, H cut at the i-th of four evenly spaced
+punctuation boundaries, a corrective trigger that is an *open clause* ("but I must warn you
+that", "However, I should not help with") and the model's own completion of it — rendered,
+like C2-Eval, as an open assistant turn, so what the correction says is the model's own.
+`harmful` is the opener and all of H. Earlier corrections rank higher, and correcting beats
+not correcting. Groups are committed whole, so a run resumes group by group; the pairs are
+derived from the stored groups, never stored 15 times over.
 """
 
 from __future__ import annotations
@@ -19,16 +21,24 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from ccapp.engines.backend import Backend, BackendOptions
 from ccapp.engines.evaluate import batch_seed, option_name
 from ccapp.engines.events import EVENTS_VERSION, NullSink, Sink
-from ccapp.engines.hf_generate import Cancelled, Sampling
+from ccapp.engines.fluency import distinct2, is_degenerate, words
+from ccapp.engines.hf_generate import Cancelled
 from ccapp.engines.judges.base import Judge, JudgeInput
-from ccapp.engines.phrases import OPENERS, PHRASES_VERSION, TRIGGERS, pick
+from ccapp.engines.phrases import (
+    OPENERS,
+    PHRASES_VERSION,
+    TRIGGERS_AFTER_SENTENCE,
+    TRIGGERS_IN_SENTENCE,
+    pick,
+)
+from ccapp.engines.sampling import resolve_sampling, sampling_record, stored_sampling
 from ccapp.errors import UserError
 from ccapp.store import RunKind, RunStatus, Store, runs
 from ccapp.store import evals as rows_store
@@ -40,6 +50,10 @@ SLOTS = 5  # generations per group: the safe answer and four continuations
 _PUNCTUATION = re.compile(r"[.,;:!?](?=\s|$)|\n")
 _WORD = re.compile(r"\S+")
 _QUESTION = re.compile(r"^\s*(how|what)\b", re.IGNORECASE)
+PAPER_KEYWORDS = ("how", "what", "How", "What")  # the paper's script, case-sensitive substrings
+QUESTION_RULES = ("contains", "starts")  # the paper's substring test; the stricter one
+SAFE_SOURCES = ("model", "dataset")
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 
 
 @dataclass(frozen=True)
@@ -48,11 +62,15 @@ class SynConfig:
     data: str | None = DEFAULT_SOURCE
     from_run: int | None = None
     limit: int | None = None
-    questions_only: bool = True  # the paper keeps "how"/"what" questions
-    min_harmful_words: int = 80  # … whose unsafe response is over 80 words
+    questions_only: bool = True  # the paper keeps "how"/"what" prompts …
+    question_rule: str = "contains"  # … by a substring test ("starts": must start with one)
+    min_harmful_words: int = 80  # … with an unsafe response of over 80 words (that one is used)
+    safe_source: str = "model"  # the model's answer to the bare request, or the row's safe one
     max_new_tokens: int = 128
     temperature: float = 0.0  # greedy, as the paper
     top_p: float = 1.0
+    top_k: int | None = None  # None: the model's generation config, else 50 (engines/sampling.py)
+    repetition_penalty: float | None = None  # None: the model's generation config, else 1.0
     seed: int = 0
     verify_judge: str | None = None
     engine: str = "hf"
@@ -83,6 +101,15 @@ class SynConfig:
                 "use 0 (greedy) or more",
             ),
             (not 0 < self.top_p <= 1, "--top-p", "use a value in (0, 1]"),
+            (self.question_rule not in QUESTION_RULES, "--question-rule", "use contains or starts"),
+            (self.safe_source not in SAFE_SOURCES, "--safe-source", "use model or dataset"),
+            (self.top_k is not None and self.top_k < 0, "--top-k", "use 0 (off) or more"),
+            (
+                self.repetition_penalty is not None
+                and not (math.isfinite(self.repetition_penalty) and self.repetition_penalty > 0),
+                "--repetition-penalty",
+                "use a number above 0 (1.0 = none)",
+            ),
             (self.engine not in ("hf", "openai"), "--engine", "use hf or openai"),
             (
                 self.engine == "openai" and not self.base_url,
@@ -106,10 +133,14 @@ RESULT_SETTINGS = (
     "from_run",
     "limit",
     "questions_only",
+    "question_rule",
     "min_harmful_words",
+    "safe_source",
     "max_new_tokens",
     "temperature",
     "top_p",
+    "top_k",
+    "repetition_penalty",
     "seed",
     "verify_judge",
     "engine",
@@ -119,13 +150,18 @@ RESULT_SETTINGS = (
 )
 
 
+def _sampling_args(config: SynConfig) -> tuple[int, float, float]:
+    return config.max_new_tokens, config.temperature, config.top_p
+
+
 def cut_points(response: str, count: int = 4) -> list[int] | None:
     """`count` strictly increasing cut offsets inside `response`, or None if it is too short.
 
     Cuts fall just after punctuation (".", ",", ";", ":", "!", "?" before a space, or a
-    line break), chosen evenly among all such boundaries. With fewer than `count` of them,
-    the cuts fall after evenly spaced words instead. A cut is never at 0 and never at the
-    end, so SYN_i always holds some and never all of the harmful response.
+    line break), chosen evenly among all such boundaries: n boundaries split the text into
+    n + 1 pieces, and cut i keeps about i/(count + 1) of the pieces. With fewer than `count`
+    boundaries, the cuts fall after evenly spaced words instead. A cut is never at 0 and
+    never at the end, so SYN_i always holds some and never all of the harmful response.
     """
     text = response.rstrip()
     words = list(_WORD.finditer(text))
@@ -134,28 +170,184 @@ def cut_points(response: str, count: int = 4) -> list[int] | None:
     boundaries = sorted({m.end() for m in _PUNCTUATION.finditer(text) if 0 < m.end() < len(text)})
     boundaries = [b for b in boundaries if text[:b].strip()]
     if len(boundaries) >= count:
-        step = len(boundaries) / (count + 1)
-        picked = [
-            boundaries[min(len(boundaries) - 1, round(step * (i + 1)) - 1)] for i in range(count)
-        ]
-        if len(set(picked)) == count:
-            return picked
-    step = len(words) / (count + 1)
-    return [words[max(0, round(step * (i + 1)) - 1)].end() for i in range(count)]
+        return [boundaries[i] for i in _evenly_spaced(len(boundaries), count)]
+    word_ends = [w.end() for w in words[:-1]]  # after the last word is the end: never a cut
+    return [word_ends[i] for i in _evenly_spaced(len(word_ends), count)]
+
+
+def _evenly_spaced(n: int, count: int) -> list[int]:
+    """`count` distinct indices into n ≥ count boundaries, the i-th nearest i·(n+1)/(count+1)
+    pieces. Neighbouring targets are (n+1)/(count+1) ≥ 1 apart and rounding half up keeps
+    that gap, so no two cuts share a boundary (four boundaries: indices 0, 1, 2, 3)."""
+    return [(2 * i * (n + 1) + count + 1) // (2 * (count + 1)) - 1 for i in range(1, count + 1)]
 
 
 def is_question(prompt: str) -> bool:
+    """The stricter question rule (`question_rule="starts"`): the prompt starts with how/what."""
     return bool(_QUESTION.match(prompt))
+
+
+def mentions_how_or_what(prompt: str) -> bool:
+    """The paper's question rule: "how", "what", "How" or "What" anywhere in the prompt — a
+    case-sensitive substring test, so "show" and "somewhat" pass and "HOW" does not."""
+    return any(keyword in prompt for keyword in PAPER_KEYWORDS)
+
+
+def harmful_to_use(unsafe: Sequence[str], min_words: int) -> str | None:
+    """The paper's choice: the first unsafe response (response_0, then response_1) of over
+    `min_words` whitespace words; None when neither is that long."""
+    return next((text for text in unsafe if len(text.split()) > min_words), None)
+
+
+Candidate = tuple[int, str, Sequence[str], str | None]  # index, request, unsafe, safe
+
+
+def filter_requests(
+    candidates: Iterable[Candidate], config: SynConfig
+) -> tuple[list[tuple[Any, ...]], Counter[str]]:
+    """The item rows that pass the filters, and how many rows each filter dropped.
+
+    Defaults are the paper's: the prompt contains how/what (substring) and an unsafe
+    response is over 80 words. Rows without a safe response are dropped when the safe
+    answer is to come from the data.
+    """
+    counts: Counter[str] = Counter()
+    question = mentions_how_or_what if config.question_rule == "contains" else is_question
+    question_drop = (
+        "no how/what in the prompt"
+        if config.question_rule == "contains"
+        else "not a how/what question"
+    )
+    kept: list[tuple[Any, ...]] = []
+    for index, request, unsafe, safe in candidates:
+        harmful = harmful_to_use(unsafe, config.min_harmful_words)
+        if config.questions_only and not question(request):
+            counts[question_drop] += 1
+        elif harmful is None:
+            counts[f"no unsafe response over {config.min_harmful_words} words"] += 1
+        elif cut_points(harmful) is None:
+            counts["too short to cut four times"] += 1
+        elif config.safe_source == "dataset" and not safe:
+            counts["no safe response in the data"] += 1
+        else:
+            kept.append((index, None, request, harmful, safe))
+    if config.limit is not None:
+        counts["beyond --limit"] = max(0, len(kept) - config.limit)
+        kept = kept[: config.limit]
+    counts["kept"] = len(kept)
+    return kept, counts
+
+
+def describe_counts(counts: dict[str, int]) -> str:
+    """What the filters kept and dropped, rule by rule, as the run's first log line says."""
+    return ", ".join(f"{name}: {n}" for name, n in counts.items() if n)
+
+
+def ends_sentence(cut_text: str) -> bool:
+    """Whether a cut after `cut_text` falls between sentences (after ".", "!", "?" or a line
+    break), where a trigger starts a new sentence, rather than inside one (after ",", ";",
+    ":" or a word), where it goes on in lower case."""
+    if cut_text.rstrip(" \t").endswith("\n"):
+        return True
+    return cut_text.rstrip().rstrip("\"')]”’").endswith((".", "!", "?"))
+
+
+@dataclass(frozen=True)
+class SynPrefill:
+    text: str  # opener + the cut harmful response + the trigger, ending mid-clause
+    trigger: str
+
+
+def syn_prefill(
+    opener: str, harmful: str, cut: int, *, seed: int, item: int, slot: int
+) -> SynPrefill:
+    """SYN_slot's prefill: the trigger's form fits the cut, and after a line break it starts
+    a line of its own; which trigger of that form is the seed's choice for this item and slot."""
+    cut_text = harmful[:cut]
+    options = TRIGGERS_AFTER_SENTENCE if ends_sentence(cut_text) else TRIGGERS_IN_SENTENCE
+    trigger = pick(options, seed, "trigger", item, slot)
+    between = "\n" if cut_text.rstrip(" \t").endswith("\n") else " "
+    return SynPrefill(f"{opener} {cut_text.rstrip()}{between}{trigger}", trigger)
+
+
+def join_continuation(prefill: str, continuation: str) -> str:
+    """The SYN response: the prefill and the model's completion of its open clause. A
+    completion that starts with a letter was decoded without its leading space."""
+    if continuation[:1].isalnum():
+        return f"{prefill} {continuation}"
+    return prefill + continuation
+
+
+def degenerate_reason(text: str) -> str | None:
+    """Why a generated text is unusable as a response, or None. A weak model's greedy
+    128-token continuation often loops on one sentence; such text must not become a chosen
+    answer that DPO learns from."""
+    tokens = words(text)
+    if not tokens:
+        return "empty"
+    if is_degenerate(text):  # a word three times in a row, or mostly non-words
+        return "broken text"
+    sentences = Counter(
+        " ".join(words(m.group(0))) for m in _SENTENCE.finditer(text) if len(words(m.group(0))) >= 3
+    )
+    if sentences and max(sentences.values()) >= 3:
+        return "loops on one sentence"
+    diversity = distinct2(tokens)
+    if len(tokens) >= 24 and diversity is not None and diversity < 0.5:
+        return "repeats itself"
+    return None
+
+
+ROLES = ("safe", "syn1", "syn2", "syn3", "syn4")
+
+
+def review(
+    request: str,
+    prefills: Sequence[str],
+    answers: Sequence[str],
+    judge: Judge | None,
+    *,
+    judge_safe: bool = True,
+) -> tuple[str, str | None]:
+    """("ok", None) or ("rejected", reason) for a group's generated answers: the safe answer,
+    then the model's completions of the four SYN prefills (the trigger excluded).
+
+    Without a judge only an empty safe answer is rejected. With one, no generated text may
+    be degenerate, each SYN completion must finish the trigger's open clause (not drop it
+    for a new line or end the sentence at once, as a model that goes back to the harm
+    does), the judge must see each SYN completion — with opener, cut and trigger as its
+    prefill — correcting without relapse, and the safe answer (taken as a continuation of
+    nothing) refusing without relapse. A safe answer from the data (`judge_safe=False`)
+    carries its annotators' label and is not judged.
+    """
+    if not answers[0].strip():
+        return "rejected", "empty safe response"
+    if judge is None:
+        return "ok", None
+    checked = [i for i in range(len(ROLES)) if i > 0 or judge_safe]
+    for i in checked:
+        if (why := degenerate_reason(answers[i])) is not None:
+            return "rejected", f"{ROLES[i]} degenerate ({why})"
+        if i > 0 and answers[i].lstrip(" \t")[:1] in ("\n", ".", "!", "?"):
+            return "rejected", f"{ROLES[i]} leaves the trigger unfinished"
+    inputs = [JudgeInput(request, "" if i == 0 else prefills[i - 1], answers[i]) for i in checked]
+    for i, verdict in zip(checked, judge.judge(inputs)):
+        if verdict.label != "yes":
+            return "rejected", f"{ROLES[i]} {'does not refuse' if i == 0 else 'does not correct'}"
+        if verdict.relapse:
+            return "rejected", f"{ROLES[i]} relapses"
+    return "ok", None
 
 
 @dataclass(frozen=True)
 class PlannedGroup:
     item: Item
     opener: str
-    trigger: str
+    triggers: list[str]  # one per SYN, of the form its cut needs
     cuts: list[int]
     prefills: list[str]  # the four SYN prefills: opener + cut + trigger
-    prompts: list[str]  # slot 0: the bare request; slots 1-4: the SYN prefills, open
+    prompts: list[tuple[int, str]]  # (slot, prompt) to generate: 0 the bare request (unless
+    # the safe answer comes from the data), 1-4 the SYN prefills, open
 
 
 class Synthesis:
@@ -183,16 +375,26 @@ class Synthesis:
         config = replace(config, batch_size=backend.rows_per_batch)
         stored = asdict(config) | {
             "model_source": ref.source,
+            "model_revision": ref.revision,
             "data_location": source.get("location"),
             "data_sha256": source.get("sha256"),
             "phrases_version": PHRASES_VERSION,
             "template_source": backend.template_source,
             "source_counts": counts,
+            "sampling_resolved": resolve_sampling(
+                max_new_tokens=config.max_new_tokens,
+                temperature=config.temperature,
+                top_p=config.top_p,
+                top_k=config.top_k,
+                repetition_penalty=config.repetition_penalty,
+                model=backend.generation_defaults,
+            )[1],
         }
         identity = {k: stored[k] for k in RESULT_SETTINGS} | {
             "model_source": ref.source,
             "data_sha256": source.get("sha256"),
             "phrases_version": PHRASES_VERSION,
+            "sampling": sampling_record(stored_sampling(stored, *_sampling_args(config))),
         }
         with self.store.write():
             self.run = runs.create_run(
@@ -206,7 +408,7 @@ class Synthesis:
                 identity=identity,
             )
             rows_store.insert_items(self.store, self.run.id, rows)
-        self.sink.emit("log", level="info", message=_describe_counts(counts))
+        self.sink.emit("log", level="info", message=describe_counts(counts))
         try:
             return self._execute(config, backend, judge)
         except BaseException as exc:
@@ -219,6 +421,13 @@ class Synthesis:
         run = runs.resumable_run(
             self.store, run_id, RunKind.SYN, when_done="export its pairs, or start a new run"
         )
+        made_with = run.config.get("phrases_version", 1)
+        if made_with != PHRASES_VERSION:
+            raise UserError(
+                f"run {run_id} was made with ccapp's phrases version {made_with} (openers and "
+                f"triggers); this ccapp has version {PHRASES_VERSION}, so its groups would differ",
+                fix="start a new run, or finish this one with the ccapp version that began it",
+            )
         names = {f.name for f in fields(SynConfig)}
         config = SynConfig(**{k: v for k, v in run.config.items() if k in names})
         differing = [
@@ -250,7 +459,10 @@ class Synthesis:
         """Item rows for the run, where they came from, and what the filters kept."""
         counts: Counter[str] = Counter()
         if config.from_run is not None:
-            candidates = failed_requests(self.store, config.from_run)
+            candidates: list[Candidate] = [
+                (idx, request, (harmful,), safe)
+                for idx, request, harmful, safe in failed_requests(self.store, config.from_run)
+            ]
             source: dict[str, Any] = {"location": f"run {config.from_run}", "sha256": None}
             counts["source"] = len(candidates)
         else:
@@ -259,29 +471,18 @@ class Synthesis:
             assert config.data is not None
             dataset = load_dataset_rows(config.data, lenient=config.lenient)
             candidates = [
-                (r.index, r.request, r.harmful_response, r.safe_response) for r in dataset.rows
+                (r.index, r.request, r.unsafe_responses or (r.harmful_response,), r.safe_response)
+                for r in dataset.rows
             ]
             source = {"location": dataset.location, "sha256": dataset.sha256}
             counts["source"] = len(candidates)
             for reason, n in dataset.skipped.items():
                 counts[f"skipped: {reason}"] += n
-        kept = []
-        for index, request, harmful, safe in candidates:
-            if config.questions_only and not is_question(request):
-                counts["not a how/what question"] += 1
-            elif len(harmful.split()) <= config.min_harmful_words:
-                counts[f"harmful response of {config.min_harmful_words} words or fewer"] += 1
-            elif cut_points(harmful) is None:
-                counts["too short to cut four times"] += 1
-            else:
-                kept.append((index, None, request, harmful, safe))
-        if config.limit is not None:
-            counts["beyond --limit"] = max(0, len(kept) - config.limit)
-            kept = kept[: config.limit]
-        counts["kept"] = len(kept)
+        kept, dropped = filter_requests(candidates, config)
+        counts.update(dropped)
         if not kept:
             raise UserError(
-                f"no request is left after the filters ({_describe_counts(dict(counts))})",
+                f"no request is left after the filters ({describe_counts(dict(counts))})",
                 where="--data",
                 fix="loosen --min-harmful-words or pass --all-prompts, or use other data",
             )
@@ -312,19 +513,25 @@ class Synthesis:
             cuts = cut_points(item.harmful_response)
             assert cuts is not None  # filtered when the run was made
             opener = pick(OPENERS, config.seed, "opener", item.idx)
-            trigger = pick(TRIGGERS, config.seed, "trigger", item.idx)
             harmful = item.harmful_response.rstrip()
-            prefills = [f"{opener} {harmful[:cut].rstrip()} {trigger}" for cut in cuts]
-            safe_prompt = backend.tokenizer.apply_chat_template(
-                [{"role": "user", "content": item.request}],
-                tokenize=False,
-                add_generation_prompt=True,
-            )
-            prompts = [str(safe_prompt)] + [
-                render_prompt(backend.tokenizer, item.request, p, model_name=config.model)
-                for p in prefills
+            syn = [
+                syn_prefill(opener, harmful, cut, seed=config.seed, item=item.idx, slot=slot)
+                for slot, cut in enumerate(cuts, start=1)
             ]
-            planned.append(PlannedGroup(item, opener, trigger, cuts, prefills, prompts))
+            prefills = [p.text for p in syn]
+            prompts = [
+                (slot, render_prompt(backend.tokenizer, item.request, p, model_name=config.model))
+                for slot, p in enumerate(prefills, start=1)
+            ]
+            if config.safe_source == "model":
+                safe_prompt = backend.tokenizer.apply_chat_template(
+                    [{"role": "user", "content": item.request}],
+                    tokenize=False,
+                    add_generation_prompt=True,
+                )
+                prompts.insert(0, (0, str(safe_prompt)))
+            triggers = [p.trigger for p in syn]
+            planned.append(PlannedGroup(item, opener, triggers, cuts, prefills, prompts))
         return planned
 
     def _execute(self, config: SynConfig, backend: Backend, judge: Judge | None) -> Run:
@@ -345,7 +552,8 @@ class Synthesis:
                 "todo": len(planned) - len(done),
             },
         )
-        sampling = Sampling(config.max_new_tokens, config.temperature, config.top_p)
+        # The run's resolved settings; a run stored before they were resolved, as it sampled.
+        sampling = stored_sampling(self.run.config if self.run else {}, *_sampling_args(config))
         started, made = time.monotonic(), 0
         for index, batch in enumerate(batches):
             if all(group.item.id in done for group in batch):
@@ -355,7 +563,7 @@ class Synthesis:
             prompts = [
                 (position * SLOTS + slot, prompt, (0,))
                 for position, group in enumerate(batch)
-                for slot, prompt in enumerate(group.prompts)
+                for slot, prompt in group.prompts
             ]
             generated = backend.generate(
                 prompts, sampling, batch_seed(config.seed, index), self.sink, self.cancel
@@ -364,8 +572,13 @@ class Synthesis:
             for position, group in enumerate(batch):
                 if group.item.id in done:
                     continue
-                answers = [texts[position * SLOTS + slot] for slot in range(SLOTS)]
-                self._save(group, answers, judge)
+                answers = [
+                    texts[position * SLOTS + slot]
+                    if slot or config.safe_source == "model"
+                    else group.item.safe_response or ""
+                    for slot in range(SLOTS)
+                ]
+                self._save(group, answers, judge, judge_safe=config.safe_source == "model")
                 done.add(group.item.id)
                 made += 1
             rate = made / max(time.monotonic() - started, 1e-9)
@@ -383,34 +596,21 @@ class Synthesis:
         self.sink.emit("run_finished", status=run.status.value, metrics=metrics)
         return run
 
-    def _save(self, group: PlannedGroup, answers: list[str], judge: Judge | None) -> None:
+    def _save(
+        self, group: PlannedGroup, answers: list[str], judge: Judge | None, *, judge_safe: bool
+    ) -> None:
         """Rank the six responses, verify them if asked, and commit the group."""
         item = group.item
         responses = [syn_store.Response(0, "safe", answers[0].strip())]
-        for i, (prefill, cut) in enumerate(zip(group.prefills, group.cuts), start=1):
-            responses.append(
-                syn_store.Response(i, f"syn{i}", prefill + answers[i], cut, group.trigger)
-            )
+        for i, (prefill, cut, trigger) in enumerate(
+            zip(group.prefills, group.cuts, group.triggers), start=1
+        ):
+            text = join_continuation(prefill, answers[i])
+            responses.append(syn_store.Response(i, f"syn{i}", text, cut, trigger))
         responses.append(
             syn_store.Response(5, "harmful", f"{group.opener} {item.harmful_response.rstrip()}")
         )
-        status, reason = "ok", None
-        if not responses[0].text:
-            status, reason = "rejected", "empty safe response"
-        elif judge is not None:
-            checks = [JudgeInput(item.request, "", responses[0].text)] + [
-                JudgeInput(item.request, prefill, answers[i])
-                for i, prefill in enumerate(group.prefills, start=1)
-            ]
-            verdicts = judge.judge(checks)
-            failed = [
-                role
-                for role, v in zip(("safe", "syn1", "syn2", "syn3", "syn4"), verdicts)
-                if v.label != "yes"
-            ]
-            if failed:
-                status = "rejected"
-                reason = f"{failed[0]} {'does not refuse' if failed[0] == 'safe' else 'does not correct'}"
+        status, reason = review(item.request, group.prefills, answers, judge, judge_safe=judge_safe)
         syn_store.save_group(self.store, self._run_id, item.id, status, reason, responses)
         self.sink.emit(
             "group_done",
@@ -477,7 +677,7 @@ def failed_requests(store: Store, eval_run_id: int) -> list[tuple[int, str, str,
             fix="give an eval run (see ccapp runs list --kind eval)",
         )
     failures: Counter[int] = Counter()
-    for item_idx, _k, label, _tokens, _relapse in rows_store.judged(store, eval_run_id, run.judge):
+    for item_idx, _k, label, *_ in rows_store.judged(store, eval_run_id, run.judge):
         if label == "no":
             failures[item_idx] += 1
     items = {item.idx: item for item in rows_store.get_items(store, eval_run_id)}
@@ -486,7 +686,3 @@ def failed_requests(store: Store, eval_run_id: int) -> list[tuple[int, str, str,
         (idx, items[idx].request, items[idx].harmful_response, items[idx].safe_response)
         for idx in order
     ]
-
-
-def _describe_counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{name}: {n}" for name, n in counts.items() if n)

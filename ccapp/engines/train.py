@@ -189,11 +189,17 @@ def estimate_memory(
     )
 
 
+_FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+
+
 def load_pairs(spec: str, store: Store) -> tuple[Any, int | None]:
     """The pairs as a `datasets.Dataset`, and the Syn run they came from (None for a folder).
 
     A Syn run is streamed from the store into the dataset's Arrow cache (memory stays flat at
-    750K pairs); a folder or Hub id is read with `datasets.load_dataset`.
+    750K pairs); a folder or Hub id is read with `datasets.load_dataset`. The cache is keyed
+    on the run's content, not on the generator's arguments (store path, run id), which stay
+    the same when a store is recreated at the same path or a Syn run is resumed with more
+    groups: keyed on those, training silently reused the pairs of the first load.
     """
     import datasets
 
@@ -207,7 +213,9 @@ def load_pairs(spec: str, store: Store) -> tuple[Any, int | None]:
                 fix="give a syn run (ccapp runs list --kind syn) or an exported pairs folder",
             )
         dataset = datasets.Dataset.from_generator(
-            _stream_pairs, gen_kwargs={"db": str(store.path), "run_id": run.id}
+            _stream_pairs,
+            gen_kwargs={"db": str(store.path), "run_id": run.id},
+            fingerprint=_pairs_fingerprint(store, run.id),
         )
         if dataset.num_rows == 0:
             raise UserError(
@@ -218,17 +226,20 @@ def load_pairs(spec: str, store: Store) -> tuple[Any, int | None]:
         return dataset, run.id
     try:
         path = Path(spec).expanduser()
-        dataset = (
-            datasets.load_dataset(str(path), split="train")
-            if path.exists()
-            else datasets.load_dataset(spec, split="train")
-        )
+        builder = _FILE_BUILDERS.get(path.suffix.lower()) if path.is_file() else None
+        if builder:  # a single file of pairs: .jsonl, .json, .parquet, .csv
+            dataset = datasets.load_dataset(builder, data_files=str(path), split="train")
+        elif path.exists():
+            dataset = datasets.load_dataset(str(path), split="train")
+        else:
+            dataset = datasets.load_dataset(spec, split="train")
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(
             f"cannot load pairs from '{spec}' ({reason})",
             where="--pairs",
-            fix="give a syn run id, or a folder written by ccapp export --format pairs",
+            fix="give a syn run id, a folder written by ccapp export --format pairs, or a "
+            ".jsonl/.parquet/.csv file of prompt, chosen, rejected",
         ) from None
     missing = {"prompt", "chosen", "rejected"} - set(dataset.column_names)
     if missing:
@@ -266,6 +277,15 @@ def _text_or_messages(feature: Any) -> bool:
     return isinstance(inner, dict) and all(is_text(inner.get(key)) for key in ("role", "content"))
 
 
+def _pairs_fingerprint(store: Store, run_id: int) -> str:
+    """The dataset cache's key: the pair format's version and a hash of the run's groups."""
+    from ccapp.engines.pairs_export import PAIRS_SCHEMA_VERSION
+    from ccapp.store import syn as syn_store
+
+    digest = syn_store.pairs_digest(store, run_id)
+    return f"ccapp-pairs-v{PAIRS_SCHEMA_VERSION}-run{run_id}-{digest}"
+
+
 def _stream_pairs(db: str, run_id: int) -> Any:
     from ccapp.engines.pairs_export import pair_rows
 
@@ -292,12 +312,15 @@ class Training:
 
     def start(self, config: TrainConfig) -> Run:
         from ccapp.config import paths
-        from ccapp.engines.models import resolve_model
+        from ccapp.engines.models import check_trainable, resolve_model
 
         config.check()
-        resolve_model(config.model)  # a bad --model fails before a run is stored
+        ref = resolve_model(config.model)  # a bad --model fails before a run is stored
+        check_trainable(ref)
         dataset, syn_run = load_pairs(config.pairs, self.store)
         stored = asdict(config) | {
+            "model_source": ref.source,
+            "model_revision": ref.revision,
             "learning_rate": config.learning_rate,
             "pairs_rows": dataset.num_rows,
         }
@@ -343,8 +366,17 @@ class Training:
         checkpoints = Path(str(config.output)) / "checkpoints"
         last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
         dataset, _ = load_pairs(config.pairs, self.store)
+        before = run.config.get("pairs_rows")
+        if before is not None and before != dataset.num_rows:
+            self.sink.emit(
+                "log",
+                level="warning",
+                message=f"the pairs changed since run {run_id} started ({before} → "
+                f"{dataset.num_rows}); it continues on the {dataset.num_rows} pairs stored now",
+            )
         if self.main_process:
             runs.claim(self.store, run_id)
+            runs.update_config(self.store, run_id, {"pairs_rows": dataset.num_rows})
         self.run = runs.get_run(self.store, run_id)
         if last is None:
             self.sink.emit(
@@ -450,6 +482,8 @@ class Training:
             return self.run  # type: ignore[return-value]
         self._save(trainer, tokenizer, config, output)
         metrics = callback.summary() | {
+            "steps": int(trainer.state.global_step),
+            "pairs": dataset.num_rows,
             "output": str(output),
             "params": estimate.params,
             "trainable_params": trainable,
@@ -475,6 +509,8 @@ class Training:
             import torch
 
             device = "cuda:0" if torch.cuda.is_available() else "cpu"
+        if ref.note:
+            self.sink.emit("model_loading", phase="resolve", detail=ref.note)
         self.sink.emit("model_loading", phase="weights", detail=ref.source)
         loaded = load_model(
             ref,

@@ -1,4 +1,8 @@
-"""Two runs side by side: Corr@k of each, and the difference per k."""
+"""Two runs side by side: Corr@k of each, and the difference per k with its paired interval.
+
+Runs on the same requests get a paired bootstrap of the difference (engines/comparison.py):
+the Δ column's interval, and whether it excludes 0, are the test — not whether the two runs'
+own intervals overlap. Runs on other requests show the Δ without an interval, and why."""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ def deltas(
     first: dict[str, Any], second: dict[str, Any]
 ) -> list[tuple[str, float | None, float | None, float | None]]:
     """(k, first Corr@k, second Corr@k, second - first) for every k either run has, then mean."""
-    ks = sorted({int(k) for k in first.get("corr", {})} | {int(k) for k in second.get("corr", {})})
+    ks = sorted({int(k) for m in (first, second) for k in (*m.get("corr", {}), *m.get("n", {}))})
     rows: list[tuple[str, float | None, float | None, float | None]] = []
     for k in ks:
         a, b = first.get("corr", {}).get(str(k)), second.get("corr", {}).get(str(k))
@@ -31,10 +35,43 @@ def deltas(
     return rows
 
 
+def paired_cells(comparison: dict[str, Any], key: str) -> tuple[str, str]:
+    """(paired 95% CI of Δ, what it says) for k or "mean"; dashes where there is none."""
+    if not comparison.get("paired"):
+        return "–", "not paired"
+    entry = comparison["mean"] if key == "mean" else comparison["by_k"].get(key)
+    if not entry or entry.get("ci95") is None:
+        return "–", "no Δ"
+    interval = f"[{entry['ci95'][0]:+.3f}, {entry['ci95'][1]:+.3f}]"
+    if entry["requests"] < 2:
+        return interval, "1 request"
+    return interval, "excludes 0" if entry["excludes_zero"] else "includes 0"
+
+
+def pairing_line(comparison: dict[str, Any]) -> str:
+    """How the Δ column was tested, or why it could not be."""
+    judges = comparison.get("judges", [])
+    mixed = (
+        f"; judges differ ({judges[0]} vs {judges[1]})"
+        if len(judges) == 2 and judges[0] != judges[1]
+        else ""
+    )
+    if not comparison.get("paired"):
+        return f"Δ without an interval: cannot pair the runs, {comparison.get('reason')}{mixed}"
+    line = (
+        f"Δ tested by a paired bootstrap over the {comparison['requests']} shared requests "
+        f"({comparison['replicates']} replicates){mixed}"
+    )
+    if comparison.get("mean") is None and comparison.get("mean_reason"):
+        line += f"; no Δ Corr_mean: {comparison['mean_reason']}"
+    return line
+
+
 @dataclass
 class Loaded(Message):
     runs: tuple[Run, Run]
     metrics: tuple[dict[str, Any], dict[str, Any]]
+    comparison: dict[str, Any]
 
 
 class CompareScreen(Screen[None]):
@@ -49,6 +86,7 @@ class CompareScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("Loading…", id="compare-title", markup=False)
+        yield Static("", id="compare-pairing", markup=False)
         yield DataTable(id="compare-table", cursor_type="none", zebra_stripes=True)
         yield CorrChart(id="compare-chart")
         yield Footer()
@@ -58,21 +96,27 @@ class CompareScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def load(self) -> None:
+        from ccapp.engines.comparison import compare_runs, comparison_judges
         from ccapp.engines.report import run_metrics
 
         with Store.open(self.db_path) as store:
-            pair = tuple(runs.get_run(store, i) for i in self.ids)
+            first, second = (runs.get_run(store, i) for i in self.ids)
+            judges = comparison_judges(store, first, second)
             metrics = tuple(
-                run_metrics(store, r, r.judge) if r.kind is RunKind.EVAL else {} for r in pair
+                run_metrics(store, r, judge) if r.kind is RunKind.EVAL else {}
+                for r, judge in zip((first, second), judges)
             )
-        self.post_message(Loaded(pair, metrics))  # type: ignore[arg-type]
+            comparison = compare_runs(store, first, second, judges)
+        self.post_message(Loaded((first, second), metrics, comparison))  # type: ignore[arg-type]
 
     @on(Loaded)
     def show(self, message: Loaded) -> None:
         (a, b), (ma, mb) = message.runs, message.metrics
+        judge_a, judge_b = message.comparison["judges"]
         self.query_one("#compare-title", Static).update(
-            f"run {a.id} ({a.model}, judge {a.judge}) vs run {b.id} ({b.model}, judge {b.judge})"
+            f"run {a.id} ({a.model}, judge {judge_a}) vs run {b.id} ({b.model}, judge {judge_b})"
         )
+        self.query_one("#compare-pairing", Static).update(pairing_line(message.comparison))
         table = self.query_one("#compare-table", DataTable)
         table.clear(columns=True)
         fixed_columns(
@@ -81,13 +125,17 @@ class CompareScreen(Screen[None]):
             (f"run {a.id}", 10),
             (f"run {b.id}", 10),
             (f"Δ (run {b.id} − run {a.id})", 22),
+            ("paired 95% CI of Δ", 20),
+            ("", 12),
         )
 
         def cell(value: float | None, signed: bool = False) -> str:
             return "–" if value is None else (f"{value:+.3f}" if signed else f"{value:.3f}")
 
         for k, x, y, d in deltas(ma, mb):
-            table.add_row(k, cell(x), cell(y), cell(d, signed=True))
+            table.add_row(
+                k, cell(x), cell(y), cell(d, signed=True), *paired_cells(message.comparison, k)
+            )
         series = [
             Series.from_metrics(f"run {r.id}", m)
             for r, m in zip(message.runs, message.metrics)

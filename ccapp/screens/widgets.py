@@ -148,7 +148,8 @@ def fill_corr_table(table: DataTable, columns: Sequence[tuple[str, Mapping[str, 
     table.add_column("k", key="k", width=5)
     for name, _ in columns:
         table.add_column(f"{name} Corr@k [95% CI]", width=max(24, min(len(name) + 19, 40)))
-    ks = sorted({int(k) for _, m in columns for k in m.get("corr", {})})
+    # every requested k (`n` lists them all): a k without yes/no verdicts keeps its row
+    ks = sorted({int(k) for _, m in columns for k in (*m.get("corr", {}), *m.get("n", {}))})
     for k in ks:
         cells = [str(k)]
         for _, metrics in columns:

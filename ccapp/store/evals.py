@@ -19,6 +19,7 @@ class NewCell:
     rendered_prompt: str
     prompt_tokens: int
     short: bool
+    prefill_tokens: int | None = None  # tokens of the rendered prompt the prefill takes
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,8 @@ def get_items(store: Store, run_id: int) -> list[Item]:
 def insert_cells(store: Store, run_id: int, cells: Sequence[NewCell]) -> None:
     with store.write() as db:
         db.conn.executemany(
-            "INSERT INTO cells (run_id, item_id, k, opener, prefill, rendered_prompt, prompt_tokens, short) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO cells (run_id, item_id, k, opener, prefill, rendered_prompt, prompt_tokens, "
+            "short, prefill_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     run_id,
@@ -83,6 +84,7 @@ def insert_cells(store: Store, run_id: int, cells: Sequence[NewCell]) -> None:
                     c.rendered_prompt,
                     c.prompt_tokens,
                     int(c.short),
+                    c.prefill_tokens,
                 )
                 for c in cells
             ],
@@ -106,6 +108,7 @@ def get_cells(store: Store, run_id: int) -> list[Cell]:
             r["rendered_prompt"],
             r["prompt_tokens"],
             bool(r["short"]),
+            r["prefill_tokens"],
         )
         for r in rows
     ]
@@ -177,11 +180,15 @@ def _insert_verdict(conn: Any, continuation_id: int, v: NewVerdict, now: str) ->
     )
 
 
-def judged(store: Store, run_id: int, judge: str) -> list[tuple[int, int, str, int | None, bool]]:
-    """(item idx, k, label, tokens to correction, relapse) for every verdict of `judge`."""
+def judged(
+    store: Store, run_id: int, judge: str
+) -> list[tuple[int, int, str, int | None, bool, bool]]:
+    """(item idx, k, label, tokens to correction, relapse, measured) for every verdict of
+    `judge`. Measured: the verdict has a correction span (its own or the heuristic's); without
+    one, tokens to correction and relapse were never measured, whatever the columns hold."""
     rows = store.conn.execute(
         """
-        SELECT i.idx, c.k, v.label, v.tokens_to_correction, v.relapse
+        SELECT i.idx, c.k, v.label, v.tokens_to_correction, v.relapse, v.span_start
         FROM verdicts v
         JOIN continuations t ON t.id = v.continuation_id
         JOIN cells c ON c.id = t.cell_id
@@ -190,7 +197,10 @@ def judged(store: Store, run_id: int, judge: str) -> list[tuple[int, int, str, i
         """,
         [run_id, judge],
     )
-    return [(idx, k, label, ttc, bool(relapse)) for idx, k, label, ttc, relapse in rows]
+    return [
+        (idx, k, label, ttc, bool(relapse), start is not None)
+        for idx, k, label, ttc, relapse, start in rows
+    ]
 
 
 def judges_of(store: Store, run_id: int) -> list[str]:

@@ -97,6 +97,7 @@ class Cell:
     rendered_prompt: str
     prompt_tokens: int
     short: bool
+    prefill_tokens: int | None = None  # None: stored before ccapp counted them
 
 
 @dataclass(frozen=True)

@@ -178,6 +178,21 @@ def set_metrics(store: Store, run_id: int, metrics: Mapping[str, Any]) -> None:
         _write_metrics(db, run_id, metrics, utc_now())
 
 
+def update_config(store: Store, run_id: int, changes: Mapping[str, Any]) -> Run:
+    """Merge `changes` into a run's stored config (top-level keys), leaving its fingerprint:
+    for facts learnt while it runs, such as a server refusing a sampling setting."""
+    with store.write() as db:
+        row = db.execute("SELECT config FROM runs WHERE id = ?", [run_id]).fetchone()
+        if row is None:
+            raise UserError(f"no run {run_id}", fix="see ccapp runs list")
+        config = json.loads(row[0]) | dict(changes)
+        db.execute(
+            "UPDATE runs SET config = ?, updated_at = ? WHERE id = ?",
+            [json.dumps(config, sort_keys=True, default=str), utc_now(), run_id],
+        )
+    return get_run(store, run_id)
+
+
 def delete_run(store: Store, run_id: int) -> Run:
     """Delete a run and, by cascade, its items, continuations, verdicts, groups and logs.
 

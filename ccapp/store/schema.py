@@ -179,6 +179,11 @@ MIGRATIONS: list[list[str]] = [
         )
         """,
     ],
+    # 5: how many tokens of the rendered prompt each cell's prefill takes (NULL in cells
+    # stored before: their count was never measured).
+    [
+        "ALTER TABLE cells ADD COLUMN prefill_tokens INTEGER",
+    ],
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

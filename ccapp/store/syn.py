@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ccapp.store.db import Store, utc_now
 
@@ -137,3 +138,31 @@ def pair_count(store: Store, run_id: int) -> int:
             "SELECT count(*) FROM preference_pairs WHERE run_id = ?", [run_id]
         ).fetchone()[0]
     )
+
+
+def pairs_digest(store: Store, run_id: int) -> str:
+    """A hash of everything a run's pairs are made of (each accepted group's request and
+    ranked responses), streamed row by row. It keys the training dataset's cache on content:
+    the store path and run id stay the same when a store is recreated or a run resumed."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    rows = store.conn.execute(
+        "SELECT g.id, i.request, r.rank, r.text FROM syn_groups g "
+        "JOIN items i ON i.id = g.item_id JOIN syn_responses r ON r.group_id = g.id "
+        "WHERE g.run_id = ? AND g.status = 'ok' ORDER BY g.id, r.rank",
+        [run_id],
+    )
+    last_group = None
+    for group_id, request, rank, text in rows:
+        if group_id != last_group:
+            _feed(digest, f"group {group_id}", request)
+            last_group = group_id
+        _feed(digest, f"rank {rank}", text)
+    return digest.hexdigest()
+
+
+def _feed(digest: Any, label: str, text: str) -> None:
+    """Length-prefixed, so no two different row sequences feed the same bytes."""
+    data = text.encode()
+    digest.update(f"{label} {len(data)}:".encode() + data)

@@ -43,6 +43,7 @@ class JudgeOptions:
     max_retries: int = 5
     device: str = "auto"
     dtype: str = "auto"
+    max_tokens: int | None = None  # an API judge's answer budget; None: by model (3, or 1024)
 
 
 def parse_judge_spec(text: str, option: str = "--judge") -> JudgeSpec:
@@ -97,6 +98,7 @@ def make_judge(text: str, options: JudgeOptions | None = None, *, check: bool = 
             concurrency=options.concurrency,
             timeout_s=options.timeout_s,
             max_retries=options.max_retries,
+            max_tokens=options.max_tokens,
         )
         if check:
             judge.check()
