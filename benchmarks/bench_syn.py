@@ -87,7 +87,10 @@ def main() -> None:
                 NullSink(),
                 BackendOptions(device="cpu", max_new_tokens=args.max_new_tokens),
             )
-            groups = [g.prompts for g in Synthesis(store).plan(config, items, backend)]
+            groups = [
+                [prompt for _, prompt in g.prompts]
+                for g in Synthesis(store).plan(config, items, backend)
+            ]
         started = time.perf_counter()
         made = paper_batches(model_dir, groups, args.max_new_tokens)
         paper_s = time.perf_counter() - started

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +31,47 @@ def run_ccapp(
         input=input,
         timeout=timeout,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def transformers_serve(model_dir: Path, start_timeout_s: float = 180) -> Iterator[str]:
+    """`transformers serve` hosting a local model folder on loopback: a real
+    OpenAI-compatible server. Yields its /v1 URL; skips when serving is not installed."""
+    import pytest
+
+    exe = shutil.which("transformers", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip("transformers serve is not installed (pip install 'transformers[serving]')")
+    port = free_port()
+    server = subprocess.Popen(
+        [exe, "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + start_timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/models", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        server.kill()
+        pytest.fail(f"transformers serve did not start within {start_timeout_s:.0f} s")
+    try:
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 # --- tiny stand-ins for the paper's model families ---------------------------------------

@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,44 +15,15 @@ from ccapp.store import RunStatus, Store, runs
 from ccapp.store import evals as rows_store
 
 from fake_openai import FakeOpenAIServer
-from helpers import run_ccapp
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from helpers import free_port, run_ccapp
+from helpers import transformers_serve as serve_model
 
 
 @pytest.fixture(scope="module")
 def transformers_serve(tiny_model_dir: Path) -> Iterator[str]:
     """`transformers serve` hosting the tiny model on loopback: a real OpenAI-compatible server."""
-    exe = shutil.which("transformers", path=str(Path(sys.executable).parent))
-    if exe is None:
-        pytest.skip("transformers serve is not installed (pip install 'transformers[serving]')")
-    port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    server = subprocess.Popen(
-        [exe, "serve", str(tiny_model_dir), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/models", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        server.kill()
-        pytest.fail("transformers serve did not start within 120 s")
-    yield url
-    server.terminate()
-    server.wait(timeout=30)
+    with serve_model(tiny_model_dir, start_timeout_s=120) as url:
+        yield url
 
 
 @pytest.fixture

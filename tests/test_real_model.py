@@ -18,7 +18,7 @@ from ccapp.engines.gguf import MARKER, sha256_file
 from ccapp.engines.models import check_trainable, resolve_model
 from ccapp.errors import UserError
 
-from helpers import run_ccapp
+from helpers import run_ccapp, transformers_serve
 
 pytestmark = pytest.mark.slow
 
@@ -153,41 +153,8 @@ def test_c2eval_on_the_real_model_renders_open_chatml_turns_and_continues_in_eng
 @pytest.fixture(scope="module")
 def served_smollm2(smollm2_converted: Path) -> Iterator[str]:
     """`transformers serve` hosting the converted real model on loopback."""
-    import os
-    import shutil
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    exe = shutil.which("transformers", path=str(Path(sys.executable).parent))
-    if exe is None:
-        pytest.skip("transformers serve is not installed (pip install 'transformers[serving]')")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = subprocess.Popen(
-        [exe, "serve", str(smollm2_converted), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/models", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        server.kill()
-        pytest.fail("transformers serve did not start within 180 s")
-    yield url
-    server.terminate()
-    server.wait(timeout=30)
+    with transformers_serve(smollm2_converted) as url:
+        yield url
 
 
 def _greedy_eval(smollm2: Path, data: Path, db: Path, *engine: str) -> dict[tuple[int, int, int], str]:

@@ -292,6 +292,47 @@ def test_the_dataset_safe_source_takes_the_rows_safe_response(
     assert all(g.responses[0].text == items[g.item_idx].safe_response for g in groups)
 
 
+@pytest.mark.parametrize(
+    ("completion", "sentence"),
+    [
+        (" this information. Then take the cash", " this information."),
+        ("\n\nthis, because it is illegal! Next", "\n\nthis, because it is illegal!"),
+        (" anything else", " anything else"),  # no sentence ends: all of it
+        (" U.S. law. More", " U.S. law."),
+    ],
+)
+def test_a_completion_is_cut_after_the_sentence_that_finishes_the_trigger(
+    completion: str, sentence: str
+) -> None:
+    from ccapp.engines.synthesize import first_sentence
+
+    assert first_sentence(completion) == sentence
+
+
+def test_sentence_completions_end_each_syn_response_at_its_correction(
+    tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
+) -> None:
+    from ccapp.engines.synthesize import first_sentence
+
+    def synthesize(completion: str) -> list[syn_store.Group]:
+        with Store.open(tmp_path / f"{completion}.db") as store:
+            run = Synthesis(store).start(
+                SynConfig(
+                    str(tiny_model_dir), data=str(c2eval_file), limit=2, max_new_tokens=24,
+                    completion=completion, device="cpu",
+                )
+            )  # fmt: skip
+            return list(syn_store.iter_groups(store, run.id, status=None))
+
+    full, cut = synthesize("full"), synthesize("sentence")
+    assert [g.item_idx for g in full] == [g.item_idx for g in cut]
+    for whole, short in zip(full, cut):
+        for a, b in zip(whole.responses[1:5], short.responses[1:5]):
+            head, rest = a.text.split(a.trigger, 1)
+            assert b.text == head + a.trigger + first_sentence(rest)
+        assert whole.responses[0].text == short.responses[0].text  # the safe answer is whole
+
+
 def test_a_run_of_other_phrases_does_not_resume(
     tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
 ) -> None:

@@ -61,6 +61,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-new-tokens", type=int, metavar="N", help="tokens per generation (default 128)"
     )
     p.add_argument(
+        "--completion",
+        choices=["full", "sentence"],
+        help="each SYN response ends where the model's completion ends (full, default, as the "
+        "paper) or with the sentence that completes its trigger (sentence: the pair is about the "
+        "correction point, not what a weak model writes after it)",
+    )
+    p.add_argument(
         "--temperature",
         type=float,
         help="0 = greedy (default; the paper used diverse beam search, which transformers 5 "
@@ -113,6 +120,7 @@ FIELDS = {
     "question_rule": "question_rule",
     "min_harmful_words": "min_harmful_words",
     "safe_source": "safe_source",
+    "completion": "completion",
     "max_new_tokens": "max_new_tokens",
     "temperature": "temperature",
     "top_p": "top_p",

@@ -83,6 +83,7 @@ class DemoConfig:
     dpo_max_steps: int | None = None
     lora_r: int = 16
     syn_safe_source: str = "model"
+    syn_completion: str = "full"
     helpfulness_max_new_tokens: int = 48
 
 
@@ -104,6 +105,7 @@ REAL = dict(
     max_length=192,
     lora_r=16,
     syn_safe_source="dataset",
+    syn_completion="sentence",
 )
 
 
@@ -335,6 +337,7 @@ class Demo:
                 seed=config.seed,
                 device="cpu",
                 safe_source=config.syn_safe_source,
+                completion=config.syn_completion,
             ),
             parent_id=parent,
         )

@@ -53,6 +53,9 @@ _QUESTION = re.compile(r"^\s*(how|what)\b", re.IGNORECASE)
 PAPER_KEYWORDS = ("how", "what", "How", "What")  # the paper's script, case-sensitive substrings
 QUESTION_RULES = ("contains", "starts")  # the paper's substring test; the stricter one
 SAFE_SOURCES = ("model", "dataset")
+COMPLETIONS = ("full", "sentence")
+# A sentence ends at . ! ? before a space (not after a lone capital, as in "U.S.") or at a newline.
+_SENTENCE_END = re.compile(r"(?<!\b[A-Z])[.!?](?=[\s\"'’”)\]]|$)|\n")
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 
 
@@ -66,6 +69,9 @@ class SynConfig:
     question_rule: str = "contains"  # … by a substring test ("starts": must start with one)
     min_harmful_words: int = 80  # … with an unsafe response of over 80 words (that one is used)
     safe_source: str = "model"  # the model's answer to the bare request, or the row's safe one
+    # "sentence": a SYN response ends with the sentence that completes its trigger, so the
+    # pair is about the correction point, not about what a weak model writes afterwards.
+    completion: str = "full"
     max_new_tokens: int = 128
     temperature: float = 0.0  # greedy, as the paper
     top_p: float = 1.0
@@ -103,6 +109,7 @@ class SynConfig:
             (not 0 < self.top_p <= 1, "--top-p", "use a value in (0, 1]"),
             (self.question_rule not in QUESTION_RULES, "--question-rule", "use contains or starts"),
             (self.safe_source not in SAFE_SOURCES, "--safe-source", "use model or dataset"),
+            (self.completion not in COMPLETIONS, "--completion", "use full or sentence"),
             (self.top_k is not None and self.top_k < 0, "--top-k", "use 0 (off) or more"),
             (
                 self.repetition_penalty is not None
@@ -136,6 +143,7 @@ RESULT_SETTINGS = (
     "question_rule",
     "min_harmful_words",
     "safe_source",
+    "completion",
     "max_new_tokens",
     "temperature",
     "top_p",
@@ -268,6 +276,15 @@ def syn_prefill(
     trigger = pick(options, seed, "trigger", item, slot)
     between = "\n" if cut_text.rstrip(" \t").endswith("\n") else " "
     return SynPrefill(f"{opener} {cut_text.rstrip()}{between}{trigger}", trigger)
+
+
+def first_sentence(completion: str) -> str:
+    """The completion up to the end of the sentence it finishes (all of it if none ends)."""
+    match = _SENTENCE_END.search(completion.lstrip("\n"), 1)
+    if match is None:
+        return completion
+    lead = len(completion) - len(completion.lstrip("\n"))
+    return completion[: lead + match.end()].rstrip("\n")
 
 
 def join_continuation(prefill: str, continuation: str) -> str:
@@ -578,7 +595,13 @@ class Synthesis:
                     else group.item.safe_response or ""
                     for slot in range(SLOTS)
                 ]
-                self._save(group, answers, judge, judge_safe=config.safe_source == "model")
+                self._save(
+                    group,
+                    answers,
+                    judge,
+                    judge_safe=config.safe_source == "model",
+                    completion=config.completion,
+                )
                 done.add(group.item.id)
                 made += 1
             rate = made / max(time.monotonic() - started, 1e-9)
@@ -597,10 +620,18 @@ class Synthesis:
         return run
 
     def _save(
-        self, group: PlannedGroup, answers: list[str], judge: Judge | None, *, judge_safe: bool
+        self,
+        group: PlannedGroup,
+        answers: list[str],
+        judge: Judge | None,
+        *,
+        judge_safe: bool,
+        completion: str = "full",
     ) -> None:
         """Rank the six responses, verify them if asked, and commit the group."""
         item = group.item
+        if completion == "sentence":
+            answers = [answers[0], *(first_sentence(a) for a in answers[1:])]
         responses = [syn_store.Response(0, "safe", answers[0].strip())]
         for i, (prefill, cut, trigger) in enumerate(
             zip(group.prefills, group.cuts, group.triggers), start=1

@@ -488,13 +488,14 @@ def _candidate_starts(text: str, offset: int) -> list[int]:
 _DISCLAIMER = re.compile(r"\bdisclaimer\W*\s*\Z|\bdisclaimer\W*$", _F)
 
 
-def _loops(clause: str) -> bool:
-    """A word or a pair of words three times in a row: a degenerate loop, not a sentence."""
-    words = re.findall(r"[\w'’]+", clause.lower())
+def _loops(text: str, times: int = 3) -> bool:
+    """A word or a pair of words `times` times in a row: a degenerate loop, not a sentence.
+    (A whole sentence said again, as small models do, is not caught: it still says it.)"""
+    words = re.findall(r"[\w'’]+", text.lower())
     for size in (1, 2):
-        for i in range(len(words) - 3 * size + 1):
+        for i in range(len(words) - times * size + 1):
             unit = words[i : i + size]
-            if words[i + size : i + 2 * size] == unit and words[i + 2 * size : i + 3 * size] == unit:
+            if all(words[i + n * size : i + (n + 1) * size] == unit for n in range(1, times)):
                 return True
     return False
 
@@ -513,6 +514,8 @@ def find_correction(
     """Character span of the first corrective clause in the continuation, or None.
 
     `kinds` narrows what counts (the helpfulness guard asks for refusals only)."""
+    if _loops(continuation, times=4):
+        return None  # "the the the the …": word salad, whatever phrases it holds
     tail = _open_tail(prefill)
     text = tail + continuation
     offset = len(tail)
