@@ -11,6 +11,17 @@ from ccapp.config import resolve_db
 from ccapp.store import Store
 
 
+def add_judge_max_tokens_option(parser: argparse.ArgumentParser) -> None:
+    """`--judge-max-tokens`, shared by eval and judge: the budget of an API judge's answer."""
+    parser.add_argument(
+        "--judge-max-tokens",
+        type=int,
+        metavar="N",
+        help="tokens an API judge may spend on an answer (default 3; 1024 for reasoning "
+        "models, o1/o3/o4/gpt-5, which think before they answer)",
+    )
+
+
 def add_db_option(parser: argparse.ArgumentParser, *, top_level: bool = False) -> None:
     # The sub-command copy defaults to SUPPRESS so `ccapp --db X runs list` is not reset.
     parser.add_argument(

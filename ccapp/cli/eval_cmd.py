@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ccapp.cli.common import add_db_option, open_store
+from ccapp.cli.common import add_db_option, add_judge_max_tokens_option, open_store
 from ccapp.errors import UserError
 
 PAPER_KS = "10,20,30,40,50,60,70,80"
@@ -56,13 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="parallel requests to an API judge (default 8)",
     )
-    p.add_argument(
-        "--judge-max-tokens",
-        type=int,
-        metavar="N",
-        help="tokens an API judge may spend on an answer (default 3; 1024 for reasoning "
-        "models, o1/o3/o4/gpt-5, which think before they answer)",
-    )
+    add_judge_max_tokens_option(p)
     p.add_argument(
         "--engine",
         choices=["hf", "openai"],

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ccapp.cli.common import add_db_option, open_store, print_json
+from ccapp.cli.common import add_db_option, add_judge_max_tokens_option, open_store, print_json
 from ccapp.cli.runs_cmd import run_id_arg
 from ccapp.errors import UserError
 
@@ -41,13 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="parallel requests to an API judge (default 8)",
     )
-    p.add_argument(
-        "--judge-max-tokens",
-        type=int,
-        metavar="N",
-        help="tokens an API judge may spend on an answer (default 3; 1024 for reasoning "
-        "models, o1/o3/o4/gpt-5, which think before they answer)",
-    )
+    add_judge_max_tokens_option(p)
     p.add_argument("--device", default="auto", help="for hf: judges (default auto)")
     p.add_argument(
         "--redo-unparsed",
