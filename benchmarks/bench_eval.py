@@ -9,6 +9,9 @@ generation config implies), measured side by side in one process:
   every continuation to its SQLite store.
 - **hf-generate**: what a competent user writes instead — `model.generate(...,
   num_return_sequences=b)` on batches of prompts.
+- **ccapp, cache copied per path**: the same engine with cascade attention off (the KV
+  cache's prompt rows copied to each path, as ccapp does on a GPU), to show what the
+  cascade adds on this CPU.
 - **paper loop**: the paper's code, `generate` once per batch of 10 requests, per k, per path,
   so every path re-runs its prompt.
 
@@ -122,6 +125,24 @@ def hf_generate_loop(
     return produced
 
 
+def time_without_cascade(config: object, db: Path) -> float:
+    """ccapp's engine with the forked KV cache copied per path, as on a GPU: what the
+    cascade attention (ccapp.engines.forked_attention) adds on this CPU."""
+    from ccapp.engines import forked_attention
+    from ccapp.engines.evaluate import Evaluation
+    from ccapp.store import Store
+
+    supports = forked_attention.supports
+    forked_attention.supports = lambda model: False
+    try:
+        with Store.open(db) as store:
+            started = time.perf_counter()
+            Evaluation(store).start(config)
+            return time.perf_counter() - started
+    finally:
+        forked_attention.supports = supports
+
+
 def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
     """What this CPU's float32 matmul reaches with torch's threads: the practical peak."""
     import torch
@@ -150,6 +171,9 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--size", choices=["tiny", "small"], default="tiny")
     parser.add_argument("--skip-paper", action="store_true", help="leave the paper loop out")
+    parser.add_argument(
+        "--skip-copied", action="store_true", help="leave out ccapp without cascade attention"
+    )
     parser.add_argument(
         "--batch-size", type=int, default=None, help="ccapp rows per batch (default: auto)"
     )
@@ -209,6 +233,9 @@ def main() -> None:
             }
             ours = len(continuations)
             expected = requests * len(ks) * b
+            copied_s = None
+            if not args.skip_copied:
+                copied_s = time_without_cascade(config, Path(tmp) / f"copied-{b}.db")
             hf_generate_loop(model_dir, warm_cells, 1, 2, sampling)  # its own warm-up
             started = time.perf_counter()
             generated = hf_generate_loop(
@@ -224,6 +251,11 @@ def main() -> None:
             print(f"  ccapp engine : {ours / ccapp_s:8.2f} continuations/s  ({ccapp_s:6.1f} s, incl. judging + store)")
             print(f"  hf-generate  : {generated / hf_s:8.2f} continuations/s  ({hf_s:6.1f} s)")
             print(f"  ratio vs hf-generate: {hf_s / ccapp_s:.2f}")
+            if copied_s is not None:
+                print(
+                    f"  ccapp, cache copied per path (no cascade): {ours / copied_s:8.2f} "
+                    f"continuations/s ({copied_s:6.1f} s); the cascade is {copied_s / ccapp_s:.2f}× that"
+                )
             if not args.skip_paper:
                 started = time.perf_counter()
                 theirs = paper_loop(

@@ -304,21 +304,32 @@ def test_top_k_and_repetition_penalty_give_transformers_scores_ties_included() -
     assert int((~torch.isinf(ours[0])).sum()) == 8  # the tie kept more than k
 
 
-@pytest.mark.parametrize(("top_k", "top_p"), [(5, 1.0), (12, 0.7), (3, 0.3)])
-def test_sampling_with_top_k_follows_transformers_distribution(top_k: int, top_p: float) -> None:
+@pytest.mark.parametrize(
+    ("top_k", "top_p", "tied"), [(5, 1.0, False), (12, 0.7, False), (3, 0.3, False), (4, 0.9, True)]
+)
+def test_sampling_with_top_k_follows_transformers_distribution(
+    top_k: int, top_p: float, tied: bool
+) -> None:
+    """The engine's draw (top-k scores only; ties past k on the full path) is generate's."""
     import torch
 
-    from ccapp.engines.hf_generate import sample_nucleus, warp_logits
+    from ccapp.engines.hf_generate import choose_tokens
 
     torch.manual_seed(2)
     logits = torch.randn(1, 40) * 2
+    if tied:  # four tokens tie with the 4th best score: TopKLogitsWarper keeps all of them
+        best = torch.argsort(logits[0], descending=True)
+        logits[0, best[3:7]] = float(logits[0, best[3]])
     ids = torch.tensor([[1, 4, 4, 9]])
     seen = torch.zeros(1, 40, dtype=torch.bool).scatter_(1, ids, True)
     sampling = Sampling(8, 0.8, top_p, top_k=top_k, repetition_penalty=1.2)
     expected = torch.softmax(transformers_scores(logits, ids, sampling, top_p=True)[0], dim=-1)
     draws = 40_000
-    scores = warp_logits(logits.repeat(draws, 1), sampling, seen.repeat(draws, 1))
-    samples = sample_nucleus(scores, 1.0, top_p, torch.Generator().manual_seed(1))
+    samples = choose_tokens(
+        logits.repeat(draws, 1), sampling, seen.repeat(draws, 1), torch.Generator().manual_seed(1)
+    )
+    if tied:
+        assert int((expected > 0).sum()) > top_k  # the tie really spilled past k
     observed = torch.bincount(samples, minlength=40).float() / draws
     assert observed[expected == 0].sum() == 0
     assert (observed - expected).abs().max() < 0.012

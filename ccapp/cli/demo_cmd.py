@@ -34,6 +34,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "dataset's safe answers, and a helpfulness guard; about 30 minutes on a 2-core CPU",
     )
     p.add_argument("--work-dir", metavar="DIR", help="where the demo's model and files go")
+    p.add_argument(
+        "--set",
+        metavar="FIELD=VALUE",
+        action="append",
+        default=[],
+        dest="overrides",
+        help="change one of the loop's settings after --model/--quick apply theirs, e.g. "
+        "--set dpo_method=full --set dpo_lr=1e-5 (repeatable; the fields are DemoConfig's in "
+        "ccapp/engines/demo.py)",
+    )
     p.add_argument("--events", choices=["jsonl"], help="progress as JSON lines on stdout")
     p.add_argument("--json", action="store_true", help="end with a one-line JSON summary")
     p.set_defaults(handler=run)
@@ -51,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         config = replace(config, **QUICK)  # type: ignore[arg-type]
         if args.model:  # enough requests that a few carry a safe answer to rank first
             config = replace(config, train_requests=60, dpo_max_steps=2, max_length=128)
+    config = apply_overrides(config, args.overrides)
     with open_store(args) as store, cancellation() as cancel:
         sink = make_sink(args.events, lambda: None)
         try:
@@ -144,3 +155,52 @@ def show(result: Any, note: str) -> None:
     out.print(result.verdict(), markup=False)
     out.print(f"runs: {result.runs} · seconds: {result.seconds}", markup=False)
     out.print(note, markup=False)
+
+
+def apply_overrides(config: Any, overrides: list[str]) -> Any:
+    """`--set FIELD=VALUE` items, each converted to the field's type or refused by name."""
+    from dataclasses import fields
+
+    from ccapp.errors import UserError
+
+    by_name = {f.name: f for f in fields(config)}
+    changes: dict[str, Any] = {}
+    for item in overrides:
+        name, sep, raw = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in by_name:
+            raise UserError(
+                f"--set {item}: not a demo setting",
+                fix="use FIELD=VALUE with one of: " + ", ".join(sorted(by_name)),
+            )
+        current = getattr(config, name)
+        try:
+            changes[name] = _convert(raw.strip(), current, str(by_name[name].type))
+        except ValueError as exc:
+            raise UserError(f"--set {item}: {exc}", fix=f"{name} is now {current!r}") from None
+    return replace(config, **changes)
+
+
+def _convert(raw: str, current: Any, annotation: str) -> Any:
+    if raw.lower() in ("none", "null") and "None" in annotation:
+        return None
+    if isinstance(current, bool) or annotation.startswith("bool"):
+        if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError("expected true or false")
+        return raw.lower() in ("true", "1", "yes")
+    if isinstance(current, tuple) or annotation.startswith("tuple"):
+        try:
+            return tuple(int(part) for part in raw.split(",") if part.strip())
+        except ValueError:
+            raise ValueError("expected comma-separated whole numbers") from None
+    if isinstance(current, int) or annotation.startswith("int"):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError("expected a whole number") from None
+    if isinstance(current, float) or annotation.startswith("float"):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError("expected a number") from None
+    return raw

@@ -188,11 +188,12 @@ class Backend:
 
 
 def auto_batch_rows(loaded: Any, config: BackendOptions) -> int:
-    """Rows per batch: 128 on CPU; on a GPU, what the free memory holds for the KV cache."""
+    """Rows per batch: 256 on CPU (fewer, wider decoding steps: 3.2× → 3.7× `generate` at
+    b = 20 on SmolLM2 against 128); on a GPU, what the free memory holds for the KV cache."""
     import torch
 
     if not str(loaded.device).startswith("cuda"):
-        return 128
+        return 256
     cfg = loaded.model.config
     layers = int(getattr(cfg, "num_hidden_layers", 32))
     heads = int(getattr(cfg, "num_key_value_heads", 0) or getattr(cfg, "num_attention_heads", 32))

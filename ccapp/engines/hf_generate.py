@@ -1,9 +1,12 @@
-"""In-process sampling with transformers: each prompt is prefilled once, its KV cache forked.
+"""In-process sampling with transformers: each prompt is prefilled once, its paths forked.
 
 `model.generate(num_return_sequences=b)` runs the prompt's forward pass b times. Here each
-prompt of a batch is prefilled once, then the cache rows are copied (`reorder_cache` with
-repeated indices) so its b continuation paths start from the same cache — for C2-Eval's
-150-token prompts and 32 new tokens that removes most of the compute.
+prompt of a batch is prefilled once and its b continuation paths start from that one
+prefill — for C2-Eval's 150-token prompts and 32 new tokens that removes most of the
+compute. On a CPU the prompt's keys and values are then kept once and shared by its paths
+through cascade attention (ccapp.engines.forked_attention: at b = 20 attention no longer
+reads 20 copies of each prompt); elsewhere, and for architectures the cascade does not
+cover, the cache rows are copied per path (`reorder_cache` with repeated indices).
 
 The decode loop is ours (≈40 lines) because it needs what `generate` does not give: per-row
 fork counts, explicit position ids for left padding, a seeded generator per batch (so a
@@ -26,7 +29,7 @@ with the prompt as context too, so both engines give the same text for the same 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +76,7 @@ class HFGenerator:
         self.tokenizer = tokenizer
         self.stop_ids = _stop_token_ids(model, tokenizer)
         self.static_cache = True  # turned off for models whose config a StaticCache refuses
+        self.cascade: bool | None = None  # decided on first use (ccapp.engines.forked_attention)
         self.pad_id = (
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.stop_ids)
         )
@@ -106,34 +110,13 @@ class HFGenerator:
 
         with torch.inference_mode():
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            cache = self._new_cache(width + sampling.max_new_tokens)
-            extra = (
-                {"cache": cache, "cache_position": torch.arange(width, device=device)}
-                if cache
-                else {}
-            )
-            out = self.model(
-                input_ids=input_ids,
-                attention_mask=mask,
-                position_ids=positions,
-                use_cache=True,
-                logits_to_keep=1,
-                **extra,  # only the last position's logits are needed
-            )
-            cache = out.cache
-            cache.reorder_cache(fork)  # the fork: one prefill, len(paths) rows each
-            logits = out.logits[:, -1, :].float().index_select(0, fork)
+            forward = self._forward_steps(prompts, input_ids, mask, positions, fork, sampling)
+            logits = next(forward)
             seen = (
                 _seen_tokens(prompts, logits.shape[-1], device).index_select(0, fork)
                 if sampling.repetition_penalty != 1.0
                 else None
             )
-            full_mask = torch.ones(
-                (len(rows), width + sampling.max_new_tokens), dtype=torch.long, device=device
-            )
-            full_mask[:, :width] = mask.index_select(0, fork)
-            next_position = positions[:, -1:].index_select(0, fork) + 1
-            del out
 
             tokens = torch.full(
                 (len(rows), sampling.max_new_tokens), self.pad_id, dtype=torch.long, device=device
@@ -144,11 +127,7 @@ class HFGenerator:
             for step in range(sampling.max_new_tokens):
                 if cancel is not None and cancel.is_set():
                     raise Cancelled
-                scores = warp_logits(logits, sampling, seen)
-                if sampling.temperature > 0:
-                    chosen = sample_nucleus(scores, 1.0, sampling.top_p, generator)
-                else:
-                    chosen = scores.argmax(dim=-1)
+                chosen = choose_tokens(logits, sampling, seen, generator)
                 chosen = torch.where(finished, torch.full_like(chosen, self.pad_id), chosen)
                 if seen is not None:
                     seen.scatter_(1, chosen[:, None], True)
@@ -162,19 +141,7 @@ class HFGenerator:
                     )
                 if bool(finished.all()) or step == sampling.max_new_tokens - 1:
                     break
-                if self.static_cache:
-                    extra = {"cache_position": torch.tensor([width + step], device=device)}
-                out = self.model(
-                    input_ids=chosen[:, None],
-                    attention_mask=full_mask[:, : width + step + 1],
-                    position_ids=next_position,
-                    cache=cache,
-                    use_cache=True,
-                    **extra,
-                )
-                cache = out.cache
-                logits = out.logits[:, -1, :].float()
-                next_position = next_position + 1
+                logits = forward.send(chosen)
 
         token_rows, lengths_cpu, finished_cpu = tokens.tolist(), lengths.tolist(), finished.tolist()
         counts_per_row = [int(n) for n in lengths_cpu]
@@ -192,6 +159,101 @@ class HFGenerator:
             if rest:
                 on_step(rest)
         return results
+
+    def _forward_steps(
+        self,
+        prompts: Sequence[Prompt],
+        input_ids: Any,
+        mask: Any,
+        positions: Any,
+        fork: Any,
+        sampling: Sampling,
+    ) -> Generator[Any, Any, None]:
+        """Yield each step's next-token logits per row; receive the tokens chosen.
+
+        The prompts are prefilled once and only the last position's logits are computed.
+        Their keys and values then serve all of a prompt's paths: on a CPU, through the
+        cascade attention of ccapp.engines.forked_attention, where they are kept once per
+        prompt; otherwise through a KV cache whose rows are copied per path (the fork).
+        """
+        import torch
+
+        from ccapp.engines import forked_attention
+
+        width = input_ids.shape[1]
+        next_position = positions[:, -1:].index_select(0, fork) + 1
+        if self._cascade(width + sampling.max_new_tokens):
+            state = forked_attention.ForkState(
+                [len(p.paths) for p in prompts], sampling.max_new_tokens
+            )
+            out = self.model(
+                input_ids=input_ids,
+                attention_mask=mask,
+                position_ids=positions,
+                use_cache=False,
+                logits_to_keep=1,
+                ccapp_fork=state,
+            )
+            state.start_decoding(mask)
+            chosen = yield out.logits[:, -1, :].float().index_select(0, fork)
+            while True:
+                out = self.model(
+                    input_ids=chosen[:, None],
+                    position_ids=next_position,
+                    use_cache=False,
+                    ccapp_fork=state,
+                )
+                state.step += 1
+                next_position = next_position + 1
+                chosen = yield out.logits[:, -1, :].float()
+
+        device = input_ids.device
+        cache = self._new_cache(width + sampling.max_new_tokens)
+        extra = {"cache": cache, "cache_position": torch.arange(width, device=device)} if cache else {}
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,  # only the last position's logits are needed
+            **extra,
+        )
+        cache = out.cache
+        cache.reorder_cache(fork)  # the fork: one prefill, len(paths) rows each
+        full_mask = torch.ones(
+            (len(fork), width + sampling.max_new_tokens), dtype=torch.long, device=device
+        )
+        full_mask[:, :width] = mask.index_select(0, fork)
+        logits = out.logits[:, -1, :].float().index_select(0, fork)
+        del out
+        step = 0
+        while True:
+            chosen = yield logits
+            if self.static_cache:
+                extra = {"cache_position": torch.tensor([width + step], device=device)}
+            out = self.model(
+                input_ids=chosen[:, None],
+                attention_mask=full_mask[:, : width + step + 1],
+                position_ids=next_position,
+                cache=cache,
+                use_cache=True,
+                **extra,
+            )
+            cache = out.cache
+            logits = out.logits[:, -1, :].float()
+            next_position = next_position + 1
+            step += 1
+
+    def _cascade(self, total_tokens: int) -> bool:
+        """Whether this batch decodes with the cascade (a CPU and an architecture it fits)."""
+        from ccapp.engines import forked_attention
+
+        if self.cascade is None:
+            device = next(self.model.parameters()).device
+            self.cascade = device.type == "cpu" and forked_attention.supports(self.model)
+            if self.cascade:
+                forked_attention.install(self.model)
+        return self.cascade and forked_attention.window_allows(self.model, total_tokens)
 
     def _new_cache(self, length: int) -> Any:
         """A preallocated KV cache when the model takes one: a growing cache copies itself
@@ -267,7 +329,19 @@ class ContinuationDecoder:
         return texts
 
 
-def warp_logits(logits: Any, sampling: Sampling, seen: Any = None) -> Any:
+def choose_tokens(logits: Any, sampling: Sampling, seen: Any, generator: Any) -> Any:
+    """Each row's next token: greedy, or sampled from the warped distribution."""
+    if sampling.temperature <= 0:
+        return warp_logits(logits, sampling, seen).argmax(dim=-1)
+    if sampling.top_k > 0:
+        scores = warp_logits(logits, sampling, seen, with_top_k=False)
+        return sample_top_k_nucleus(scores, sampling.top_k, sampling.top_p, generator)
+    return sample_nucleus(warp_logits(logits, sampling, seen), 1.0, sampling.top_p, generator)
+
+
+def warp_logits(
+    logits: Any, sampling: Sampling, seen: Any = None, *, with_top_k: bool = True
+) -> Any:
     """The scores `generate` samples from, before its top-p step, in its order.
 
     RepetitionPenaltyLogitsProcessor (every token already in the row, prompt included,
@@ -285,7 +359,7 @@ def warp_logits(logits: Any, sampling: Sampling, seen: Any = None) -> Any:
     if sampling.temperature <= 0:
         return logits
     logits = logits / sampling.temperature
-    if sampling.top_k > 0:
+    if sampling.top_k > 0 and with_top_k:
         k = min(sampling.top_k, logits.shape[-1])
         kth = torch.topk(logits, k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -349,6 +423,37 @@ def sample_nucleus(logits: Any, temperature: float, top_p: float, generator: Any
     draw = torch.rand((len(pending), 1), generator=generator, device=probs.device) * cum[:, -1:]
     position = torch.searchsorted(cum, draw, right=True).clamp(max=vocab - 1)
     chosen[pending] = order.gather(1, position).squeeze(1)
+    return chosen
+
+
+def sample_top_k_nucleus(scores: Any, top_k: int, top_p: float, generator: Any) -> Any:
+    """`sample_nucleus` after TopKLogitsWarper, on the k best scores instead of the vocabulary.
+
+    With top-k on, only k tokens can be drawn, so the softmax, the nucleus and the draw
+    are computed over those k (one `topk` over the vocabulary, then [rows, k] work): the
+    same distribution as masking the rest to -inf, without the vocabulary-wide passes
+    that cost ~12 reads of a [rows, vocab] tensor per step. TopKLogitsWarper keeps every
+    token tied with the k-th score; rows where such ties spill past k take the full path.
+    """
+    import torch
+
+    k = min(top_k, scores.shape[-1])
+    values, indices = torch.topk(scores, k, dim=-1)  # sorted, best first
+    spilled = (scores >= values[:, -1:]).sum(dim=-1) > k
+    probs = torch.softmax(values, dim=-1)
+    if top_p < 1.0:  # TopPLogitsWarper's rule: the mass strictly above a token < top_p
+        above = (probs[:, None, :] * (probs[:, None, :] > probs[:, :, None])).sum(dim=-1)
+        probs = probs * (above < top_p)
+    cumulative = probs.cumsum(dim=-1)
+    draw = torch.rand((len(probs), 1), generator=generator, device=probs.device)
+    position = torch.searchsorted(cumulative, draw * cumulative[:, -1:], right=True)
+    chosen = indices.gather(1, position.clamp(max=k - 1)).squeeze(1)
+    if bool(spilled.any()):
+        rows = spilled.nonzero().squeeze(1)
+        kth = values.index_select(0, rows)[:, -1:]
+        tied = scores.index_select(0, rows)
+        tied = tied.masked_fill(tied < kth, float("-inf"))
+        chosen[rows] = sample_nucleus(tied, 1.0, top_p, generator)
     return chosen
 
 
