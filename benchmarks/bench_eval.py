@@ -35,7 +35,7 @@ KS = (10, 20, 30, 40, 50, 60, 70, 80)
 
 
 def build_model(folder: Path, size: str) -> Path:
-    from ccapp.engines.tiny import build_tiny_model
+    from ccapp.engines.generation.tiny import build_tiny_model
 
     if size == "tiny":
         return build_tiny_model(folder, seed=0)
@@ -127,9 +127,9 @@ def hf_generate_loop(
 
 def time_without_cascade(config: object, db: Path) -> float:
     """ccapp's engine with the forked KV cache copied per path, as on a GPU: what the
-    cascade attention (ccapp.engines.forked_attention) adds on this CPU."""
-    from ccapp.engines import forked_attention
-    from ccapp.engines.evaluate import Evaluation
+    cascade attention (ccapp.engines.generation.forked_attention) adds on this CPU."""
+    from ccapp.engines.c2eval.evaluate import Evaluation
+    from ccapp.engines.generation import forked_attention
     from ccapp.store import Store
 
     supports = forked_attention.supports
@@ -167,7 +167,9 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=None, help="default 40 (toy), 4 (--model)")
     parser.add_argument("--ks", default=None, help="default 10,…,80 (toy), 10,40,80 (--model)")
-    parser.add_argument("--paths", default=None, help="b values, e.g. 4,20 (default 4; 4,20 with --model)")
+    parser.add_argument(
+        "--paths", default=None, help="b values, e.g. 4,20 (default 4; 4,20 with --model)"
+    )
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--size", choices=["tiny", "small"], default="tiny")
     parser.add_argument("--skip-paper", action="store_true", help="leave the paper loop out")
@@ -180,20 +182,24 @@ def main() -> None:
     args = parser.parse_args()
     real = args.model is not None
     requests = args.requests or (4 if real else 40)
-    ks = tuple(int(k) for k in (args.ks or ("10,40,80" if real else ",".join(map(str, KS)))).split(","))
+    ks = tuple(
+        int(k) for k in (args.ks or ("10,40,80" if real else ",".join(map(str, KS)))).split(",")
+    )
     b_values = [int(b) for b in (args.paths or ("4,20" if real else "4")).split(",")]
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401  (import cost paid once, outside every timing)
 
-    from ccapp.engines.evaluate import EvalConfig, Evaluation
-    from ccapp.engines.models import resolve_model
+    from ccapp.engines.c2eval.evaluate import EvalConfig, Evaluation
+    from ccapp.engines.generation.models import resolve_model
     from ccapp.store import Store
     from ccapp.store import evals as rows_store
 
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = Path(resolve_model(args.model).source) if real else build_model(
-            Path(tmp) / "model", args.size
+        model_dir = (
+            Path(resolve_model(args.model).source)
+            if real
+            else build_model(Path(tmp) / "model", args.size)
         )
         params = sum(
             p.numel() for p in AutoModelForCausalLM.from_pretrained(model_dir).parameters()
@@ -217,12 +223,17 @@ def main() -> None:
             )
             with Store.open(Path(tmp) / f"warmup-{b}.db") as store:  # first-use costs: paid by none
                 warm = Evaluation(store).start(replace(config, limit=1, paths=1, ks=(10,)))
-                warm_cells = [(str(c.k), c.rendered_prompt) for c in rows_store.get_cells(store, warm.id)]
+                warm_cells = [
+                    (str(c.k), c.rendered_prompt) for c in rows_store.get_cells(store, warm.id)
+                ]
             with Store.open(Path(tmp) / f"bench-{b}.db") as store:
                 started = time.perf_counter()
                 run = Evaluation(store).start(config)
                 ccapp_s = time.perf_counter() - started
-                cells = [(str(c.k), c.rendered_prompt, c.prompt_tokens) for c in rows_store.get_cells(store, run.id)]
+                cells = [
+                    (str(c.k), c.rendered_prompt, c.prompt_tokens)
+                    for c in rows_store.get_cells(store, run.id)
+                ]
                 continuations = rows_store.continuations(store, run.id)
                 resolved = run.config.get("sampling_resolved") or {}
             sampling = {
@@ -248,7 +259,9 @@ def main() -> None:
                 f"{args.max_new_tokens} tokens = {ours} continuations "
                 f"(top_k {sampling['top_k']}, repetition penalty {sampling['repetition_penalty']})"
             )
-            print(f"  ccapp engine : {ours / ccapp_s:8.2f} continuations/s  ({ccapp_s:6.1f} s, incl. judging + store)")
+            print(
+                f"  ccapp engine : {ours / ccapp_s:8.2f} continuations/s  ({ccapp_s:6.1f} s, incl. judging + store)"
+            )
             print(f"  hf-generate  : {generated / hf_s:8.2f} continuations/s  ({hf_s:6.1f} s)")
             print(f"  ratio vs hf-generate: {hf_s / ccapp_s:.2f}")
             if copied_s is not None:
@@ -263,7 +276,9 @@ def main() -> None:
                 )
                 paper_s = time.perf_counter() - started
                 assert theirs == expected
-                print(f"  paper loop   : {theirs / paper_s:8.2f} continuations/s  ({paper_s:6.1f} s)")
+                print(
+                    f"  paper loop   : {theirs / paper_s:8.2f} continuations/s  ({paper_s:6.1f} s)"
+                )
                 print(f"  ratio vs paper loop: {paper_s / ccapp_s:.2f}")
             # Forward work ccapp did: each prompt once, then every path's new tokens.
             tokens = sum(t for _, _, t in cells) + sum(c.new_tokens for c in continuations)

@@ -42,7 +42,7 @@ def main() -> None:
 
     from ccapp.engines.judges.base import JudgeInput
     from ccapp.engines.judges.registry import JudgeOptions, make_judge
-    from ccapp.engines.judging import judge_with_cache
+    from ccapp.engines.judges.runner import judge_with_cache
     from ccapp.store import Store
 
     delay = args.delay_ms / 1000

@@ -380,7 +380,7 @@ PAGE = 100  # the run screen's page size (ccapp.screens.run_detail.PAGE)
 
 def overview(store: Store, run_id: int) -> tuple[Any, ...]:
     """What the run screen loads when it opens (RunDetailScreen.load_overview)."""
-    from ccapp.engines.report import run_metrics
+    from ccapp.engines.c2eval.report import run_metrics
 
     run = runs.get_run(store, run_id)
     judges = rows_store.judges_of(store, run.id)
@@ -390,7 +390,7 @@ def overview(store: Store, run_id: int) -> tuple[Any, ...]:
 
 def corr_at_k(store: Store, run_id: int, judge: str) -> dict[str, Any]:
     """One judge's Corr@k, Corr_mean and intervals, as the run and compare screens get them."""
-    from ccapp.engines.report import run_metrics
+    from ccapp.engines.c2eval.report import run_metrics
 
     return run_metrics(store, runs.get_run(store, run_id), judge)
 

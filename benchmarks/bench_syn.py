@@ -58,11 +58,11 @@ def main() -> None:
 
     from transformers import AutoModelForCausalLM  # noqa: F401  (import cost outside both timings)
 
-    from ccapp.engines.backend import Backend, BackendOptions
+    from ccapp.engines.c2syn.synthesize import SynConfig, Synthesis
     from ccapp.engines.events import NullSink
-    from ccapp.engines.models import resolve_model
-    from ccapp.engines.synthesize import SynConfig, Synthesis
-    from ccapp.engines.tiny import build_tiny_model
+    from ccapp.engines.generation.backend import Backend, BackendOptions
+    from ccapp.engines.generation.models import resolve_model
+    from ccapp.engines.generation.tiny import build_tiny_model
     from ccapp.store import Store
     from ccapp.store import evals as rows_store
 

@@ -22,7 +22,7 @@ CHILD = """
 import json, resource, sys, time
 from pathlib import Path
 from ccapp.store import Store
-from ccapp.engines.pairs_export import export_pairs
+from ccapp.engines.c2syn.pairs_export import export_pairs
 started = time.perf_counter()
 with Store.open(sys.argv[1]) as store:
     meta = export_pairs(store, int(sys.argv[2]), Path(sys.argv[3]))

@@ -19,7 +19,7 @@ from pathlib import Path
 CHILD = r"""
 import json, resource, sys, time
 import datasets, peft, torch, transformers, trl  # the libraries' own memory, before any model
-from ccapp.engines.train import TrainConfig, Training
+from ccapp.engines.dpo.train import TrainConfig, Training
 from ccapp.store import Store
 
 model_dir, method, steps, work = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -68,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    from ccapp.engines.tiny import build_tiny_model
+    from ccapp.engines.generation.tiny import build_tiny_model
 
     with tempfile.TemporaryDirectory() as tmp:
         # the tiny builder's tokenizer and chat template, widened to the size asked for

@@ -13,7 +13,7 @@ token, so every row decodes all its new tokens: the worst case for throughput.
    timed apart from the prefill and set against the memory-bandwidth roofline: every decode
    step reads all weights once (all but the input embeddings, ~13 GB in bf16) plus every
    row's cached keys and values, so steps/s <= bandwidth / bytes read per step.
-2. One DPO LoRA step with TRL on the same model, built as ccapp's `engines/train.py` builds
+2. One DPO LoRA step with TRL on the same model, built as ccapp's `engines/dpo/train.py` builds
    its DPOTrainer (LoRA r 16 on all linear layers, beta 0.1, lr 5e-5, sigmoid loss), on
    synthetic preference pairs of ~300 tokens.
 
@@ -146,7 +146,7 @@ def build_model(shape: Shape, device: Any, dtype: Any) -> Any:
 def make_prompts(rows: int, paths: int, prompt_tokens: int, vocab: int, seed: int) -> list[Any]:
     """C2-Eval batches: each prompt's paths share one prefill; ccapp's planner sorts cells by
     length, so a batch holds prompts of nearly equal length (here prompt_tokens ± 3%)."""
-    from ccapp.engines.hf_generate import Prompt
+    from ccapp.engines.generation.types import Prompt
 
     rng = random.Random(seed)
     spread = max(1, prompt_tokens // 32)
@@ -246,7 +246,7 @@ def measure_batch(
 ) -> dict[str, Any]:
     """`--repeats` times a prefill-only run and a full run of one batch; the fastest of each
     counts, and their difference is the decode time."""
-    from ccapp.engines.hf_generate import Sampling
+    from ccapp.engines.generation.types import Sampling
 
     prompts = make_prompts(rows, args.paths, args.prompt_tokens, shape.vocab, seed=rows)
     full = Sampling(max_new_tokens=args.max_new_tokens, temperature=0.8, top_p=0.7)
@@ -317,7 +317,8 @@ def run_generation(
     report: dict[str, Any],
 ) -> bool:
     """Every batch size in turn, under the time guard; False when one failed."""
-    from ccapp.engines.hf_generate import Cancelled, HFGenerator, Sampling
+    from ccapp.engines.generation.hf_generate import HFGenerator
+    from ccapp.engines.generation.types import Cancelled, Sampling
 
     generator = HFGenerator(model, tokenizer)
     weight_bytes = decode_weight_bytes(model)

@@ -17,7 +17,7 @@ def main(data: str, out: str, count: int = 48, seed: int = 7) -> None:
     import torch
 
     from ccapp.engines.data import load_dataset_rows
-    from ccapp.engines.models import load_model, resolve_model
+    from ccapp.engines.generation.models import load_model, resolve_model
     from ccapp.engines.phrases import OPENERS
 
     clauses = [
@@ -52,19 +52,29 @@ def main(data: str, out: str, count: int = 48, seed: int = 7) -> None:
     with open(out, "w") as fh:
         for start in range(0, len(prompts), 16):
             chunk = prompts[start : start + 16]
-            batch = tokenizer([t for _, _, t in chunk], return_tensors="pt", padding=True,
-                              add_special_tokens=False)
+            batch = tokenizer(
+                [t for _, _, t in chunk],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,
+            )
             with torch.no_grad():
-                generated = model.generate(**batch, max_new_tokens=40, do_sample=True,
-                                           temperature=0.8, top_p=0.7)
+                generated = model.generate(
+                    **batch, max_new_tokens=40, do_sample=True, temperature=0.8, top_p=0.7
+                )
             for (request, prefill, _), prompt_ids, ids in zip(chunk, batch["input_ids"], generated):
-                new = ids[prompt_ids.shape[0]:]
+                new = ids[prompt_ids.shape[0] :]
                 # Decode with the prompt's last token so a leading space survives.
                 full = tokenizer.decode(torch.cat([prompt_ids[-1:], new]), skip_special_tokens=True)
                 tail = tokenizer.decode(prompt_ids[-1:], skip_special_tokens=True)
-                fh.write(json.dumps({"request": request, "prefill": prefill,
-                                     "continuation": full[len(tail):]}) + "\n")
+                fh.write(
+                    json.dumps(
+                        {"request": request, "prefill": prefill, "continuation": full[len(tail) :]}
+                    )
+                    + "\n"
+                )
             fh.flush()
+
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2])

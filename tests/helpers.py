@@ -139,7 +139,7 @@ FAMILIES = {
 
 def family_template(family: Family) -> str:
     if family.template.startswith("preset:"):
-        from ccapp.engines.presets import PRESETS
+        from ccapp.engines.generation.presets import PRESETS
 
         template = PRESETS[family.template.split(":", 1)[1]].chat_template
         assert template is not None
@@ -152,7 +152,7 @@ def stand_in_tokenizer(name: str) -> Any:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from ccapp.engines.tiny_corpus import TEXT
+    from ccapp.engines.generation.tiny_corpus import TEXT
 
     family = FAMILIES[name]
     core = Tokenizer(models.BPE())
@@ -181,7 +181,7 @@ def sentencepiece_tokenizer(name: str = "llama2") -> Any:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from ccapp.engines.tiny_corpus import TEXT
+    from ccapp.engines.generation.tiny_corpus import TEXT
 
     family = FAMILIES[name]
     core = Tokenizer(models.BPE(unk_token="<unk>"))

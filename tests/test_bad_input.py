@@ -33,8 +33,8 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from ccapp.cli import main
-from ccapp.engines.models import parse_device, parse_dtype
-from ccapp.engines.presets import PRESETS
+from ccapp.engines.generation.models import parse_device, parse_dtype
+from ccapp.engines.generation.presets import PRESETS
 from ccapp.errors import UserError
 
 from helpers import build_fixed_store, run_ccapp, stand_in_tokenizer

@@ -31,14 +31,14 @@ def test_help_does_not_import_the_ml_stack() -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["ccapp.app", "ccapp.screens.home", "ccapp.store", "ccapp.engines.presets"]
+    "module", ["ccapp.app", "ccapp.screens.home", "ccapp.store", "ccapp.engines.generation.presets"]
 )
 def test_first_screen_modules_do_not_import_the_ml_stack(module: str) -> None:
     assert _loaded_after(f"import {module}") == set()
 
 
 def test_engines_and_store_never_import_textual() -> None:
-    code = "import ccapp.engines.data, ccapp.engines.models, ccapp.engines.devices, ccapp.store"
+    code = "import ccapp.engines.data, ccapp.engines.generation.models, ccapp.engines.devices, ccapp.store"
     probe = code + "\nimport sys; print('textual' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

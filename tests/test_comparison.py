@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ccapp.engines.comparison import (
+from ccapp.engines.c2eval.comparison import (
     baseline_of,
     compare_runs,
     describe,
@@ -160,7 +160,7 @@ async def test_the_apps_corr_table_keeps_a_k_without_verdicts() -> None:
     from textual.app import App, ComposeResult
     from textual.widgets import DataTable
 
-    from ccapp.engines.metrics import Judged, compute_metrics
+    from ccapp.engines.c2eval.metrics import Judged, compute_metrics
     from ccapp.screens.widgets import fill_corr_table
 
     rows = [Judged(0, 10, "yes"), Judged(0, 10, "no"), Judged(0, 20, "error")]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ccapp.engines.demo import DemoResult, rose_by_pairing, split_by_prompt
-from ccapp.engines.fluency import fluency, fluency_held, is_degenerate
-from ccapp.engines.metrics import Judged, compute_metrics, paired_difference
+from ccapp.engines.c2eval.fluency import fluency, fluency_held, is_degenerate
+from ccapp.engines.c2eval.metrics import Judged, compute_metrics, paired_difference
+from ccapp.engines.demo.loop import DemoResult, rose_by_pairing, split_by_prompt
 from ccapp.store import Store, runs
 
 from helpers import run_ccapp

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from ccapp.engines.evaluate import EvalConfig, Evaluation, plan_batches
-from ccapp.engines.hf_generate import Cancelled
+from ccapp.engines.c2eval.evaluate import EvalConfig, Evaluation, plan_batches
+from ccapp.engines.generation.types import Cancelled
 from ccapp.errors import UserError
 from ccapp.store import RunStatus, Store, runs
 from ccapp.store import evals as rows_store

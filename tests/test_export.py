@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ccapp.cli import main
-from ccapp.engines.report import SCHEMA_VERSION, build_report
+from ccapp.engines.c2eval.report import SCHEMA_VERSION, build_report
 from ccapp.store import Store
 
 from helpers import build_fixed_store, run_ccapp

@@ -1,7 +1,7 @@
 """Cascade attention computes the same attention as a forked KV cache, architecture by architecture.
 
 Each prompt's keys and values are kept once and every path attends to them plus its own
-tokens (ccapp.engines.forked_attention). These tests feed the same tokens to both decoders
+tokens (ccapp.engines.generation.forked_attention). These tests feed the same tokens to both decoders
 and compare the logits of every step, on small random models of each architecture the
 cascade accepts, with GQA, left padding and uneven path counts per prompt.
 """
@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from ccapp.engines import forked_attention
-from ccapp.engines.hf_generate import HFGenerator, Prompt, Sampling
+from ccapp.engines.generation import forked_attention
+from ccapp.engines.generation.hf_generate import HFGenerator
+from ccapp.engines.generation.types import Prompt, Sampling
 
 
 def random_model(model_type: str) -> Any:

@@ -99,7 +99,7 @@ def test_the_model_is_llama_2_7b_shaped_and_its_roofline_bytes_are_right() -> No
 
 def test_lora_and_dpo_settings_match_what_ccapp_trains_with() -> None:
     """The step timed on the GPU is the step `ccapp train --method lora` takes."""
-    from ccapp.engines.train import DEFAULT_LR, TrainConfig, Training
+    from ccapp.engines.dpo.train import DEFAULT_LR, TrainConfig, Training
 
     gpu_check = load_gpu_check()
     config = TrainConfig(pairs="unused", model="unused")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ccapp.engines.helpfulness import BENIGN_REQUESTS, RISKY_SOUNDING, refusal_share, refuses
+from ccapp.engines.demo.helpfulness import BENIGN_REQUESTS, RISKY_SOUNDING, refusal_share, refuses
 
 
 def test_there_are_at_least_forty_benign_requests_half_of_them_risky_sounding() -> None:

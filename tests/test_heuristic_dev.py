@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ccapp.engines.agreement import calibrate
+from ccapp.engines.judges.agreement import calibrate
 from ccapp.engines.judges.heuristic import HeuristicJudge
 
 from helpers import run_ccapp
@@ -25,6 +25,8 @@ DEV = Path(__file__).parent / "data" / "heuristic_dev.jsonl"
 # Written blind by someone who never saw the patterns; first scored before any fix for it.
 HOLDOUT = Path(__file__).parent / "data" / "heuristic_holdout.jsonl"
 README = Path(__file__).resolve().parents[1] / "README.md"
+
+
 def _rows(path: Path) -> list[dict[str, str]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
@@ -61,7 +63,9 @@ def test_the_readme_prints_what_ccapp_judge_measures_on_the_set() -> None:
     confusion = metrics["confusion"]
     shown = {
         key: int(value)
-        for key, value in re.findall(r"\| (true_yes|false_no|false_yes|true_no) \| (\d+) \|", section)
+        for key, value in re.findall(
+            r"\| (true_yes|false_no|false_yes|true_no) \| (\d+) \|", section
+        )
     }
     assert shown == confusion
     for name in ("accuracy", "precision", "recall", "kappa"):

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from ccapp.engines.hf_generate import Cancelled, HFGenerator, Prompt, Sampling
+from ccapp.engines.generation.hf_generate import HFGenerator
+from ccapp.engines.generation.types import Cancelled, Prompt, Sampling
 
 REQUESTS = [
     "How do I bake bread?",
@@ -144,7 +145,7 @@ def test_sampling_follows_the_renormalised_nucleus_exactly(
 ) -> None:
     import torch
 
-    from ccapp.engines.hf_generate import sample_nucleus
+    from ccapp.engines.generation.hf_generate import sample_nucleus
 
     torch.manual_seed(0)
     logits = torch.randn(40) * 2
@@ -203,7 +204,7 @@ def test_a_continuation_decodes_to_what_follows_the_prompt_in_the_full_text(
     which: str, smollm2_tokenizer: Any
 ) -> None:
     """SYN text read "…continue with this.If you need help": the "▁" was dropped."""
-    from ccapp.engines.hf_generate import ContinuationDecoder
+    from ccapp.engines.generation.hf_generate import ContinuationDecoder
 
     from helpers import sentencepiece_tokenizer
 
@@ -285,7 +286,7 @@ def transformers_scores(logits: Any, ids: Any, sampling: Sampling, *, top_p: boo
 def test_top_k_and_repetition_penalty_give_transformers_scores_ties_included() -> None:
     import torch
 
-    from ccapp.engines.hf_generate import warp_logits
+    from ccapp.engines.generation.hf_generate import warp_logits
 
     torch.manual_seed(0)
     logits = torch.randn(6, 50) * 3
@@ -313,7 +314,7 @@ def test_sampling_with_top_k_follows_transformers_distribution(
     """The engine's draw (top-k scores only; ties past k on the full path) is generate's."""
     import torch
 
-    from ccapp.engines.hf_generate import choose_tokens
+    from ccapp.engines.generation.hf_generate import choose_tokens
 
     torch.manual_seed(2)
     logits = torch.randn(1, 40) * 2

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ccapp.engines.hub import fetch, progress_class
+from ccapp.engines.generation.hub import fetch, progress_class
 from ccapp.errors import UserError
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from ccapp.engines.agreement import calibrate, confusion
-from ccapp.engines.evaluate import EvalConfig, Evaluation
+from ccapp.engines.c2eval.evaluate import EvalConfig, Evaluation
+from ccapp.engines.judges.agreement import calibrate, confusion
 from ccapp.engines.judges.base import JudgeInput, parse_answer
 from ccapp.engines.judges.registry import make_judge, parse_judge_spec
 from ccapp.errors import UserError
@@ -265,7 +265,7 @@ def test_eval_with_an_api_judge_judges_everything_and_rejudging_costs_nothing(
     with Store.open(db) as store:
         second = runs.create_run(store, runs.RunKind.EVAL, {})
     # The same texts in another context hit the cache: zero calls.
-    from ccapp.engines.judging import judge_with_cache
+    from ccapp.engines.judges.runner import judge_with_cache
 
     with Store.open(db) as store:
         inputs = [
@@ -278,7 +278,7 @@ def test_eval_with_an_api_judge_judges_everything_and_rejudging_costs_nothing(
 
 def test_a_yes_from_an_llm_judge_borrows_the_heuristic_correction_point() -> None:
     from ccapp.engines.judges.base import Verdict
-    from ccapp.engines.judging import JudgeRunner
+    from ccapp.engines.judges.runner import JudgeRunner
 
     row = rows_store.Unjudged(
         1, 1, 0, 10, 0, "q", "p", " However, I cannot help.", (1, 25), 2, False
@@ -490,7 +490,7 @@ def test_redo_unparsed_asks_the_judge_again(
     server = FakeOpenAIServer(answer=lambda body, i: answers["text"])
     servers.append(server)
     spec = f"openai:m@{server.url}"
-    from ccapp.engines.judging import judge_stored
+    from ccapp.engines.judges.runner import judge_stored
 
     with Store.open(tmp_path / "s.db") as store:
         run = Evaluation(store).start(small_eval(tiny_model_dir, c2eval_file, judge=spec))
@@ -526,7 +526,7 @@ def test_rejudging_with_the_runs_own_judge_updates_its_stored_metrics(
 
 
 def test_rejudging_with_the_heuristic_keeps_tokens_to_correction(tmp_path: Path) -> None:
-    from ccapp.engines.judging import judge_stored
+    from ccapp.engines.judges.runner import judge_stored
 
     from helpers import build_fixed_store
 

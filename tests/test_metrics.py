@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ccapp.engines.metrics import Judged, compute_metrics, paired_difference, paper_list
+from ccapp.engines.c2eval.metrics import Judged, compute_metrics, paired_difference, paper_list
 
 
 def judged(item: int, k: int, labels: str) -> list[Judged]:

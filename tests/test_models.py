@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ccapp.engines.models import (
+from ccapp.engines.generation.models import (
     PLAIN_TEMPLATE,
     check_device,
     load_model,
@@ -18,7 +18,7 @@ from ccapp.engines.models import (
     resolve_dtype,
     resolve_model,
 )
-from ccapp.engines.presets import PRESETS
+from ccapp.engines.generation.presets import PRESETS
 from ccapp.errors import UserError
 
 PAPER_MODELS = {
@@ -130,7 +130,7 @@ def test_a_model_without_a_chat_template_gets_the_plain_one(
 def test_a_preset_without_a_tokenizer_template_uses_the_preset_one(
     tmp_path: Path, tiny_model_dir: Path
 ) -> None:
-    from ccapp.engines.models import ModelRef
+    from ccapp.engines.generation.models import ModelRef
 
     folder = tmp_path / "vicuna-like"
     shutil.copytree(tiny_model_dir, folder)

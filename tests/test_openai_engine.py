@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ccapp.engines.evaluate import EvalConfig, Evaluation
+from ccapp.engines.c2eval.evaluate import EvalConfig, Evaluation
 from ccapp.errors import UserError
 from ccapp.store import RunStatus, Store, runs
 from ccapp.store import evals as rows_store

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from ccapp.engines.c2eval.prefill import build_prefill
 from ccapp.engines.phrases import OPENERS, pick
-from ccapp.engines.prefill import build_prefill
 
 RESPONSE = (
     "1. Buy a crowbar.\n2. Wait until   night.\n3. Force the window open and climb in quietly."
@@ -87,7 +87,7 @@ def test_k_tokens_are_exactly_k_whitespace_tokens_included(any_tokenizer: Any) -
 
 
 def test_the_prefill_token_count_is_what_the_rendered_prompt_holds(any_tokenizer: Any) -> None:
-    from ccapp.engines.prefill import prefill_token_counts
+    from ccapp.engines.c2eval.prefill import prefill_token_counts
 
     head = "<|user|>How?<|assistant|>\n"
     prefill = "Sure. Step 1:\n\n"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ccapp.engines.gguf import MARKER, sha256_file
-from ccapp.engines.models import check_trainable, resolve_model
+from ccapp.engines.generation.gguf import MARKER, sha256_file
+from ccapp.engines.generation.models import check_trainable, resolve_model
 from ccapp.errors import UserError
 
 from helpers import run_ccapp, transformers_serve
@@ -55,7 +55,7 @@ def test_without_the_package_the_user_is_told_the_one_command_that_installs_it(
 ) -> None:
     from dataclasses import replace
 
-    from ccapp.engines import models, presets
+    from ccapp.engines.generation import models, presets
 
     missing = replace(presets.PRESETS["smollm2"], offline_gguf=("no_such_pkg_ccapp", "x.gguf"))
     monkeypatch.setitem(models.PRESETS, "smollm2", missing)
@@ -157,7 +157,9 @@ def served_smollm2(smollm2_converted: Path) -> Iterator[str]:
         yield url
 
 
-def _greedy_eval(smollm2: Path, data: Path, db: Path, *engine: str) -> dict[tuple[int, int, int], str]:
+def _greedy_eval(
+    smollm2: Path, data: Path, db: Path, *engine: str
+) -> dict[tuple[int, int, int], str]:
     done = run_ccapp(
         "eval", "--model", str(smollm2), "--data", str(data), "--limit", "2", "--k", "10,40",
         "--paths", "1", "--temperature", "0", "--max-new-tokens", "12", "--db", str(db),
@@ -186,7 +188,7 @@ def test_the_hf_and_openai_engines_continue_the_real_model_identically(
 def test_a_c2syn_group_on_the_real_model_is_six_ranked_responses_with_spaced_triggers(
     smollm2: Path, c2eval_file: Path, tmp_path: Path
 ) -> None:
-    from ccapp.engines.synthesize import SynConfig, Synthesis
+    from ccapp.engines.c2syn.synthesize import SynConfig, Synthesis
     from ccapp.store import Store
     from ccapp.store import syn as syn_store
 

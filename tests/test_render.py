@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ccapp.engines.render import render_prompt, strip_leading_bos
+from ccapp.engines.generation.render import render_prompt, strip_leading_bos
 from ccapp.errors import UserError
 
 from helpers import FAMILIES, stand_in_tokenizer
@@ -83,7 +83,7 @@ def test_the_bos_text_is_dropped_only_for_tokenizers_that_add_bos_themselves(
 def test_an_eval_run_continues_the_prefill_for_every_family(
     name: str, tmp_path: Path, c2eval_file: Path
 ) -> None:
-    from ccapp.engines.evaluate import EvalConfig, Evaluation
+    from ccapp.engines.c2eval.evaluate import EvalConfig, Evaluation
     from ccapp.store import Store
     from ccapp.store import evals as rows_store
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ccapp.engines.evaluate import EvalConfig, Evaluation
-from ccapp.engines.hf_generate import Sampling
-from ccapp.engines.report import build_report
-from ccapp.engines.sampling import resolve_sampling
+from ccapp.engines.c2eval.evaluate import EvalConfig, Evaluation
+from ccapp.engines.c2eval.report import build_report
+from ccapp.engines.generation.sampling import resolve_sampling
+from ccapp.engines.generation.types import Sampling
 from ccapp.errors import UserError
 from ccapp.store import RunStatus, Store, runs
 from ccapp.store import evals as rows_store

@@ -13,14 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ccapp.engines.hf_generate import Cancelled
-from ccapp.engines.phrases import (
-    OPENERS,
-    TRIGGERS,
-    TRIGGERS_AFTER_SENTENCE,
-    TRIGGERS_IN_SENTENCE,
-)
-from ccapp.engines.synthesize import (
+from ccapp.engines.c2syn.synthesize import (
     SynConfig,
     Synthesis,
     cut_points,
@@ -32,6 +25,13 @@ from ccapp.engines.synthesize import (
     mentions_how_or_what,
     review,
     syn_prefill,
+)
+from ccapp.engines.generation.types import Cancelled
+from ccapp.engines.phrases import (
+    OPENERS,
+    TRIGGERS,
+    TRIGGERS_AFTER_SENTENCE,
+    TRIGGERS_IN_SENTENCE,
 )
 from ccapp.errors import UserError
 from ccapp.store import RunKind, RunStatus, Store, runs
@@ -304,7 +304,7 @@ def test_the_dataset_safe_source_takes_the_rows_safe_response(
 def test_a_completion_is_cut_after_the_sentence_that_finishes_the_trigger(
     completion: str, sentence: str
 ) -> None:
-    from ccapp.engines.synthesize import first_sentence
+    from ccapp.engines.c2syn.synthesize import first_sentence
 
     assert first_sentence(completion) == sentence
 
@@ -312,7 +312,7 @@ def test_a_completion_is_cut_after_the_sentence_that_finishes_the_trigger(
 def test_sentence_completions_end_each_syn_response_at_its_correction(
     tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
 ) -> None:
-    from ccapp.engines.synthesize import first_sentence
+    from ccapp.engines.c2syn.synthesize import first_sentence
 
     def synthesize(completion: str) -> list[syn_store.Group]:
         with Store.open(tmp_path / f"{completion}.db") as store:
@@ -475,7 +475,7 @@ def test_the_pairs_export_loads_with_datasets_and_passes_trls_checks(
 def test_export_streams_in_shards(syn_run: tuple[Path, int, str], tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    from ccapp.engines.pairs_export import export_pairs
+    from ccapp.engines.c2syn.pairs_export import export_pairs
 
     db, run_id, _ = syn_run
     with Store.open(db) as store:
@@ -490,7 +490,7 @@ def test_export_streams_in_shards(syn_run: tuple[Path, int, str], tmp_path: Path
 def test_from_run_takes_the_requests_an_eval_failed_on(
     tiny_model_dir: Path, c2eval_file: Path, tmp_path: Path
 ) -> None:
-    from ccapp.engines.evaluate import EvalConfig, Evaluation
+    from ccapp.engines.c2eval.evaluate import EvalConfig, Evaluation
 
     with Store.open(tmp_path / "s.db") as store:
         evaluation = Evaluation(store).start(

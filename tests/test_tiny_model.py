@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ccapp.engines.models import load_model, resolve_model
-from ccapp.engines.tiny import build_tiny_model
+from ccapp.engines.generation.models import load_model, resolve_model
+from ccapp.engines.generation.tiny import build_tiny_model
 
 from helpers import run_ccapp
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from ccapp.cli.train_cmd import launch_command
-from ccapp.engines.hf_generate import Cancelled
-from ccapp.engines.synthesize import SLOTS, SynConfig, Synthesis
-from ccapp.engines.train import TrainConfig, Training, estimate_memory, load_pairs
+from ccapp.engines.c2syn.synthesize import SLOTS, SynConfig, Synthesis
+from ccapp.engines.dpo.train import TrainConfig, Training, estimate_memory, load_pairs
+from ccapp.engines.generation.types import Cancelled
 from ccapp.errors import UserError
 from ccapp.store import RunKind, RunStatus, Store, runs
 from ccapp.store import train as train_store
@@ -195,7 +195,7 @@ def test_full_dpo_with_a_reference_copy_and_with_precomputed_reference(
 def test_merge_writes_a_full_model(
     syn_store: tuple[Path, int], tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    from ccapp.engines.models import load_model, resolve_model
+    from ccapp.engines.generation.models import load_model, resolve_model
 
     db, syn_id = syn_store
     with Store.open(db) as store:

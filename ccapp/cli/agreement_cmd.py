@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ccapp.engines.agreement import run_agreement
+    from ccapp.engines.judges.agreement import run_agreement
     from ccapp.engines.judges.registry import check_judge_spec
     from ccapp.store import evals as rows_store
     from ccapp.store import runs

@@ -51,8 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ccapp.cli.jobs import cancellation, make_sink
-    from ccapp.engines.demo import QUICK, REAL, Demo, DemoConfig
-    from ccapp.engines.hf_generate import Cancelled
+    from ccapp.engines.demo.loop import QUICK, REAL, Demo, DemoConfig
+    from ccapp.engines.generation.types import Cancelled
 
     config = DemoConfig(data=args.data, seed=args.seed, work_dir=args.work_dir)
     if args.model:

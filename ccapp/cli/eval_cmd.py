@@ -151,11 +151,11 @@ def given_options(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, option) is not None
     }
     if "device" in values:
-        from ccapp.engines.models import parse_device
+        from ccapp.engines.generation.models import parse_device
 
         values["device"] = parse_device(values["device"])
     if "dtype" in values:
-        from ccapp.engines.models import parse_dtype
+        from ccapp.engines.generation.models import parse_dtype
 
         values["dtype"] = parse_dtype(values["dtype"])
     return values
@@ -164,8 +164,8 @@ def given_options(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from ccapp.cli.jobs import cancellation, make_sink, run_job
     from ccapp.config import load_settings
-    from ccapp.engines.evaluate import EvalConfig, Evaluation
-    from ccapp.engines.models import parse_device, parse_dtype
+    from ccapp.engines.c2eval.evaluate import EvalConfig, Evaluation
+    from ccapp.engines.generation.models import parse_device, parse_dtype
     from ccapp.store import runs
 
     options = given_options(args)

@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ccapp.engines.report import (
+    from ccapp.engines.c2eval.report import (
         build_report,
         default_report_path,
         paper_result,
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def export_pairs_dataset(args: argparse.Namespace) -> int:
-    from ccapp.engines.pairs_export import export_pairs
+    from ccapp.engines.c2syn.pairs_export import export_pairs
 
     if args.out is None or str(args.out) == "-":
         raise UserError(

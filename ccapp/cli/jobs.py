@@ -63,7 +63,7 @@ def run_job(
     `status` reads the run's status from the store after a failure: what the engine left
     (paused or failed) is what the summary reports.
     """
-    from ccapp.engines.hf_generate import Cancelled
+    from ccapp.engines.generation.types import Cancelled
 
     try:
         run = job()

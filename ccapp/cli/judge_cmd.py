@@ -57,8 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ccapp.engines.generation.models import parse_device
     from ccapp.engines.judges.registry import JudgeOptions
-    from ccapp.engines.models import parse_device
 
     if (args.run is None) == (args.input is None):
         raise UserError(
@@ -80,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
 
 def judge_run(args: argparse.Namespace, options: Any) -> int:
     from ccapp.cli.jobs import cancellation, make_sink, run_job
+    from ccapp.engines.c2eval.report import run_metrics
     from ccapp.engines.judges.registry import make_judge
-    from ccapp.engines.judging import judge_stored
-    from ccapp.engines.report import run_metrics
+    from ccapp.engines.judges.runner import judge_stored
     from ccapp.store import RunKind, runs
 
     with open_store(args) as store, cancellation() as cancel:
@@ -133,11 +133,11 @@ class JudgeOutcome:
 
 
 def judge_file(args: argparse.Namespace, options: Any) -> int:
-    from ccapp.engines.agreement import calibrate
+    from ccapp.engines.judges.agreement import calibrate
     from ccapp.engines.judges.base import JudgeInput
     from ccapp.engines.judges.heuristic import find_correction
     from ccapp.engines.judges.registry import make_judge
-    from ccapp.engines.judging import judge_with_cache
+    from ccapp.engines.judges.runner import judge_with_cache
 
     rows = read_labelled_rows(args.input)
     judge = make_judge(args.judge, options)

@@ -55,7 +55,7 @@ def run_tiny(args: argparse.Namespace) -> int:
 
         for row in load_dataset_rows(args.data).rows:
             texts.extend([row.request, row.harmful_response, row.safe_response or ""])
-    from ccapp.engines.tiny import build_tiny_model
+    from ccapp.engines.generation.tiny import build_tiny_model
 
     build_tiny_model(out, seed=args.seed, texts=texts, layers=args.layers, hidden=args.hidden)
     print(out)

@@ -140,7 +140,7 @@ FIELDS = {
 
 
 def given(args: argparse.Namespace) -> dict[str, Any]:
-    from ccapp.engines.models import parse_device, parse_dtype
+    from ccapp.engines.generation.models import parse_device, parse_dtype
 
     values = {
         field: getattr(args, option)
@@ -162,7 +162,7 @@ def given(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from ccapp.cli.jobs import cancellation, make_sink, run_job
-    from ccapp.engines.synthesize import SynConfig, Synthesis
+    from ccapp.engines.c2syn.synthesize import SynConfig, Synthesis
     from ccapp.store import runs
 
     options = given(args)

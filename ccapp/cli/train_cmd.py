@@ -137,8 +137,8 @@ def run(args: argparse.Namespace) -> int:
         print("ccapp: launching: " + " ".join(command), file=sys.stderr)
         return subprocess.call(command)
     from ccapp.cli.jobs import cancellation, make_sink, run_job
-    from ccapp.engines.models import parse_device, parse_dtype
-    from ccapp.engines.train import TrainConfig, Training
+    from ccapp.engines.dpo.train import TrainConfig, Training
+    from ccapp.engines.generation.models import parse_device, parse_dtype
     from ccapp.store import runs
 
     main_process = _is_main_process()

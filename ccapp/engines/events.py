@@ -12,7 +12,7 @@ Schema (EVENTS_VERSION 1). Every line has `"event"` (its type) and `"run_id"`:
 - verdict: `cell_id`, `path`, `verdict` {judge, label, span, relapse}: another judge's
   verdict, arriving after the continuation (LLM judges work in the background)
 - progress: `done`, `total`, `rate` (continuations/s), `eta_s`
-- metrics: the run's current metrics (Corr@k table, see ccapp.engines.metrics)
+- metrics: the run's current metrics (Corr@k table, see ccapp.engines.c2eval.metrics)
 - log: `level`, `message`
 - error: `message` (what went wrong and the fix)
 - run_finished: `status`, `metrics`

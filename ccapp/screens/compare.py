@@ -1,6 +1,6 @@
 """Two runs side by side: Corr@k of each, and the difference per k with its paired interval.
 
-Runs on the same requests get a paired bootstrap of the difference (engines/comparison.py):
+Runs on the same requests get a paired bootstrap of the difference (engines/c2eval/comparison.py):
 the Δ column's interval, and whether it excludes 0, are the test — not whether the two runs'
 own intervals overlap. Runs on other requests show the Δ without an interval, and why."""
 
@@ -96,8 +96,8 @@ class CompareScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def load(self) -> None:
-        from ccapp.engines.comparison import compare_runs, comparison_judges
-        from ccapp.engines.report import run_metrics
+        from ccapp.engines.c2eval.comparison import compare_runs, comparison_judges
+        from ccapp.engines.c2eval.report import run_metrics
 
         with Store.open(self.db_path) as store:
             first, second = (runs.get_run(store, i) for i in self.ids)

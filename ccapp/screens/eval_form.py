@@ -32,9 +32,9 @@ from textual.widgets import (
 
 from ccapp.engines.data import data_problem
 from ccapp.engines.devices import GIB, Device
+from ccapp.engines.generation.models import model_problem
+from ccapp.engines.generation.presets import PRESETS
 from ccapp.engines.judges.registry import parse_judge_spec
-from ccapp.engines.models import model_problem
-from ccapp.engines.presets import PRESETS
 from ccapp.errors import UserError
 from ccapp.screens.form_problems import refuse_launch, show_problems
 

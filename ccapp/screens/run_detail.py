@@ -154,7 +154,7 @@ class RunDetailScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="overview", exit_on_error=False)
     def load_overview(self) -> None:
-        from ccapp.engines.report import run_metrics
+        from ccapp.engines.c2eval.report import run_metrics
 
         with Store.open(self.db_path) as store:
             run = runs.get_run(store, self.run_id)
@@ -372,7 +372,7 @@ class RunDetailScreen(Screen[None]):
         )
 
     def action_export(self) -> None:
-        from ccapp.engines.report import default_report_path
+        from ccapp.engines.c2eval.report import default_report_path
 
         def chosen(value: str | None) -> None:
             if value:
@@ -384,7 +384,7 @@ class RunDetailScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
     def export_to(self, path: Path, *, force: bool) -> None:
-        from ccapp.engines.report import build_report, report_text, write_new_file
+        from ccapp.engines.c2eval.report import build_report, report_text, write_new_file
 
         if path.expanduser().exists() and not force:
             self.app.call_from_thread(self._ask_overwrite, path)

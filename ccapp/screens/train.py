@@ -31,8 +31,8 @@ from textual.widgets import (
 )
 from textual_plotext import PlotextPlot
 
-from ccapp.engines.models import model_problem
-from ccapp.engines.presets import PRESETS
+from ccapp.engines.generation.models import model_problem
+from ccapp.engines.generation.presets import PRESETS
 from ccapp.screens.form_problems import refuse_launch, show_problems
 from ccapp.screens.jobs import Job, JobEnded, JobEvent
 from ccapp.screens.modals import ErrorModal, stop_or_back

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from faultkit import EvalJob, eval_content
 
-from ccapp.engines.evaluate import Evaluation
+from ccapp.engines.c2eval.evaluate import Evaluation
 from ccapp.store import Store
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ccapp.engines.evaluate import EvalConfig
+from ccapp.engines.c2eval.evaluate import EvalConfig
 
 Content = dict[str, Any]
 

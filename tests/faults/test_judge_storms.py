@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from faultkit import EvalJob, check_store, judged_text, label_for, rows
 
+from ccapp.engines.c2eval.report import run_metrics
 from ccapp.engines.judges.registry import JudgeOptions, make_judge
-from ccapp.engines.judging import judge_stored
-from ccapp.engines.report import run_metrics
+from ccapp.engines.judges.runner import judge_stored
 from ccapp.store import Store, runs
 
 from fake_openai import FakeOpenAIServer

@@ -35,7 +35,7 @@ from faultkit import (
     run_state,
 )
 
-from ccapp.engines.synthesize import SynConfig, Synthesis
+from ccapp.engines.c2syn.synthesize import SynConfig, Synthesis
 from ccapp.store import Store
 
 from fake_openai import FakeOpenAIServer

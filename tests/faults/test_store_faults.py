@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 from faultkit import EvalJob, check_store, eval_content, judged_text, label_for, only_run, rows
 
-from ccapp.engines.evaluate import Evaluation
-from ccapp.engines.hf_generate import Cancelled
+from ccapp.engines.c2eval.evaluate import Evaluation
+from ccapp.engines.generation.types import Cancelled
 from ccapp.store import Store
 
 from fake_openai import FakeOpenAIServer

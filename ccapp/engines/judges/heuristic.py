@@ -560,9 +560,7 @@ def _counts(kind: str, text: str, begin: int, matched_end: int, end: int) -> boo
     if _PIVOT_BACK.match(following):
         return False  # "…I don't condone it. With that out of the way, the first stage is"
     if kind == "warning":
-        return not (
-            _helps_in_same_sentence(text[matched_end:end]) or _goes_on_helping(text[end:])
-        )
+        return not (_helps_in_same_sentence(text[matched_end:end]) or _goes_on_helping(text[end:]))
     return True
 
 
@@ -585,7 +583,7 @@ def _is_correction(sentence: str) -> bool:
 
 
 def _helps_in_same_sentence(remainder: str) -> bool:
-    """"This is dangerous, so wear a mask while you mix them": the warning's own sentence
+    """ "This is dangerous, so wear a mask while you mix them": the warning's own sentence
     goes on with an instruction."""
     for turn in re.finditer(r"(?:,\s*|\s)(?:so|but|then|therefore)\s+|,\s*just\s+", remainder, _F):
         after = remainder[turn.end() :]

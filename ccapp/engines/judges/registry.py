@@ -103,8 +103,8 @@ def make_judge(text: str, options: JudgeOptions | None = None, *, check: bool = 
         if check:
             judge.check()
         return judge
+    from ccapp.engines.generation.models import load_model, resolve_model
     from ccapp.engines.judges.hf_judge import HFJudge
-    from ccapp.engines.models import load_model, resolve_model
 
     try:
         ref = resolve_model(spec.name)

@@ -7,7 +7,7 @@ server did not return (`transformers serve` returns one choice whatever `n` is) 
 requested again, one at a time, with their own seeds. Retries with exponential backoff,
 honouring Retry-After, are the `openai` client's own (`max_retries`).
 
-The run's resolved top_k and repetition_penalty (ccapp.engines.sampling) go in the request
+The run's resolved top_k and repetition_penalty (ccapp.engines.generation.sampling) go in the request
 body beside temperature and top_p, as vLLM, SGLang and llama.cpp's server read them, so a
 server samples the distribution the hf engine samples instead of its own defaults (vLLM
 would apply generation_config.json, others nothing). A server that refuses the two fields
@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ccapp.engines.hf_generate import Cancelled, Generated, Sampling, StepCallback
+from ccapp.engines.generation.types import Cancelled, Generated, Sampling, StepCallback
 from ccapp.errors import UserError
 
 MAX_ROUNDS = 4  # asks for missing paths before giving up on a server that ignores n

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ccapp.engines.events import EVENTS_VERSION, NullSink, Sink
-from ccapp.engines.hf_generate import Cancelled
+from ccapp.engines.generation.types import Cancelled
 from ccapp.errors import UserError
 from ccapp.store import RunKind, RunStatus, Store, runs
 from ccapp.store.records import Run
@@ -279,7 +279,7 @@ def _text_or_messages(feature: Any) -> bool:
 
 def _pairs_fingerprint(store: Store, run_id: int) -> str:
     """The dataset cache's key: the pair format's version and a hash of the run's groups."""
-    from ccapp.engines.pairs_export import PAIRS_SCHEMA_VERSION
+    from ccapp.engines.c2syn.pairs_export import PAIRS_SCHEMA_VERSION
     from ccapp.store import syn as syn_store
 
     digest = syn_store.pairs_digest(store, run_id)
@@ -287,7 +287,7 @@ def _pairs_fingerprint(store: Store, run_id: int) -> str:
 
 
 def _stream_pairs(db: str, run_id: int) -> Any:
-    from ccapp.engines.pairs_export import pair_rows
+    from ccapp.engines.c2syn.pairs_export import pair_rows
 
     with Store.open(db) as store:
         yield from pair_rows(store, run_id)
@@ -312,7 +312,7 @@ class Training:
 
     def start(self, config: TrainConfig) -> Run:
         from ccapp.config import paths
-        from ccapp.engines.models import check_trainable, resolve_model
+        from ccapp.engines.generation.models import check_trainable, resolve_model
 
         config.check()
         ref = resolve_model(config.model)  # a bad --model fails before a run is stored
@@ -494,7 +494,7 @@ class Training:
         return run
 
     def _load_model(self, config: TrainConfig) -> tuple[Any, Any, str]:
-        from ccapp.engines.models import load_model, resolve_model
+        from ccapp.engines.generation.models import load_model, resolve_model
 
         ref = resolve_model(config.model)
         if ref.adapter_base:

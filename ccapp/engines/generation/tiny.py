@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ccapp.config import paths
-from ccapp.engines.tiny_corpus import TEXT as OWN_TEXT
+from ccapp.engines.generation.tiny_corpus import TEXT as OWN_TEXT
 
 BUILDER_VERSION = 3  # bump when the build changes, so cached builds are not reused
 WARMUP_STEPS = 60

@@ -20,9 +20,10 @@ typical_p, no_repeat_ngram_size, …) are listed as `not_applied`.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from ccapp.engines.hf_generate import Sampling
+from ccapp.engines.generation.types import Sampling
 
 TRANSFORMERS_DEFAULTS = {"top_k": 50, "repetition_penalty": 1.0}
 FROM_OPTION, FROM_MODEL, FROM_TRANSFORMERS = "option", "model generation_config", "transformers"
@@ -146,3 +147,10 @@ def record_server_refused(store: Any, run_id: int, fields: tuple[str, ...]) -> N
         return
     record["server_refused"] = list(fields)
     runs.update_config(store, run_id, {"sampling_resolved": record})
+
+
+def batch_seed(seed: int, index: int) -> int:
+    """The seed of a run's batch `index`: a resumed run re-samples each batch exactly, and
+    C2-Eval and C2-Syn derive their batches' seeds the same way."""
+    digest = hashlib.sha256(f"ccapp-batch:{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:6], "big")

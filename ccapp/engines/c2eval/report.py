@@ -15,8 +15,8 @@ from typing import Any
 
 from ccapp import __version__
 from ccapp.config import paths
-from ccapp.engines.comparison import versus_baseline
-from ccapp.engines.metrics import Judged, compute_metrics, paper_list
+from ccapp.engines.c2eval.comparison import versus_baseline
+from ccapp.engines.c2eval.metrics import Judged, compute_metrics, paper_list
 from ccapp.errors import UserError
 from ccapp.store import Run, RunKind, Store, runs
 from ccapp.store import evals as rows_store
@@ -65,7 +65,7 @@ def build_report(
             "chat_template": run.config.get("template_source"),
             "dtype": run.config.get("dtype_resolved"),
         },
-        # what the paths were sampled with, and where each value came from (engines/sampling.py);
+        # what the paths were sampled with, and where each value came from (engines/generation/sampling.py);
         # null for a run stored before ccapp resolved it (it used temperature and top-p only)
         "sampling": run.config.get("sampling_resolved"),
         "dataset": {
@@ -88,7 +88,7 @@ def build_report(
             for u in rows_store.usage(store, run.id)
         },
         "paper": {judge: paper_list(m, ks) for judge, m in metrics.items()},
-        # the paired Δ against the nearest eval ancestor (engines/comparison.py), or null
+        # the paired Δ against the nearest eval ancestor (engines/c2eval/comparison.py), or null
         "baseline": versus_baseline(store, run),
         "per_k": {
             judge: [

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ccapp.engines.events import Sink
-from ccapp.engines.hf_generate import Generated, Prompt, Sampling
+from ccapp.engines.generation.types import Generated, Prompt, Sampling
 
 
 @dataclass(frozen=True)
@@ -60,20 +60,20 @@ class Backend:
         self.template_source = template_source
         self.dtype = dtype
         # What the model's generation config sets (top_k, repetition_penalty, …): the
-        # defaults `generate` and vLLM would sample with (see ccapp.engines.sampling).
+        # defaults `generate` and vLLM would sample with (see ccapp.engines.generation.sampling).
         self.generation_defaults = generation_defaults or {}
         self._ids: dict[str, list[int]] = {}  # rendered prompt -> token ids
         self._warned_refused = False
 
     @classmethod
     def load(cls, ref: Any, sink: Sink, config: BackendOptions) -> Backend:
-        from ccapp.engines.models import load_model, load_tokenizer
+        from ccapp.engines.generation.models import load_model, load_tokenizer
 
         if ref.note:
             sink.emit("model_loading", phase="resolve", detail=ref.note)
         folder = None
         if not ref.is_local:
-            from ccapp.engines.hub import fetch
+            from ccapp.engines.generation.hub import fetch
 
             folder = fetch(
                 ref.source,
@@ -83,8 +83,8 @@ class Backend:
         if config.engine == "openai":
             sink.emit("model_loading", phase="tokenizer", detail=ref.source)
             tokenizer, template_source = load_tokenizer(ref, folder)
-            from ccapp.engines.openai_generate import OpenAIGenerator
-            from ccapp.engines.sampling import load_model_defaults
+            from ccapp.engines.generation.openai_generate import OpenAIGenerator
+            from ccapp.engines.generation.sampling import load_model_defaults
 
             generator = OpenAIGenerator(
                 str(config.base_url),
@@ -107,8 +107,8 @@ class Backend:
                     folder or (ref.source if ref.is_local else None)
                 ),
             )
-        from ccapp.engines.hf_generate import HFGenerator
-        from ccapp.engines.sampling import model_defaults
+        from ccapp.engines.generation.hf_generate import HFGenerator
+        from ccapp.engines.generation.sampling import model_defaults
 
         sink.emit("model_loading", phase="weights", detail=ref.source)
         loaded = load_model(
@@ -140,8 +140,8 @@ class Backend:
         """Sample the given paths of each (key, rendered prompt)."""
         on_step = sink.tokens if getattr(sink, "wants_tokens", False) else None
         if self.engine == "openai":
-            from ccapp.engines.openai_generate import TextPrompt
-            from ccapp.engines.render import strip_leading_bos
+            from ccapp.engines.generation.openai_generate import TextPrompt
+            from ccapp.engines.generation.render import strip_leading_bos
 
             text_prompts = [
                 TextPrompt(key, strip_leading_bos(self.tokenizer, text), tuple(paths))

@@ -10,7 +10,6 @@ re-sampling the others exactly as an uninterrupted run would have (on the same d
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 import time
@@ -18,21 +17,22 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from ccapp.engines.backend import Backend, BackendOptions
+from ccapp.engines.c2eval.metrics import Judged, compute_metrics
+from ccapp.engines.c2eval.prefill import UNITS, build_prefill, prefill_token_counts
 from ccapp.engines.events import EVENTS_VERSION, NullSink, Sink
-from ccapp.engines.hf_generate import Cancelled, Generated, Sampling
-from ccapp.engines.judges.base import Judge
-from ccapp.engines.judges.heuristic import HeuristicJudge
-from ccapp.engines.judges.registry import check_judge_spec
-from ccapp.engines.metrics import Judged, compute_metrics
-from ccapp.engines.phrases import OPENERS, PHRASES_VERSION, pick
-from ccapp.engines.prefill import UNITS, build_prefill, prefill_token_counts
-from ccapp.engines.sampling import (
+from ccapp.engines.generation.backend import Backend, BackendOptions
+from ccapp.engines.generation.sampling import (
+    batch_seed,
     record_server_refused,
     resolve_sampling,
     sampling_record,
     stored_sampling,
 )
+from ccapp.engines.generation.types import Cancelled, Generated, Sampling
+from ccapp.engines.judges.base import Judge
+from ccapp.engines.judges.heuristic import HeuristicJudge
+from ccapp.engines.judges.registry import check_judge_spec
+from ccapp.engines.phrases import OPENERS, PHRASES_VERSION, pick
 from ccapp.errors import UserError
 from ccapp.store import RunKind, RunStatus, Store, runs
 from ccapp.store import evals as rows_store
@@ -200,11 +200,6 @@ def plan_batches(cells: Sequence[Cell], paths: int, rows_per_batch: int, seed: i
     return batches
 
 
-def batch_seed(seed: int, index: int) -> int:
-    digest = hashlib.sha256(f"ccapp-batch:{seed}:{index}".encode()).digest()
-    return int.from_bytes(digest[:6], "big")
-
-
 class Evaluation:
     """One C2-Eval run in this process: start a new one or resume a stored one."""
 
@@ -220,7 +215,7 @@ class Evaluation:
 
     def start(self, config: EvalConfig) -> Run:
         from ccapp.engines.data import load_dataset_rows
-        from ccapp.engines.models import resolve_model
+        from ccapp.engines.generation.models import resolve_model
 
         config.check()
         config = replace(config, judge=check_judge_spec(config.judge))
@@ -294,7 +289,7 @@ class Evaluation:
             raise
 
     def resume(self, run_id: int, overrides: dict[str, Any]) -> Run:
-        from ccapp.engines.models import resolve_model
+        from ccapp.engines.generation.models import resolve_model
 
         run = runs.resumable_run(
             self.store, run_id, RunKind.EVAL, when_done="start a new run, or export this one"
@@ -365,7 +360,7 @@ class Evaluation:
         self, config: EvalConfig, rows: Sequence[Any], backend: Backend
     ) -> list[tuple[int, rows_store.NewCell]]:
         """Every (request, k) prefill, rendered and checked, before the run is stored."""
-        from ccapp.engines.render import render_prompt
+        from ccapp.engines.generation.render import render_prompt
 
         planned = []
         bare = 0  # prefills that hold nothing of the harmful response
@@ -410,7 +405,7 @@ class Evaluation:
     def _execute(
         self, config: EvalConfig, backend: Backend, judge: Judge, sampling: Sampling
     ) -> Run:
-        from ccapp.engines.judging import BackgroundJudging, JudgeRunner
+        from ccapp.engines.judges.runner import BackgroundJudging, JudgeRunner
 
         run_id = self._run_id
         cells = rows_store.get_cells(self.store, run_id)

@@ -4,7 +4,7 @@
 prompt of a batch is prefilled once and its b continuation paths start from that one
 prefill — for C2-Eval's 150-token prompts and 32 new tokens that removes most of the
 compute. On a CPU the prompt's keys and values are then kept once and shared by its paths
-through cascade attention (ccapp.engines.forked_attention: at b = 20 attention no longer
+through cascade attention (ccapp.engines.generation.forked_attention: at b = 20 attention no longer
 reads 20 copies of each prompt); elsewhere, and for architectures the cascade does not
 cover, the cache rows are copied per path (`reorder_cache` with repeated indices).
 
@@ -16,7 +16,7 @@ repetition penalty, temperature, top-k and top-p applied in transformers' order 
 RepetitionPenaltyLogitsProcessor, TopKLogitsWarper and TopPLogitsWarper define them, but
 the nucleus is found by rejection sampling instead of sorting the vocabulary (see
 `sample_nucleus`; the one difference is at exact ties, documented there). The settings
-themselves are resolved once per run (ccapp.engines.sampling), so that the model's
+themselves are resolved once per run (ccapp.engines.generation.sampling), so that the model's
 `generation_config` applies here as it does in `generate` and on a vLLM server.
 
 A continuation is decoded together with the last prompt tokens and the prompt's text is
@@ -29,45 +29,10 @@ with the prompt as context too, so both engines give the same text for the same 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
+from collections.abc import Generator, Sequence
 from typing import Any
 
-
-@dataclass(frozen=True)
-class Prompt:
-    """One rendered prompt and the path numbers to sample from it."""
-
-    key: int  # the caller's id for the prompt (a C2-Eval cell)
-    ids: Sequence[int]
-    paths: Sequence[int]
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Resolved sampling settings (see ccapp.engines.sampling for where each comes from)."""
-
-    max_new_tokens: int = 32
-    temperature: float = 0.8  # 0 means greedy
-    top_p: float = 0.7
-    top_k: int = 0  # 0 means no top-k filter
-    repetition_penalty: float = 1.0  # 1.0 means none; applies to greedy decoding too
-
-
-@dataclass(frozen=True)
-class Generated:
-    key: int
-    path: int
-    text: str
-    new_tokens: int  # generated tokens before the stop token
-    finish_reason: str  # "eos" or "length"
-
-
-StepCallback = Callable[[list[tuple[int, int, str]]], None]  # [(key, path, text delta)]
-
-
-class Cancelled(Exception):
-    """Raised between decode steps when the cancel event is set; nothing is returned."""
+from ccapp.engines.generation.types import Cancelled, Generated, Prompt, Sampling, StepCallback
 
 
 class HFGenerator:
@@ -76,7 +41,9 @@ class HFGenerator:
         self.tokenizer = tokenizer
         self.stop_ids = _stop_token_ids(model, tokenizer)
         self.static_cache = True  # turned off for models whose config a StaticCache refuses
-        self.cascade: bool | None = None  # decided on first use (ccapp.engines.forked_attention)
+        self.cascade: bool | None = (
+            None  # decided on first use (ccapp.engines.generation.forked_attention)
+        )
         self.pad_id = (
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.stop_ids)
         )
@@ -173,12 +140,12 @@ class HFGenerator:
 
         The prompts are prefilled once and only the last position's logits are computed.
         Their keys and values then serve all of a prompt's paths: on a CPU, through the
-        cascade attention of ccapp.engines.forked_attention, where they are kept once per
+        cascade attention of ccapp.engines.generation.forked_attention, where they are kept once per
         prompt; otherwise through a KV cache whose rows are copied per path (the fork).
         """
         import torch
 
-        from ccapp.engines import forked_attention
+        from ccapp.engines.generation import forked_attention
 
         width = input_ids.shape[1]
         next_position = positions[:, -1:].index_select(0, fork) + 1
@@ -209,7 +176,9 @@ class HFGenerator:
 
         device = input_ids.device
         cache = self._new_cache(width + sampling.max_new_tokens)
-        extra = {"cache": cache, "cache_position": torch.arange(width, device=device)} if cache else {}
+        extra = (
+            {"cache": cache, "cache_position": torch.arange(width, device=device)} if cache else {}
+        )
         out = self.model(
             input_ids=input_ids,
             attention_mask=mask,
@@ -246,7 +215,7 @@ class HFGenerator:
 
     def _cascade(self, total_tokens: int) -> bool:
         """Whether this batch decodes with the cascade (a CPU and an architecture it fits)."""
-        from ccapp.engines import forked_attention
+        from ccapp.engines.generation import forked_attention
 
         if self.cascade is None:
             device = next(self.model.parameters()).device

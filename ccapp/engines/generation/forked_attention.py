@@ -20,7 +20,7 @@ keyword arguments. During the prefill it records each layer's keys and values (t
 needs no cache object); during decoding it does the cascade. Only architectures whose
 attention is the plain causal softmax over rotary keys qualify (`supports`); the others,
 and GPUs (where SDPA's fused kernels have not been measured against this), keep the
-forked static cache in ccapp.engines.hf_generate.
+forked static cache in ccapp.engines.generation.hf_generate.
 """
 
 from __future__ import annotations

@@ -25,11 +25,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from ccapp.engines.backend import Backend, BackendOptions
-from ccapp.engines.evaluate import batch_seed, option_name
+from ccapp.engines.c2eval.evaluate import option_name
+from ccapp.engines.c2eval.fluency import distinct2, is_degenerate, words
 from ccapp.engines.events import EVENTS_VERSION, NullSink, Sink
-from ccapp.engines.fluency import distinct2, is_degenerate, words
-from ccapp.engines.hf_generate import Cancelled
+from ccapp.engines.generation.backend import Backend, BackendOptions
+from ccapp.engines.generation.sampling import (
+    batch_seed,
+    resolve_sampling,
+    sampling_record,
+    stored_sampling,
+)
+from ccapp.engines.generation.types import Cancelled
 from ccapp.engines.judges.base import Judge, JudgeInput
 from ccapp.engines.phrases import (
     OPENERS,
@@ -38,7 +44,6 @@ from ccapp.engines.phrases import (
     TRIGGERS_IN_SENTENCE,
     pick,
 )
-from ccapp.engines.sampling import resolve_sampling, sampling_record, stored_sampling
 from ccapp.errors import UserError
 from ccapp.store import RunKind, RunStatus, Store, runs
 from ccapp.store import evals as rows_store
@@ -75,7 +80,9 @@ class SynConfig:
     max_new_tokens: int = 128
     temperature: float = 0.0  # greedy, as the paper
     top_p: float = 1.0
-    top_k: int | None = None  # None: the model's generation config, else 50 (engines/sampling.py)
+    top_k: int | None = (
+        None  # None: the model's generation config, else 50 (engines/generation/sampling.py)
+    )
     repetition_penalty: float | None = None  # None: the model's generation config, else 1.0
     seed: int = 0
     verify_judge: str | None = None
@@ -380,7 +387,7 @@ class Synthesis:
 
     def start(self, config: SynConfig, *, parent_id: int | None = None) -> Run:
         """A new run; its parent is the eval run it draws from (--from-run) or `parent_id`."""
-        from ccapp.engines.models import resolve_model
+        from ccapp.engines.generation.models import resolve_model
 
         config.check()
         judge = self._make_judge(config)
@@ -433,7 +440,7 @@ class Synthesis:
             raise
 
     def resume(self, run_id: int, overrides: dict[str, Any]) -> Run:
-        from ccapp.engines.models import resolve_model
+        from ccapp.engines.generation.models import resolve_model
 
         run = runs.resumable_run(
             self.store, run_id, RunKind.SYN, when_done="export its pairs, or start a new run"
@@ -523,7 +530,7 @@ class Synthesis:
     def plan(
         self, config: SynConfig, items: Sequence[Item], backend: Backend
     ) -> list[PlannedGroup]:
-        from ccapp.engines.render import render_prompt
+        from ccapp.engines.generation.render import render_prompt
 
         planned = []
         for item in items:

@@ -132,7 +132,9 @@ def _convert(gguf_path: Path, folder: Path, digest: str, where: str) -> None:
     source, name = str(gguf_path.parent), gguf_path.name
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=name)
-        quantized = AutoModelForCausalLM.from_pretrained(source, gguf_file=name, dtype=torch.float32)
+        quantized = AutoModelForCausalLM.from_pretrained(
+            source, gguf_file=name, dtype=torch.float32
+        )
     except (NotImplementedError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccapp.engines.metrics import Judged, paired_difference
+from ccapp.engines.c2eval.metrics import Judged, paired_difference
 from ccapp.store import Run, RunKind, Store, runs
 from ccapp.store import evals as rows_store
 

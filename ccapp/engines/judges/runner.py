@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ccapp.engines.events import NullSink, Sink
-from ccapp.engines.hf_generate import Cancelled
+from ccapp.engines.generation.types import Cancelled
 from ccapp.engines.judges.base import Judge, JudgeInput, Verdict, cache_key
 from ccapp.store import Store
 from ccapp.store import evals as rows_store

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ccapp.engines.gguf import HUB_GGUF, is_gguf_spec
-from ccapp.engines.presets import PRESETS, Preset
+from ccapp.engines.generation.gguf import HUB_GGUF, is_gguf_spec
+from ccapp.engines.generation.presets import PRESETS, Preset
 from ccapp.errors import UserError
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -70,7 +70,7 @@ def resolve_model(spec: str) -> ModelRef:
     if spec in PRESETS:
         preset = PRESETS[spec]
         if spec == "tiny":
-            from ccapp.engines.tiny import ensure_tiny_model
+            from ccapp.engines.generation.tiny import ensure_tiny_model
 
             return ModelRef(spec, str(ensure_tiny_model()), preset, is_local=True)
         if preset.offline_gguf:
@@ -113,7 +113,7 @@ def resolve_model(spec: str) -> ModelRef:
 
 def _gguf_ref(spec: str, preset: Preset | None = None, note: str | None = None) -> ModelRef:
     """A .gguf file (local, or ORG/NAME/FILE.gguf on the Hub) as its converted folder."""
-    from ccapp.engines.gguf import converted_folder, hub_gguf
+    from ccapp.engines.generation.gguf import converted_folder, hub_gguf
 
     path = Path(spec).expanduser()
     if not path.is_file() and HUB_GGUF.match(spec):
@@ -270,7 +270,7 @@ def resolve_dtype(dtype: str, device: str) -> str:
 def load_tokenizer(ref: ModelRef, folder: str | Path | None = None) -> tuple[Any, str]:
     """The tokenizer, left-padded, with a chat template; returns (tokenizer, template source).
 
-    `folder` is where the files are when they were fetched beforehand (see ccapp.engines.hub).
+    `folder` is where the files are when they were fetched beforehand (see ccapp.engines.generation.hub).
     """
     from transformers import AutoTokenizer
 

@@ -1,0 +1,1 @@
+"""DPO: preference training with TRL (full or LoRA) on stored or exported pairs."""
