@@ -97,21 +97,7 @@ def get_cells(store: Store, run_id: int) -> list[Cell]:
         "WHERE c.run_id = ? ORDER BY i.idx, c.k",
         [run_id],
     )
-    return [
-        Cell(
-            r["id"],
-            r["item_id"],
-            r["item_idx"],
-            r["k"],
-            r["opener"],
-            r["prefill"],
-            r["rendered_prompt"],
-            r["prompt_tokens"],
-            bool(r["short"]),
-            r["prefill_tokens"],
-        )
-        for r in rows
-    ]
+    return [_cell(r) for r in rows]
 
 
 def done_paths(store: Store, run_id: int) -> set[tuple[int, int]]:
@@ -532,7 +518,11 @@ def cell(store: Store, cell_id: int) -> Cell | None:
     )
     if not rows:
         return None
-    r = rows[0]
+    return _cell(rows[0])
+
+
+def _cell(r: Any) -> Cell:
+    """A cells row (joined with its item's index) as a Cell."""
     return Cell(
         r["id"],
         r["item_id"],
@@ -543,4 +533,5 @@ def cell(store: Store, cell_id: int) -> Cell | None:
         r["rendered_prompt"],
         r["prompt_tokens"],
         bool(r["short"]),
+        r["prefill_tokens"],
     )

@@ -144,13 +144,7 @@ def claim(store: Store, run_id: int) -> Run:
     """Mark a run as running in this process, refusing one that a live process still runs."""
     with store.write() as db:
         run = get_run(store, run_id)
-        if (
-            run.status is RunStatus.RUNNING
-            and run.pid is not None
-            and run.pid != os.getpid()
-            and run.host == socket.gethostname()
-            and _alive(run.pid)
-        ):
+        if run_elsewhere(run):
             raise UserError(
                 f"run {run_id} is still running in process {run.pid}",
                 fix="stop that process first (Ctrl-C, or cancel it in the app), then resume",
@@ -161,6 +155,17 @@ def claim(store: Store, run_id: int) -> Run:
             [RunStatus.RUNNING.value, utc_now(), os.getpid(), socket.gethostname(), run_id],
         )
     return get_run(store, run_id)
+
+
+def run_elsewhere(run: Run) -> bool:
+    """Whether another live process on this host is running `run` (so it must be left alone)."""
+    return (
+        run.status is RunStatus.RUNNING
+        and run.pid is not None
+        and run.pid != os.getpid()
+        and run.host == socket.gethostname()
+        and _alive(run.pid)
+    )
 
 
 def _alive(pid: int) -> bool:
@@ -199,13 +204,7 @@ def delete_run(store: Store, run_id: int) -> Run:
     A run that a live process is still writing is refused: its job would fail mid-way.
     """
     run = get_run(store, run_id)
-    if (
-        run.status is RunStatus.RUNNING
-        and run.pid is not None
-        and run.pid != os.getpid()
-        and run.host == socket.gethostname()
-        and _alive(run.pid)
-    ):
+    if run_elsewhere(run):
         raise UserError(
             f"run {run_id} is running in process {run.pid}",
             fix="cancel it first (Ctrl-C, or esc in the app), then delete it",
