@@ -44,21 +44,7 @@ def build_report(
     cells = rows_store.get_cells(store, run.id)
     items = rows_store.get_items(store, run.id)
     return {
-        "schema_version": SCHEMA_VERSION,
-        "ccapp_version": version,
-        "exported_at": now or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "run": {
-            "id": run.id,
-            "kind": run.kind.value,
-            "status": run.status.value,
-            "created_at": run.created_at,
-            "finished_at": run.finished_at,
-            "fingerprint": run.fingerprint,
-            "parent_id": run.parent_id,
-            "error": run.error,
-            "ccapp_version": run.ccapp_version,
-        },
-        "config": run.config,
+        **_header(run, now, version),
         "model": {
             "spec": run.model,
             "source": run.config.get("model_source"),
@@ -152,8 +138,8 @@ def build_report(
     }
 
 
-def _run_report(run: Any, now: str | None, version: str) -> dict[str, Any]:
-    """A syn or train run: its settings and metrics (syn pairs: `--format pairs`)."""
+def _header(run: Any, now: str | None, version: str) -> dict[str, Any]:
+    """What every report starts with: versions, export time, the run and its settings."""
     return {
         "schema_version": SCHEMA_VERSION,
         "ccapp_version": version,
@@ -170,6 +156,13 @@ def _run_report(run: Any, now: str | None, version: str) -> dict[str, Any]:
             "ccapp_version": run.ccapp_version,
         },
         "config": run.config,
+    }
+
+
+def _run_report(run: Any, now: str | None, version: str) -> dict[str, Any]:
+    """A syn or train run: its settings and metrics (syn pairs: `--format pairs`)."""
+    return {
+        **_header(run, now, version),
         "metrics": run.metrics,
     }
 
