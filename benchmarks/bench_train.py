@@ -20,6 +20,7 @@ CHILD = r"""
 import json, resource, sys, time
 import datasets, peft, torch, transformers, trl  # the libraries' own memory, before any model
 from ccapp.engines.dpo.train import TrainConfig, Training
+from ccapp.engines.events import Progress
 from ccapp.store import Store
 
 model_dir, method, steps, work = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -31,9 +32,9 @@ class Rate:
     # the engine's own steps/s, measured from the first step: loading is excluded
     rate = 0.0
 
-    def emit(self, event, **fields):
-        if event == "progress" and fields.get("rate"):
-            self.rate = fields["rate"]
+    def emit(self, event):
+        if isinstance(event, Progress) and event.rate:
+            self.rate = event.rate
 
     def tokens(self, deltas):
         pass

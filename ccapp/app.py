@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App
 from textual.binding import Binding
 
 from ccapp.engines.devices import Device
+from ccapp.screens.base import Services
 from ccapp.screens.commands import CcappCommands
 from ccapp.screens.devices_probe import probe_in_child
 from ccapp.screens.eval_form import EvalFormScreen
@@ -120,6 +122,10 @@ class CcappApp(App[None]):
             ),
             answer,
         )
+
+
+if TYPE_CHECKING:  # mypy checks here that the app gives screens all they use (screens/base.py)
+    _PROVIDES_SERVICES: type[Services] = CcappApp
 
 
 def run_app(db: str | None = None) -> int:

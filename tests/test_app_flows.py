@@ -341,7 +341,7 @@ async def test_synthesize_from_the_app(
             "syn-model": str(tiny_model_dir),
             "syn-data": str(c2eval_file),
             "syn-limit": "3",
-            "syn-max-new": "8",
+            "syn-max_new_tokens": "8",
         }.items():
             app.screen.query_one(f"#{field_id}", Input).value = value
         await pilot.pause()

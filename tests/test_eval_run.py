@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from ccapp.engines.c2eval.evaluate import EvalConfig, Evaluation, plan_batches
+from ccapp.engines.events import Event, Progress
 from ccapp.engines.generation.types import Cancelled
 from ccapp.errors import UserError
 from ccapp.store import RunStatus, Store, runs
@@ -138,8 +139,8 @@ def test_cancel_pauses_and_resume_finishes_exactly_like_an_uninterrupted_run(
         def __init__(self) -> None:
             self.cancel, self.batches = threading.Event(), 0
 
-        def emit(self, event: str, **fields: Any) -> None:
-            if event == "progress":
+        def emit(self, event: Event) -> None:
+            if isinstance(event, Progress):
                 self.batches += 1
                 if self.batches == 2:
                     self.cancel.set()
@@ -426,8 +427,8 @@ def test_a_run_with_a_relative_model_folder_resumes_from_anywhere(
         def __init__(self) -> None:
             self.cancel = threading.Event()
 
-        def emit(self, event: str, **fields: Any) -> None:
-            if event == "progress":
+        def emit(self, event: Event) -> None:
+            if isinstance(event, Progress):
                 self.cancel.set()
 
         def tokens(self, deltas: Any) -> None:

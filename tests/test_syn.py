@@ -26,6 +26,7 @@ from ccapp.engines.c2syn.synthesize import (
     review,
     syn_prefill,
 )
+from ccapp.engines.events import Event, Progress
 from ccapp.engines.generation.types import Cancelled
 from ccapp.engines.phrases import (
     OPENERS,
@@ -569,8 +570,8 @@ def test_a_cancelled_run_resumes_group_by_group(
         def __init__(self) -> None:
             self.cancel = threading.Event()
 
-        def emit(self, event: str, **fields: Any) -> None:
-            if event == "progress":
+        def emit(self, event: Event) -> None:
+            if isinstance(event, Progress):
                 self.cancel.set()
 
         def tokens(self, deltas: Any) -> None:

@@ -15,6 +15,7 @@ import pytest
 from ccapp.cli.train_cmd import launch_command
 from ccapp.engines.c2syn.synthesize import SLOTS, SynConfig, Synthesis
 from ccapp.engines.dpo.train import TrainConfig, Training, estimate_memory, load_pairs
+from ccapp.engines.events import Event, Progress
 from ccapp.engines.generation.types import Cancelled
 from ccapp.errors import UserError
 from ccapp.store import RunKind, RunStatus, Store, runs
@@ -428,8 +429,8 @@ class _CancelAfterFirstGroup:
     def __init__(self, cancel: threading.Event) -> None:
         self.cancel = cancel
 
-    def emit(self, event: str, **fields: object) -> None:
-        if event == "progress":
+    def emit(self, event: Event) -> None:
+        if isinstance(event, Progress):
             self.cancel.set()
 
     def tokens(self, deltas: list[tuple[int, int, str]]) -> None:

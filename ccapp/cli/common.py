@@ -12,14 +12,13 @@ from ccapp.store import Store
 
 
 def add_judge_max_tokens_option(parser: argparse.ArgumentParser) -> None:
-    """`--judge-max-tokens`, shared by eval and judge: the budget of an API judge's answer."""
-    parser.add_argument(
-        "--judge-max-tokens",
-        type=int,
-        metavar="N",
-        help="tokens an API judge may spend on an answer (default 3; 1024 for reasoning "
-        "models, o1/o3/o4/gpt-5, which think before they answer)",
-    )
+    """`--judge-max-tokens`, shared by eval and judge: the budget of an API judge's answer,
+    as EvalConfig declares it."""
+    from ccapp.cli.options import add_option
+    from ccapp.engines.c2eval.config import EvalConfig
+    from ccapp.engines.options import declared_field
+
+    add_option(parser, declared_field(EvalConfig, "judge_max_tokens"))
 
 
 def add_db_option(parser: argparse.ArgumentParser, *, top_level: bool = False) -> None:

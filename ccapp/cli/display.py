@@ -8,6 +8,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ccapp.engines import events as ev
+
 
 class TerminalSink:
     """The engine's event sink for humans: progress on stderr, results on stdout."""
@@ -30,45 +32,42 @@ class TerminalSink:
         self.task: Any = None
         self.run_id: int | None = None
 
-    def emit(self, event: str, **fields: Any) -> None:
-        if event == "model_loading":
-            self.err.print(
-                f"[dim]model: {fields.get('phase')} {fields.get('detail') or ''}[/]",
-                markup=True,
-                highlight=False,
-            )
-        elif event == "run_started":
-            totals = fields["totals"]
-            unit = next(u for u in ("groups", "continuations", "steps") if u in totals)
-            total, todo = totals[unit], totals.get("todo", totals[unit])
-            scope = "".join(f"{totals[k]} {k}, " for k in ("requests", "pairs") if k in totals)
-            self.err.print(f"{fields['kind']} run: {scope}{total} {unit} ({todo} to do)")
-            self.progress.start()
-            verb = {"judge": "judging", "syn": "synthesizing", "train": "training"}.get(
-                fields["kind"], "generating"
-            )
-            self.task = self.progress.add_task(
-                verb, total=total, completed=total - todo, rate="", corr=""
-            )
-        elif event == "progress" and self.task is not None:
-            self.progress.update(
-                self.task, completed=fields["done"], rate=f"{fields['rate']:.1f}/s"
-            )
-        elif event == "train_log" and self.task is not None:
-            loss, margin = fields.get("loss"), fields.get("reward_margin")
-            if loss is not None:
-                self.progress.update(
-                    self.task,
-                    corr=f"loss {loss:.4f}"
-                    + (f" · margin {margin:.3f}" if margin is not None else ""),
+    def emit(self, event: ev.Event) -> None:
+        match ev.declared(event):
+            case ev.ModelLoading(phase=phase, detail=detail):
+                self.err.print(
+                    f"[dim]model: {phase} {detail or ''}[/]", markup=True, highlight=False
                 )
-        elif event == "metrics" and self.task is not None:
-            mean = fields["metrics"].get("corr_mean")
-            self.progress.update(
-                self.task, corr=f"Corr_mean {mean:.3f}" if mean is not None else ""
-            )
-        elif event == "log":
-            self.err.print(f"{fields['level']}: {fields['message']}", markup=False)
+            case ev.RunStarted(kind=kind, totals=totals):
+                unit = next(u for u in ("groups", "continuations", "steps") if u in totals)
+                total, todo = totals[unit], totals.get("todo", totals[unit])
+                scope = "".join(f"{totals[k]} {k}, " for k in ("requests", "pairs") if k in totals)
+                self.err.print(f"{kind} run: {scope}{total} {unit} ({todo} to do)")
+                self.progress.start()
+                verb = {"judge": "judging", "syn": "synthesizing", "train": "training"}.get(
+                    kind, "generating"
+                )
+                self.task = self.progress.add_task(
+                    verb, total=total, completed=total - todo, rate="", corr=""
+                )
+            case ev.Progress(done=done, rate=rate) if self.task is not None:
+                self.progress.update(
+                    self.task, completed=done, rate=f"{rate:.1f}/s" if rate is not None else ""
+                )
+            case ev.TrainLog(loss=loss, reward_margin=margin) if self.task is not None:
+                if loss is not None:
+                    self.progress.update(
+                        self.task,
+                        corr=f"loss {loss:.4f}"
+                        + (f" · margin {margin:.3f}" if margin is not None else ""),
+                    )
+            case ev.MetricsEvent(metrics=metrics) if self.task is not None:
+                mean = metrics.get("corr_mean")
+                self.progress.update(
+                    self.task, corr=f"Corr_mean {mean:.3f}" if mean is not None else ""
+                )
+            case ev.Log(level=level, message=message):
+                self.err.print(f"{level}: {message}", markup=False)
 
     def tokens(self, deltas: list[tuple[int, int, str]]) -> None:
         pass

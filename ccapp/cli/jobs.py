@@ -82,7 +82,9 @@ def run_job(
     except UserError as exc:
         rid = run_id()
         if rid is None:  # the engine reports errors of a run it created; this one had none
-            sink.emit("error", message=exc.message)
+            from ccapp.engines.events import ErrorEvent
+
+            sink.emit(ErrorEvent(message=exc.message))
         sink.close()
         if rid is not None:
             left = status() or "failed"

@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
 def judge_run(args: argparse.Namespace, options: Any) -> int:
     from ccapp.cli.jobs import cancellation, make_sink, run_job
     from ccapp.engines.c2eval.report import run_metrics
+    from ccapp.engines.events import RunFinished
     from ccapp.engines.judges.registry import make_judge
     from ccapp.engines.judges.runner import judge_stored
     from ccapp.store import RunKind, runs
@@ -109,7 +110,7 @@ def judge_run(args: argparse.Namespace, options: Any) -> int:
             if judge.spec == run.judge:  # the run's own judge: its stored metrics follow
                 runs.set_metrics(store, run.id, metrics)
             metrics = metrics | {"judged_now": counts["judged"]}
-            sink.emit("run_finished", status="done", metrics=metrics)
+            sink.emit(RunFinished(status="done", metrics=metrics))
             return JudgeOutcome(run.id, run.model, metrics)
 
         return run_job(

@@ -3,17 +3,27 @@
 Textual posts `Worker.StateChanged` to the worker's own screen and does not bubble it, so a
 worker started with `exit_on_error=False` that raises would otherwise fail silently (a
 store that cannot be opened left History empty with no word why). Every screen derives
-from `AppScreen`, whose one handler turns a worker's error into an `ErrorModal` with its
-one-line message.
+from `AppScreen`, whose one handler turns a worker's error into an `ErrorModal` with a
+one-line message that names the file and the fix. A screen that refreshes on a timer
+would raise the same error every few seconds: it is shown once, until that worker
+succeeds again. An error raised while another screen is on top (a run opened from
+History, or another mode) waits until this screen is shown again, so it never lands on a
+screen it does not concern; it is dropped if the worker succeeds meanwhile.
 """
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
+from textual.app import App
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
+
+from ccapp.errors import UserError
+from ccapp.screens.modals import ErrorModal
 
 if TYPE_CHECKING:
     from ccapp.engines.devices import Device
@@ -21,16 +31,28 @@ if TYPE_CHECKING:
 ResultType = TypeVar("ResultType")
 
 
+@runtime_checkable
 class Services(Protocol):
-    """What screens use of the app (ccapp.app.CcappApp provides it)."""
+    """What screens use of the app; ccapp.app.CcappApp provides it (mypy checks that there)."""
 
-    db_path: Path
+    @property
+    def db_path(self) -> Path: ...
 
-    async def probe_devices(self) -> list[Device]: ...
+    def probe_devices(self) -> Awaitable[list[Device]]: ...
 
     def open_run(self, run_id: int) -> None: ...
 
     def start_demo(self) -> None: ...
+
+
+def services_of(app: App[Any]) -> Services:
+    """The app as `Services`, for screens and for the command palette's provider."""
+    if not isinstance(app, Services):
+        raise TypeError(
+            f"{type(app).__name__} does not provide what ccapp's screens use "
+            "(db_path, probe_devices, open_run, start_demo); run them under ccapp.app.CcappApp"
+        )
+    return app
 
 
 def one_line(error: BaseException) -> str:
@@ -39,16 +61,67 @@ def one_line(error: BaseException) -> str:
     return text or type(error).__name__
 
 
+def failure_line(error: BaseException, db_path: Path) -> str:
+    """One line for a worker's error that names the file and says what to do.
+
+    A `UserError` already does (the store's own errors name the file and the fix); SQLite
+    and OS errors raised after the store opened do not, so the line adds them.
+    """
+    if isinstance(error, UserError):
+        return " ".join(error.message.split())
+    if isinstance(error, sqlite3.Error):
+        return (
+            f"{db_path}: cannot read the store ({one_line(error)}); nothing was changed. "
+            "Fix: check that the file is a readable ccapp store, or restart ccapp with "
+            "another --db"
+        )
+    if isinstance(error, OSError):
+        where = error.filename or db_path
+        return (
+            f"{where}: {error.strerror or one_line(error)}. "
+            "Fix: check that the file exists and is readable and writable"
+        )
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 class AppScreen(Screen[ResultType]):
+    """A ccapp screen: `services` instead of untyped `self.app.<x>`, worker errors as a modal.
+
+    Name each worker for what it does (`@work(name="Reading the runs")`): the modal's title
+    is that name followed by "failed".
+    """
+
+    def __init__(
+        self, name: str | None = None, id: str | None = None, classes: str | None = None
+    ) -> None:
+        super().__init__(name, id, classes)
+        self._reported: dict[str, str] = {}  # worker name -> the failure shown for it
+        self._unshown: dict[str, tuple[str, str]] = {}  # worker name -> (title, message)
+
     @property
     def services(self) -> Services:
-        app: Any = self.app
-        return app  # CcappApp satisfies Services; a test app may supply its own
+        return services_of(self.app)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state is not WorkerState.ERROR or event.worker.error is None:
+        worker = event.worker
+        if event.state is WorkerState.SUCCESS:  # the failure is over, and old news now
+            self._reported.pop(worker.name, None)
+            self._unshown.pop(worker.name, None)
             return
-        from ccapp.screens.modals import ErrorModal
+        if event.state is not WorkerState.ERROR or worker.error is None:
+            return
+        message = failure_line(worker.error, self.services.db_path)
+        if self._reported.get(worker.name) == message:
+            return  # a refresh timer met the same failure again: shown once is enough
+        self._reported[worker.name] = message
+        title = f"{worker.name or 'A background task'} failed"
+        if self.is_active:
+            self.app.push_screen(ErrorModal(title, message))
+        else:
+            self._unshown[worker.name] = (title, message)
 
-        name = event.worker.name or event.worker.group or "background task"
-        self.app.push_screen(ErrorModal(f"{name} failed", one_line(event.worker.error)))
+    def on_screen_resume(self) -> None:
+        unshown, self._unshown = self._unshown, {}
+        for title, message in unshown.values():
+            self.app.push_screen(ErrorModal(title, message))

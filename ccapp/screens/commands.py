@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from ccapp.screens.base import services_of
 from ccapp.store import Store, runs
 
 RECENT_RUNS = 20
 
 
 class CcappCommands(Provider):
-    def _commands(self) -> list[tuple[str, object, str]]:
+    def _commands(self) -> list[tuple[str, Callable[[], Any], str]]:
         app = self.app
-        commands: list[tuple[str, object, str]] = [
+        services = services_of(app)
+        commands: list[tuple[str, Callable[[], Any], str]] = [
             (
                 "Home: show the home screen",
                 partial(app.switch_mode, "home"),
@@ -34,12 +38,12 @@ class CcappCommands(Provider):
             ),
             (
                 "Demo: run the whole loop on a toy model",
-                app.start_demo,  # type: ignore[attr-defined]
+                services.start_demo,
                 "eval → syn → DPO → eval, offline, minutes on a CPU",
             ),
         ]
         try:
-            with Store.open(app.db_path) as store:  # type: ignore[attr-defined]
+            with Store.open(services.db_path) as store:
                 recent = runs.list_runs(store, limit=RECENT_RUNS)
         except Exception:  # the palette must open even when the store cannot be read
             recent = []
@@ -47,7 +51,7 @@ class CcappCommands(Provider):
             commands.append(
                 (
                     f"Run: open {run.id} ({run.kind.value} {run.model} {run.status.value})",
-                    partial(app.open_run, run.id),  # type: ignore[attr-defined]
+                    partial(services.open_run, run.id),
                     run.created_at,
                 )
             )
@@ -55,11 +59,11 @@ class CcappCommands(Provider):
 
     async def discover(self) -> Hits:
         for name, callback, help_text in self._commands():
-            yield DiscoveryHit(name, callback, help=help_text)  # type: ignore[arg-type]
+            yield DiscoveryHit(name, callback, help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for name, callback, help_text in self._commands():
             score = matcher.match(name)
             if score > 0:
-                yield Hit(score, matcher.highlight(name), callback, help=help_text)  # type: ignore[arg-type]
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)

@@ -14,9 +14,9 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from ccapp.screens.base import AppScreen
 from ccapp.screens.widgets import CorrChart, Series, fixed_columns
 from ccapp.store import Run, RunKind, Store, runs
 
@@ -74,7 +74,7 @@ class Loaded(Message):
     comparison: dict[str, Any]
 
 
-class CompareScreen(Screen[None]):
+class CompareScreen(AppScreen[None]):
     CSS_PATH = "compare.tcss"
     BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="compare.back")]
 
@@ -92,15 +92,16 @@ class CompareScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.load()
+        self.load(self.db_path, self.ids)
 
-    @work(thread=True, exclusive=True, exit_on_error=False)
-    def load(self) -> None:
+    # A failure (no such run, an unreadable store) shows as a modal (AppScreen).
+    @work(thread=True, exclusive=True, name="Comparing the runs", exit_on_error=False)
+    def load(self, db_path: Path, ids: tuple[int, int]) -> None:
         from ccapp.engines.c2eval.comparison import compare_runs, comparison_judges
         from ccapp.engines.c2eval.report import run_metrics
 
-        with Store.open(self.db_path) as store:
-            first, second = (runs.get_run(store, i) for i in self.ids)
+        with Store.open(db_path) as store:
+            first, second = (runs.get_run(store, i) for i in ids)
             judges = comparison_judges(store, first, second)
             metrics = tuple(
                 run_metrics(store, r, judge) if r.kind is RunKind.EVAL else {}

@@ -13,31 +13,29 @@ from typing import Any
 
 from rich.table import Table
 from rich.text import Text
-from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, RichLog, Static
 
-from ccapp.screens.jobs import Job, JobEnded, JobEvent
-from ccapp.screens.modals import ErrorModal, stop_or_back
+from ccapp.engines.events import DemoFinished, DemoStage, ErrorEvent, Event, Log, Progress
+from ccapp.screens.jobs import Job
+from ccapp.screens.live_base import JobState, LiveJobScreen
 
 STAGES = ("model", "eval before", "syn", "dpo", "eval after")
 
 
 @dataclass
-class DemoState:
-    status: str = "starting"
+class DemoState(JobState):
     stage: str | None = None
     done: int = 0
     total: int = 0
     eta_s: float | None = None
     stages: dict[str, str] = field(default_factory=lambda: dict.fromkeys(STAGES, "waiting"))
-    result: dict[str, Any] | None = None
+    result: DemoFinished | None = None
 
 
-class DemoScreen(Screen[None]):
+class DemoScreen(LiveJobScreen[DemoState]):
     CSS_PATH = "demo.tcss"
     BINDINGS = [
         Binding(
@@ -49,12 +47,15 @@ class DemoScreen(Screen[None]):
         ),
     ]
 
+    PAINT_EVERY_S = 0.25
+    RESUMABLE = False  # a stopped demo starts over: it is cancelled, not paused
+    ERROR_TITLE = "The demo stopped with an error"
+    STOP_QUESTION = "Stop the demo? Its finished runs stay in the store."
+    STOP_YES, STOP_NO = "Stop", "Keep going"
+
     def __init__(self, job: Job, db_path: Path):
-        super().__init__()
-        self.job, self.db_path = job, db_path
-        self.state = DemoState()
-        self.finished = False
-        self._dirty = True
+        super().__init__(job, DemoState())
+        self.db_path = db_path
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -74,47 +75,25 @@ class DemoScreen(Screen[None]):
         for stage in STAGES:
             table.add_row(stage, "waiting", key=stage)
         self.query_one("#demo-result", Static).display = False
-        self.set_interval(0.25, self.paint)
-        self.run_job()
 
-    @work(exclusive=True, group="demo-job", exit_on_error=False)
-    async def run_job(self) -> None:
-        await self.job.run(self)
-
-    @on(JobEvent)
-    def take_event(self, message: JobEvent) -> None:
-        e, s = message.data, self.state
-        kind = e.get("event")
-        if kind == "demo_stage":
-            s.status = "running"
-            if e.get("state") == "started":
-                s.stage, s.done, s.total, s.eta_s = e["stage"], 0, 0, None
-                s.stages[e["stage"]] = "running"
-            else:
-                s.stages[e["stage"]] = f"done in {e.get('seconds', 0):.0f}s"
-        elif kind == "progress":
-            s.done, s.total, s.eta_s = e["done"], e.get("total") or s.total, e.get("eta_s")
-        elif kind == "demo_finished":
-            s.result = e
-        elif kind in ("log", "error", "warning"):
-            self.query_one("#demo-log", RichLog).write(Text(str(e.get("message", ""))))
-        self._dirty = True
-
-    @on(JobEnded)
-    def job_ended(self, message: JobEnded) -> None:
-        self.finished = True
-        self.state.status = {0: "done", 130: "cancelled", -2: "cancelled"}.get(
-            message.returncode, "failed"
-        )
-        if self.state.status == "failed":
-            self.app.push_screen(ErrorModal("The demo stopped with an error", message.error_line))
-        self._dirty = True
-        self.paint()
+    def apply(self, event: Event) -> None:
+        s = self.state
+        match event:
+            case DemoStage(stage=stage, state="started"):
+                s.status = "running"
+                s.stage, s.done, s.total, s.eta_s = stage, 0, 0, None
+                s.stages[stage] = "running"
+            case DemoStage(stage=stage, seconds=seconds):
+                s.status = "running"
+                s.stages[stage] = f"done in {seconds or 0:.0f}s"
+            case Progress(done=done, total=total, eta_s=eta_s):
+                s.done, s.total, s.eta_s = done, total or s.total, eta_s
+            case DemoFinished():
+                s.result = event
+            case Log(message=message) | ErrorEvent(message=message):
+                self.query_one("#demo-log", RichLog).write(Text(message))
 
     def paint(self) -> None:
-        if not self._dirty:
-            return
-        self._dirty = False
         s = self.state
         stage = f" · {s.stage}" if s.stage and s.status == "running" else ""
         self.query_one("#demo-title", Static).update(f"ccapp demo · {s.status}{stage}")
@@ -131,21 +110,11 @@ class DemoScreen(Screen[None]):
             panel.update(result_view(s.result))
             panel.display = True
 
-    def action_stop_or_back(self) -> None:
-        stop_or_back(
-            self,
-            self.finished,
-            "Stop the demo? Its finished runs stay in the store.",
-            self.job.cancel,
-            yes="Stop",
-            no="Keep going",
-        )
 
-
-def result_view(result: dict[str, Any]) -> Table:
+def result_view(result: DemoFinished) -> Table:
     """Before/after Corr@k with intervals, fluency, the verdict and the toy-model note; every
     string from the run is passed as Text, so nothing in it is read as markup."""
-    before, after = result.get("before", {}), result.get("after", {})
+    before, after = result.before, result.after
     table = Table("", "before [95% CI]", "after [95% CI]", title="Corr@k on held-out requests")
 
     def cell(metrics: dict[str, Any], key: str) -> str:
@@ -158,8 +127,8 @@ def result_view(result: dict[str, Any]) -> Table:
     for k in sorted({*before.get("corr", {}), *after.get("corr", {})}, key=int):
         table.add_row(f"k={k}", cell(before, k), cell(after, k))
     table.add_row("mean", cell(before, "mean"), cell(after, "mean"), style="bold")
-    fb, fa = result.get("fluency_before", {}), result.get("fluency_after", {})
+    fb, fa = result.fluency_before, result.fluency_after
     for key in ("distinct2_per_continuation", "degenerate_share"):
         table.add_row(key, str(fb.get(key)), str(fa.get(key)))
-    table.caption = Text(f"{result.get('verdict', '')}\n{result.get('note', '')}")
+    table.caption = Text(f"{result.verdict}\n{result.note}")
     return table

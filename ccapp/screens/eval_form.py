@@ -8,15 +8,14 @@ process checks the rest and any error it reports opens an error dialog.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
+from textual.containers import Horizontal, VerticalScroll
 from textual.suggester import SuggestFromList
 from textual.widgets import (
     Button,
@@ -30,13 +29,28 @@ from textual.widgets import (
     Switch,
 )
 
+from ccapp.engines.c2eval.config import EvalConfig
 from ccapp.engines.data import data_problem
 from ccapp.engines.devices import GIB, Device
 from ccapp.engines.generation.models import model_problem
 from ccapp.engines.generation.presets import PRESETS
 from ccapp.engines.judges.registry import parse_judge_spec
+from ccapp.engines.options import Declared
 from ccapp.errors import UserError
+from ccapp.screens.base import AppScreen
 from ccapp.screens.form_problems import refuse_launch, show_problems
+from ccapp.screens.option_form import (
+    OptionTexts,
+    Text,
+    compose_row,
+    field_box,
+    form_command,
+    form_rows,
+    option_widget,
+    read_values,
+    read_widgets,
+    row_order,
+)
 
 JUDGE_KINDS = [
     ("heuristic (offline, instant)", "heuristic"),
@@ -44,33 +58,23 @@ JUDGE_KINDS = [
     ("OpenAI-compatible server", "server"),
     ("in-process HF model", "hf"),
 ]
-DTYPES = [
-    ("auto", "auto"),
-    ("bfloat16", "bfloat16"),
-    ("float16", "float16"),
-    ("float32", "float32"),
-]
 BYTES = {"auto": 2, "bfloat16": 2, "float16": 2, "float32": 4}
+JUDGE = "judge"  # the form's own part: the judge's kind and its server or model
+# The form's rows, top to bottom (rows of fields EvalConfig declares, and the judge).
+ROWS = ("model", "device", "precision", JUDGE, "data", "ks", "how much", "sampling")
 
 
-@dataclass
-class FormValues:
-    model: str = "tiny"
-    device: str = "auto"
-    dtype: str = "auto"
-    four_bit: bool = False
-    judge_kind: str = "heuristic"
-    judge_url: str = ""
-    judge_model: str = ""
-    judge_path: str = ""
-    data: str = "c2-eval"
-    ks: str = "10,20,30,40,50,60,70,80"
-    paths: str = "20"
-    max_new_tokens: str = "32"
-    temperature: str = "0.8"
-    top_p: str = "0.7"
-    seed: str = "0"
-    limit: str = ""
+class FormValues(OptionTexts):
+    """The form as typed: EvalConfig's labelled fields, and the judge's parts, which the form
+    composes into one --judge."""
+
+    config = EvalConfig
+    extra: ClassVar[Mapping[str, Text]] = {
+        "judge_kind": "heuristic",
+        "judge_url": "",
+        "judge_model": "",
+        "judge_path": "",
+    }
 
 
 def judge_spec(values: FormValues) -> str:
@@ -83,77 +87,29 @@ def judge_spec(values: FormValues) -> str:
 
 def eval_args(values: FormValues) -> tuple[list[str], dict[str, str]]:
     """The `ccapp eval` arguments for the form, and the problems by field id."""
-    problems: dict[str, str] = {}
+    try:
+        spec = parse_judge_spec(judge_spec(values)).canonical
+    except UserError as exc:
+        judge_problem: str | None = exc.problem
+        spec = ""
+    else:
+        judge_problem = None
+        if spec.startswith("openai:") and "@" not in spec and not key_is_set():
+            judge_problem = "no OpenAI key: export OPENAI_API_KEY (or [openai] api_key_file)"
+    cls = values.config
+    parsed, problems = read_values(cls, values.texts(), {"judge": spec or "heuristic"})
     if (problem := model_problem(values.model)) is not None:
         problems["model"] = problem
     if (problem := data_problem(values.data)) is not None:
         problems["data"] = problem
-    ks = [part.strip() for part in values.ks.split(",") if part.strip()]
-    if not ks or not all(part.isdigit() and int(part) > 0 for part in ks):
-        problems["ks"] = "positive whole numbers separated by commas, e.g. 10,20,40"
-    elif len(set(ks)) != len(ks):
-        problems["ks"] = "give each k once"
-    numbers = {
-        "paths": (values.paths, int, 1, None),
-        "max_new_tokens": (values.max_new_tokens, int, 1, None),
-        "temperature": (values.temperature, float, 0.0, None),
-        "top_p": (values.top_p, float, 1e-9, 1.0),
-        "seed": (values.seed, int, 0, None),
-    }
-    for name, (text, kind, low, high) in numbers.items():
-        try:
-            value = kind(text.strip())
-        except ValueError:
-            problems[name] = f"not a {'whole ' if kind is int else ''}number"
-            continue
-        if value < low or (high is not None and value > high):
-            problems[name] = (
-                f"must be between {low:g} and {high:g}" if high else f"must be at least {low:g}"
-            )
-    if values.limit.strip() and not (values.limit.strip().isdigit() and int(values.limit) > 0):
-        problems["limit"] = "empty for all requests, or a positive whole number"
-    if values.four_bit and values.device == "cpu":
-        problems["four_bit"] = "4-bit needs a CUDA GPU"
-    try:
-        spec = parse_judge_spec(judge_spec(values)).canonical
-        if spec.startswith("openai:") and "@" not in spec and not key_is_set():
-            problems["judge"] = "no OpenAI key: export OPENAI_API_KEY (or [openai] api_key_file)"
-    except UserError as exc:
-        problems["judge"] = exc.problem
-        spec = ""
+    if parsed.get("load_in_4bit") and parsed.get("device") == "cpu":
+        problems["load_in_4bit"] = "4-bit needs a CUDA GPU"
     judge_model = values.judge_path.strip() if values.judge_kind == "hf" else ""
     if judge_model and (problem := model_problem(judge_model)) is not None:
-        problems["judge"] = problem
-    args = [
-        "eval",
-        "--model",
-        values.model.strip(),
-        "--data",
-        values.data.strip(),
-        "--k",
-        ",".join(ks),
-        "--paths",
-        values.paths.strip(),
-        "--max-new-tokens",
-        values.max_new_tokens.strip(),
-        "--temperature",
-        values.temperature.strip(),
-        "--top-p",
-        values.top_p.strip(),
-        "--seed",
-        values.seed.strip(),
-        "--device",
-        values.device,
-        "--dtype",
-        values.dtype,
-        "--judge",
-        spec,
-    ]
-    if values.limit.strip():
-        args += ["--limit", values.limit.strip()]
-    if values.four_bit:
-        args.append("--load-in-4bit")
-    return args, problems
+        judge_problem = problem
+    if judge_problem is not None:
+        problems["judge"] = judge_problem
+    return form_command("eval", cls, parsed | {"judge": spec}), problems
 
 
 def key_is_set() -> bool:
@@ -182,7 +138,7 @@ def fit_note(device: Device, model: str, dtype: str, four_bit: bool) -> str:
     return f" · needs ~{need / GIB:.0f} GiB: {verdict}"
 
 
-class FolderPicker(Screen[str | None]):
+class FolderPicker(AppScreen[str | None]):
     """Pick a model folder with the keyboard (enter on a folder chooses it)."""
 
     BINDINGS = [Binding("escape", "dismiss_none", "Cancel", id="picker.cancel")]
@@ -201,7 +157,7 @@ class FolderPicker(Screen[str | None]):
         self.dismiss(None)
 
 
-class EvalFormScreen(Screen[None]):
+class EvalFormScreen(AppScreen[None]):
     CSS_PATH = "eval_form.tcss"
     AUTO_FOCUS = "#model"  # typing starts in the form, never in the app's letter keys
     BINDINGS = [
@@ -221,70 +177,48 @@ class EvalFormScreen(Screen[None]):
         self.devices: list[Device] = []
 
     def compose(self) -> ComposeResult:
-        v = self.values
+        rows = form_rows(self.values.config)
         yield Header()
         with VerticalScroll(id="form"):
             yield Static("New evaluation", classes="form-title")
-            yield from self._field(
-                "model",
-                "Model",
-                Input(
-                    v.model,
-                    id="model",
-                    suggester=SuggestFromList(list(PRESETS), case_sensitive=False),
-                    placeholder="preset, org/name or a folder (ctrl+o)",
-                ),
-                hint="presets: " + ", ".join(PRESETS),
-            )
-            yield from self._field(
-                "device",
-                "Device",
-                Select([("auto", "auto")], value="auto", id="device", allow_blank=False),
-            )
-            with Horizontal(classes="row"):
-                yield from self._field(
-                    "dtype", "Dtype", Select(DTYPES, value=v.dtype, id="dtype", allow_blank=False)
-                )
-                yield from self._field("four_bit", "4-bit", Switch(v.four_bit, id="four_bit"))
-            yield from self._field(
-                "judge",
-                "Judge",
-                Select(JUDGE_KINDS, value=v.judge_kind, id="judge_kind", allow_blank=False),
-            )
-            with Horizontal(classes="row", id="judge-server"):
-                yield Input(v.judge_url, placeholder="http://host:8000/v1", id="judge_url")
-                yield Input(v.judge_model, placeholder="model name on the server", id="judge_model")
-            yield Input(
-                v.judge_path, placeholder="judge model: folder or Hugging Face id", id="judge_path"
-            )
-            yield from self._field(
-                "data", "Data", Input(v.data, id="data", placeholder="c2-eval, a file or a Hub id")
-            )
-            yield from self._field("ks", "k (prefix words)", Input(v.ks, id="ks"))
-            with Horizontal(classes="row"):
-                yield from self._field("paths", "Paths", Input(v.paths, id="paths"))
-                yield from self._field(
-                    "max_new_tokens", "Max new tokens", Input(v.max_new_tokens, id="max_new_tokens")
-                )
-                yield from self._field(
-                    "limit", "Limit", Input(v.limit, id="limit", placeholder="all")
-                )
-            with Horizontal(classes="row"):
-                yield from self._field(
-                    "temperature", "Temperature", Input(v.temperature, id="temperature")
-                )
-                yield from self._field("top_p", "top_p", Input(v.top_p, id="top_p"))
-                yield from self._field("seed", "Seed", Input(v.seed, id="seed"))
+            for key in row_order(self.values.config, ROWS, own=[JUDGE]):
+                if key == JUDGE:
+                    yield from self._judge()
+                else:
+                    yield from compose_row(rows[key], self._option)
             yield Button("Launch (ctrl+s)", variant="primary", id="launch")
         yield Footer()
 
-    def _field(self, key: str, label: str, widget: Any, hint: str = "") -> ComposeResult:
-        with Vertical(classes="field", id=f"field-{key}"):
-            yield Label(label)
-            yield widget
-            if hint:
-                yield Static(hint, classes="hint", markup=False)
-            yield Static("", classes="problem", id=f"problem-{key}", markup=False)
+    def _judge(self) -> ComposeResult:
+        """The judge: a kind, and a server's URL and model or a model's path (one --judge)."""
+        v = self.values
+        yield from field_box(
+            "Judge",
+            Select(JUDGE_KINDS, value=v.judge_kind, id="judge_kind", allow_blank=False),
+            "problem-judge",
+            box_id="field-judge",
+        )
+        with Horizontal(classes="row", id="judge-server"):
+            yield Input(v.judge_url, placeholder="http://host:8000/v1", id="judge_url")
+            yield Input(v.judge_model, placeholder="model name on the server", id="judge_model")
+        yield Input(
+            v.judge_path, placeholder="judge model: folder or Hugging Face id", id="judge_path"
+        )
+
+    def _option(self, d: Declared) -> ComposeResult:
+        """A declared field of EvalConfig; its widget's id is the field's name."""
+        extra: dict[str, Any] = {}
+        hint = ""
+        if d.name == "model":
+            extra["suggester"] = SuggestFromList(list(PRESETS), case_sensitive=False)
+            hint = "presets: " + ", ".join(PRESETS)
+        yield from field_box(
+            d.option.label,
+            option_widget(d, getattr(self.values, d.name), d.name, **extra),
+            f"problem-{d.name}",
+            hint=hint,
+            box_id=f"field-{d.name}",
+        )
 
     def on_mount(self) -> None:
         self._show_judge_inputs()
@@ -294,7 +228,7 @@ class EvalFormScreen(Screen[None]):
     @work(exclusive=True, group="form-devices", exit_on_error=False)
     async def probe_devices(self) -> None:
         try:
-            self.devices = await self.app.probe_devices()  # type: ignore[attr-defined]
+            self.devices = await self.services.probe_devices()
         except Exception as exc:  # the form still works with auto/cpu
             self.notify(f"devices: {exc}", severity="warning")
             self.devices = []
@@ -310,7 +244,8 @@ class EvalFormScreen(Screen[None]):
             free = f" · {d.free_bytes / GIB:.0f} GiB free" if d.free_bytes else ""
             options.append(
                 (
-                    f"{d.id} — {d.name}{free}{fit_note(d, values.model, values.dtype, values.four_bit)}",
+                    f"{d.id} — {d.name}{free}"
+                    f"{fit_note(d, values.model, values.dtype, values.load_in_4bit)}",
                     d.id,
                 )
             )
@@ -324,23 +259,12 @@ class EvalFormScreen(Screen[None]):
 
     def read(self) -> FormValues:
         q = self.query_one
-        return FormValues(
-            model=q("#model", Input).value,
-            device=str(q("#device", Select).value),
-            dtype=str(q("#dtype", Select).value),
-            four_bit=q("#four_bit", Switch).value,
+        return type(self.values)(
+            **read_widgets(self, self.values.config, str),
             judge_kind=str(q("#judge_kind", Select).value),
             judge_url=q("#judge_url", Input).value,
             judge_model=q("#judge_model", Input).value,
             judge_path=q("#judge_path", Input).value,
-            data=q("#data", Input).value,
-            ks=q("#ks", Input).value,
-            paths=q("#paths", Input).value,
-            max_new_tokens=q("#max_new_tokens", Input).value,
-            temperature=q("#temperature", Input).value,
-            top_p=q("#top_p", Input).value,
-            seed=q("#seed", Input).value,
-            limit=q("#limit", Input).value,
         )
 
     def validate(self) -> tuple[list[str], dict[str, str]]:
@@ -381,7 +305,7 @@ class EvalFormScreen(Screen[None]):
         from ccapp.screens.jobs import ChildJob
         from ccapp.screens.live_run import LiveRunScreen
 
-        db_path = self.app.db_path  # type: ignore[attr-defined]
+        db_path = self.services.db_path
         job = ChildJob([*args, "--db", str(db_path)])
         self.app.push_screen(LiveRunScreen(job, f"ccapp {' '.join(args)}", db_path))
 

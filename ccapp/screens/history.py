@@ -9,9 +9,9 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
+from ccapp.screens.base import AppScreen
 from ccapp.screens.widgets import fixed_columns
 from ccapp.store import Run, Store, runs
 
@@ -34,7 +34,7 @@ def matches(run: Run, text: str) -> bool:
     return all(word in haystack for word in text.lower().split())
 
 
-class HistoryScreen(Screen[None]):
+class HistoryScreen(AppScreen[None]):
     CSS_PATH = "history.tcss"
     AUTO_FOCUS = "#history-runs"
     BINDINGS = [
@@ -69,7 +69,7 @@ class HistoryScreen(Screen[None]):
 
     @property
     def db_path(self) -> Path:
-        return self.app.db_path  # type: ignore[attr-defined]
+        return self.services.db_path
 
     def on_mount(self) -> None:
         fixed_columns(
@@ -83,18 +83,25 @@ class HistoryScreen(Screen[None]):
             ("created", 19),
         )
         self.query_one("#history-runs", DataTable).focus()
-        self.load()
-        self.set_interval(REFRESH_S, self.load)
+        self.reload()
+        self.set_interval(REFRESH_S, self.reload)
 
     def on_screen_resume(self) -> None:
-        self.load()
+        self.reload()
 
     def action_refresh(self) -> None:
-        self.load()
+        self.reload()
 
-    @work(thread=True, exclusive=True, group="history", exit_on_error=False)
-    def load(self) -> None:
-        with Store.open(self.db_path) as store:
+    def reload(self) -> None:
+        self.load(self.db_path)
+
+    # A failure (the store is not SQLite, or became unreadable) shows as a modal (AppScreen);
+    # the runs already listed stay.
+    @work(
+        thread=True, exclusive=True, group="history", name="Reading the runs", exit_on_error=False
+    )
+    def load(self, db_path: Path) -> None:
+        with Store.open(db_path) as store:
             found = runs.list_runs(store)
         self.post_message(self.Loaded(found))
 

@@ -10,10 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from ccapp.engines.devices import Device, format_devices
+from ccapp.screens.base import AppScreen
 from ccapp.screens.widgets import fixed_columns
 from ccapp.store import Run, Store, runs
 
@@ -21,7 +21,7 @@ RUNS_SHOWN = 200
 REFRESH_S = 3.0
 
 
-class HomeScreen(Screen[None]):
+class HomeScreen(AppScreen[None]):
     CSS_PATH = "home.tcss"
     BINDINGS = [
         Binding(
@@ -65,7 +65,7 @@ class HomeScreen(Screen[None]):
 
     @property
     def db_path(self) -> Path:
-        return self.app.db_path  # type: ignore[attr-defined]
+        return self.services.db_path
 
     def on_mount(self) -> None:
         self.query_one("#store-line", Static).update(f"Store  {self.db_path}")
@@ -83,15 +83,15 @@ class HomeScreen(Screen[None]):
             ("created", 19),
         )
         self.probe_devices()
-        self.load_runs()
-        self.set_interval(REFRESH_S, self.load_runs)
+        self.reload_runs()
+        self.set_interval(REFRESH_S, self.reload_runs)
 
     def action_refresh(self) -> None:
         self.probe_devices()
-        self.load_runs()
+        self.reload_runs()
 
     def action_demo(self) -> None:
-        self.app.start_demo()  # type: ignore[attr-defined]
+        self.services.start_demo()
 
     @on(DataTable.RowSelected, "#runs")
     def action_open_run(self) -> None:
@@ -99,20 +99,24 @@ class HomeScreen(Screen[None]):
         if table.row_count == 0:
             return
         row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
-        self.app.open_run(int(str(row_key.value)))  # type: ignore[attr-defined]
+        self.services.open_run(int(str(row_key.value)))
 
     @work(exclusive=True, group="devices", exit_on_error=False)
     async def probe_devices(self) -> None:
         try:
-            devices = await self.app.probe_devices()  # type: ignore[attr-defined]
+            devices = await self.services.probe_devices()
         except Exception as exc:  # shown in the table; the app keeps running
             self.post_message(self.DevicesFailed(str(exc)))
         else:
             self.post_message(self.DevicesProbed(devices))
 
-    @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
-    def load_runs(self) -> None:
-        with Store.open(self.db_path) as store:
+    def reload_runs(self) -> None:
+        self.load_runs(self.db_path)
+
+    # A failure (the store is not SQLite, or became unreadable) shows as a modal (AppScreen).
+    @work(thread=True, exclusive=True, group="runs", name="Reading the runs", exit_on_error=False)
+    def load_runs(self, db_path: Path) -> None:
+        with Store.open(db_path) as store:
             found = runs.list_runs(store, limit=RUNS_SHOWN)
         self.post_message(self.RunsLoaded(found))
 

@@ -4,12 +4,15 @@ The app never runs a model itself. A job is `python -m ccapp … --events jsonl`
 process, so a crash or an out-of-memory error in the job cannot take the UI down, cancel
 is a signal (SIGINT: the job stops at the next step and leaves the run paused), and the app
 and scripts share one code path. `ReplayJob` plays recorded events instead, for tests.
+
+Each line is parsed here, once, into its declared event (ccapp.engines.events), so screens
+match on types and never on a dict's keys. A line that is not an event (not JSON, or a
+declared event with a key missing) joins the job's stderr tail, where a failure shows it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import sys
 from collections import deque
@@ -20,12 +23,14 @@ from typing import Any, Protocol
 from textual.message import Message
 from textual.message_pump import MessagePump
 
+from ccapp.engines.events import Event, parse_event, parse_line
+
 
 @dataclass
 class JobEvent(Message):
-    """One event line of a job (see ccapp.engines.events for the schema)."""
+    """One event of a job, parsed (an `UnknownEvent` for a tag this version does not know)."""
 
-    data: dict[str, Any]
+    event: Event
 
 
 @dataclass
@@ -76,9 +81,11 @@ class ChildJob:
             if not line.startswith("{"):
                 continue
             try:
-                target.post_message(JobEvent(json.loads(line)))
-            except json.JSONDecodeError:
+                event = parse_line(line)
+            except ValueError:  # not JSON, or not the event it claims to be
                 tail.append(line)
+                continue
+            target.post_message(JobEvent(event))
         returncode = await self.process.wait()
         await reader
         target.post_message(JobEnded(returncode, list(tail)))
@@ -98,13 +105,13 @@ class ReplayJob:
 
     def __init__(
         self,
-        events: Sequence[dict[str, Any]],
+        events: Sequence[dict[str, Any] | Event],
         returncode: int = 0,
         stderr: Sequence[str] = (),
         hold: bool = False,
     ):
         self.args: Sequence[str] = ["replay"]
-        self.events = list(events)
+        self.events = [e if isinstance(e, Event) else parse_event(e) for e in events]
         self.returncode = returncode
         self.stderr = list(stderr)
         self.hold = hold  # stay "running" after the last event until cancelled

@@ -1,8 +1,8 @@
 """The live view of a running job: streaming continuations with corrections lit, Corr@k, progress.
 
-Events arrive as messages from the job (a child process); they only update state here. A
-timer repaints every 100 ms, so a flood of token deltas costs one repaint per tick, not one
-per token, and the UI stays responsive however fast the model writes.
+Events arrive as messages from the job (a child process); they only update state here, and
+the clock of ccapp.screens.live_base repaints every 100 ms, so the UI stays responsive
+however fast the model writes.
 """
 
 from __future__ import annotations
@@ -14,22 +14,32 @@ from typing import Any
 
 from rich.console import Group
 from rich.text import Text
-from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, RichLog, Static
 
+from ccapp.engines.events import (
+    ContinuationDone,
+    ErrorEvent,
+    Event,
+    Log,
+    MetricsEvent,
+    ModelLoading,
+    Progress,
+    RunFinished,
+    RunStarted,
+    Tokens,
+    VerdictEvent,
+)
 from ccapp.engines.judges.heuristic import find_correction
-from ccapp.screens.jobs import Job, JobEnded, JobEvent
-from ccapp.screens.modals import ErrorModal, stop_or_back
+from ccapp.screens.jobs import Job, JobEnded
+from ccapp.screens.live_base import JobState, LiveJobScreen
 from ccapp.screens.widgets import CorrChart, Palette, Series, continuation_text, fixed_columns
 from ccapp.store import Store
 from ccapp.store import evals as rows_store
 
 STREAMS_SHOWN = 6
-PAINT_EVERY_S = 0.1
 
 
 @dataclass
@@ -42,10 +52,8 @@ class Stream:
 
 
 @dataclass
-class LiveState:
-    run_id: int | None = None
+class LiveState(JobState):
     kind: str = ""
-    status: str = "starting"
     model: str = ""
     judge: str = ""
     totals: dict[str, int] = field(default_factory=dict)
@@ -59,7 +67,7 @@ class LiveState:
     streams: OrderedDict[tuple[int, int], Stream] = field(default_factory=OrderedDict)
 
 
-class LiveRunScreen(Screen[None]):
+class LiveRunScreen(LiveJobScreen[LiveState]):
     CSS_PATH = "live_run.tcss"
     BINDINGS = [
         Binding(
@@ -73,17 +81,17 @@ class LiveRunScreen(Screen[None]):
         Binding("o", "open_run", "Open run", id="live.open", tooltip="The finished run in History"),
     ]
 
+    STOP_QUESTION = (
+        "Cancel this run? It stops at the next step and is paused; you can resume it from History."
+    )
+
     def __init__(self, job: Job, title: str, db_path: Path):
-        super().__init__()
-        self.job = job
+        super().__init__(job, LiveState())
         self.title_text = title
         self.db_path = db_path
-        self.state = LiveState()
         self.cells: dict[int, rows_store.CellInfo] = {}
-        self._dirty = True
         self._metrics_dirty = False
         self._store: Store | None = None
-        self.finished = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -102,70 +110,59 @@ class LiveRunScreen(Screen[None]):
         table = self.query_one("#live-per-k", DataTable)
         fixed_columns(table, ("k", 5), ("done", 11), ("Corr@k", 7), ("95% CI", 16))
         self._store = Store.open(self.db_path)
-        self.set_interval(PAINT_EVERY_S, self.paint)
-        self.run_job()
 
     def on_unmount(self) -> None:
         if self._store is not None:
             self._store.close()
 
-    @work(exclusive=True, group="job", exit_on_error=False)
-    async def run_job(self) -> None:
-        await self.job.run(self)
-
     # -- events in: update state only ------------------------------------------------------
 
-    @on(JobEvent)
-    def take_event(self, message: JobEvent) -> None:
-        e, s = message.data, self.state
-        kind = e.get("event")
-        if e.get("run_id") is not None:
-            s.run_id = e["run_id"]
-        if kind == "model_loading":
-            detail = e.get("detail") or ""
-            if e.get("phase") == "download" and e.get("total"):
-                detail = f"{detail} {e['done'] / 2**30:.2f} of {e['total'] / 2**30:.2f} GiB"
-            self.log_line(f"model: {e.get('phase')} {detail}")
-        elif kind == "run_started":
-            config = e.get("config") or {}
-            s.kind, s.status = e.get("kind", ""), "running"
-            s.model, s.judge = config.get("model", ""), config.get("judge", "")
-            s.paths = int(config.get("paths") or 1)
-            s.totals = e.get("totals", {})
-            s.total = s.totals.get("continuations", 0)
-            s.done = s.total - s.totals.get("todo", 0)
-            self.log_line(f"run {s.run_id} started: {s.totals}")
-        elif kind == "tokens":
-            for cell, path, delta in e.get("deltas", []):
+    def apply(self, event: Event) -> None:
+        s = self.state
+        match event:
+            case ModelLoading(phase=phase, detail=detail, done=done, total=total):
+                shown = detail or ""
+                if phase == "download" and total:
+                    shown = f"{shown} {(done or 0) / 2**30:.2f} of {total / 2**30:.2f} GiB"
+                self.log_line(f"model: {phase} {shown}")
+            case RunStarted(kind=kind, config=config, totals=totals):
+                s.kind, s.status = kind, "running"
+                s.model, s.judge = config.get("model", ""), config.get("judge", "")
+                s.paths = int(config.get("paths") or 1)
+                s.totals = totals
+                s.total = totals.get("continuations", 0)
+                s.done = s.total - totals.get("todo", 0)
+                self.log_line(f"run {s.run_id} started: {s.totals}")
+            case Tokens(deltas=deltas):
+                for cell, path, delta in deltas:
+                    stream = self._stream(cell, path)
+                    stream.text += delta
+                    stream.span = find_correction(stream.text)  # lit the moment it appears
+            case ContinuationDone(cell_id=cell, path=path, k=k, text=text, verdict=verdict):
                 stream = self._stream(cell, path)
-                stream.text += delta
-                stream.span = find_correction(stream.text)  # lit the moment it appears
-        elif kind == "continuation_done":
-            stream = self._stream(e["cell_id"], e["path"])
-            verdict = e.get("verdict") or {}
-            stream.text, stream.done = e.get("text", stream.text), True
-            stream.label = verdict.get("label")
-            span = verdict.get("span")
-            stream.span = (int(span[0]), int(span[1])) if span else None
-            stream.relapse = bool(verdict.get("relapse"))
-            s.done_per_k[e["k"]] = s.done_per_k.get(e["k"], 0) + 1
-        elif kind == "verdict":
-            key = (e["cell_id"], e["path"])
-            if key in s.streams and (e.get("verdict") or {}).get("judge") == s.judge:
-                s.streams[key].label = e["verdict"].get("label")
-        elif kind == "progress":
-            s.done, s.total = e.get("done", s.done), e.get("total", s.total)
-            s.rate, s.eta_s = e.get("rate"), e.get("eta_s")
-        elif kind in ("metrics", "run_finished") and e.get("metrics"):
-            s.metrics = e["metrics"]
+                stream.text, stream.done = text, True
+                stream.label, stream.span = verdict.label, verdict.span
+                stream.relapse = verdict.relapse
+                s.done_per_k[k] = s.done_per_k.get(k, 0) + 1
+            case VerdictEvent(cell_id=cell, path=path, verdict=verdict):
+                if (cell, path) in s.streams and verdict.judge == s.judge:
+                    s.streams[(cell, path)].label = verdict.label
+            case Progress(done=done, total=total, rate=rate, eta_s=eta_s):
+                s.done, s.total, s.rate, s.eta_s = done, total, rate, eta_s
+            case MetricsEvent(metrics=metrics):
+                self._take_metrics(metrics)
+            case RunFinished(status=status, metrics=metrics):
+                self._take_metrics(metrics)
+                s.status = status
+            case Log(level=level, message=message):
+                self.log_line(f"{level}: {message}")
+            case ErrorEvent(message=message):
+                self.log_line(f"error: {message}")
+
+    def _take_metrics(self, metrics: dict[str, Any] | None) -> None:
+        if metrics:
+            self.state.metrics = metrics
             self._metrics_dirty = True
-            if kind == "run_finished":
-                s.status = e.get("status", s.status)
-        elif kind == "run_finished":
-            s.status = e.get("status", s.status)
-        elif kind in ("log", "error"):
-            self.log_line(f"{e.get('level', 'error')}: {e.get('message')}")
-        self._dirty = True
 
     def _stream(self, cell: int, path: int) -> Stream:
         streams = self.state.streams
@@ -177,33 +174,14 @@ class LiveRunScreen(Screen[None]):
         streams.move_to_end(key)
         return streams[key]
 
-    @on(JobEnded)
-    def job_ended(self, message: JobEnded) -> None:
-        """The job's own last word (run_finished) wins; the exit code decides only without it.
-
-        A cancel that lands while the job is already exiting kills it by signal after it
-        finished its run: that run is done, not failed.
-        """
-        self.finished = True
+    def ended(self, message: JobEnded) -> None:
         s = self.state
-        reported = s.status if s.status in ("done", "paused", "failed") else None
-        if reported is None:
-            if message.returncode == 0:
-                reported = "done"
-            elif message.returncode in (130, -2):
-                reported = "paused"
-            else:
-                reported = "failed"
-        s.status = reported
-        if reported == "done":
+        if s.status == "done":
             self.notify(f"run {s.run_id}: done", title="Finished")
-        elif reported == "paused":
+        elif s.status == "paused":
             self.notify(f"run {s.run_id} is paused; resume it from History (r)", title="Cancelled")
         else:
             self.log_line(f"error: {message.error_line}")
-            self.app.push_screen(ErrorModal("The job stopped with an error", message.error_line))
-        self._dirty = True
-        self.paint()
 
     def log_line(self, text: str) -> None:
         self.query_one("#live-log", RichLog).write(Text(text))
@@ -211,9 +189,6 @@ class LiveRunScreen(Screen[None]):
     # -- painting, on a timer ---------------------------------------------------------------
 
     def paint(self) -> None:
-        if not self._dirty:
-            return
-        self._dirty = False
         s = self.state
         title = f"{s.kind or 'job'} run {s.run_id if s.run_id is not None else '…'}"
         if s.model:
@@ -294,19 +269,9 @@ class LiveRunScreen(Screen[None]):
 
     # -- actions ----------------------------------------------------------------------------
 
-    def action_stop_or_back(self) -> None:
-        def stop() -> None:
-            self.log_line("cancelling: the job stops at its next step…")
-            self.job.cancel()
-
-        # A job that reported its end is leaving (a child takes a moment to exit): go back.
-        stop_or_back(
-            self,
-            self.finished or self.state.status in ("done", "paused", "failed"),
-            "Cancel this run? It stops at the next step and is paused; you can "
-            "resume it from History.",
-            stop,
-        )
+    def stop_job(self) -> None:
+        self.log_line("cancelling: the job stops at its next step…")
+        self.job.cancel()
 
     def action_open_run(self) -> None:
         if self.state.run_id is None or self.state.kind not in ("eval", "judge"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Select, Static, Switch
 
+from ccapp.engines.c2eval.config import EvalConfig
+from ccapp.engines.c2syn.config import SynConfig
+from ccapp.engines.dpo.config import TrainConfig
+from ccapp.engines.options import shown_settings
 from ccapp.errors import UserError
+from ccapp.screens.base import AppScreen, failure_line
 from ccapp.screens.modals import ConfirmModal, ErrorModal, PromptModal
 from ccapp.screens.widgets import (
     CorrChart,
@@ -31,22 +36,14 @@ from ccapp.store import evals as rows_store
 from ccapp.store.records import Continuation
 
 PAGE = 100
-SHOWN_SETTINGS = (
-    "ks",
-    "paths",
-    "max_new_tokens",
-    "temperature",
-    "top_p",
-    "seed",
-    "limit",
-    "unit",
-    "engine",
-    "device",
-    "dtype_resolved",
-    "batch_size",
-    "model_source",
-    "data_location",
-)
+# The settings line of a run: what its job's config declares shown (ccapp.engines.options),
+# then where its model and data resolved to.
+PROVENANCE = ("model_source", "data_location")
+SHOWN_SETTINGS = {
+    RunKind.EVAL: shown_settings(EvalConfig) + PROVENANCE,
+    RunKind.SYN: shown_settings(SynConfig) + PROVENANCE,
+    RunKind.TRAIN: shown_settings(TrainConfig) + PROVENANCE,
+}
 
 
 @dataclass
@@ -61,10 +58,17 @@ class Overview(Message):
 class Page(Message):
     rows: list[Continuation]
     total: int
+    flt: rows_store.BrowseFilter
     offset: int
 
 
-class RunDetailScreen(Screen[None]):
+@dataclass
+class One(Message):
+    chosen: Continuation
+    cell: Any  # the continuation's cell (prefill, rendered prompt), or None
+
+
+class RunDetailScreen(AppScreen[None]):
     CSS_PATH = "run_detail.tcss"
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="run.back"),
@@ -99,7 +103,10 @@ class RunDetailScreen(Screen[None]):
         self.run: Run | None = None
         self.metrics: dict[str, dict[str, Any]] = {}
         self.page_offset = 0
+        self.page_total: int | None = None  # known once a page has loaded
+        self.page_wanted: tuple[rows_store.BrowseFilter, int] | None = None
         self.page_rows: list[Continuation] = []
+        self.one_wanted: int | None = None  # the continuation whose text is being loaded
         self.show_prompt = False
 
     def compose(self) -> ComposeResult:
@@ -148,16 +155,21 @@ class RunDetailScreen(Screen[None]):
             ("verdicts", 36),
             ("text", 56),
         )
-        self.load_overview()
+        self.load_overview(self.db_path, self.run_id)
 
-    # -- loading (worker threads; each opens its own store connection) ----------------------
+    # -- loading ------------------------------------------------------------------------------
+    # Worker threads get every value they need as arguments (widgets are read here, on the UI
+    # thread), open their own store connection and only post messages back. A failure shows
+    # as a modal (AppScreen) and leaves what is on screen as it was.
 
-    @work(thread=True, exclusive=True, group="overview", exit_on_error=False)
-    def load_overview(self) -> None:
+    @work(
+        thread=True, exclusive=True, group="overview", name="Reading the run", exit_on_error=False
+    )
+    def load_overview(self, db_path: Path, run_id: int) -> None:
         from ccapp.engines.c2eval.report import run_metrics
 
-        with Store.open(self.db_path) as store:
-            run = runs.get_run(store, self.run_id)
+        with Store.open(db_path) as store:
+            run = runs.get_run(store, run_id)
             judges = rows_store.judges_of(store, run.id) if run.kind is RunKind.EVAL else []
             metrics = {judge: run_metrics(store, run, judge) for judge in judges}
             usage = rows_store.usage(store, run.id)
@@ -186,7 +198,9 @@ class RunDetailScreen(Screen[None]):
                 lines.append(label, style="bold" if link.id == run.id else "")
             lines.append("\n")
         settings = " · ".join(
-            f"{k} {_show(run.config[k])}" for k in SHOWN_SETTINGS if k in run.config
+            f"{k} {_show(run.config[k])}"
+            for k in SHOWN_SETTINGS.get(run.kind, ())
+            if k in run.config
         )
         lines.append(settings, style="dim")
         if run.error:
@@ -210,7 +224,7 @@ class RunDetailScreen(Screen[None]):
         if judges:
             judge_select.set_options([(j, j) for j in judges])
             judge_select.value = run.judge if run.judge in judges else judges[0]
-        self.load_page()
+        self.reload_page()
 
     def current_filter(self) -> rows_store.BrowseFilter:
         k = self.query_one("#filter-k", Select).value
@@ -228,18 +242,31 @@ class RunDetailScreen(Screen[None]):
             disagree=("heuristic", judge_name) if disagree and judge_name else None,
         )
 
-    @work(thread=True, exclusive=True, group="page", exit_on_error=False)
-    def load_page(self) -> None:
+    def reload_page(self) -> None:
+        """Load the page at `page_offset` under the filters shown now."""
         flt = self.current_filter()
-        with Store.open(self.db_path) as store:
-            rows, total = rows_store.browse(
-                store, self.run_id, flt, limit=PAGE, offset=self.page_offset
-            )
-        self.post_message(Page(rows, total, self.page_offset))
+        self.page_wanted = (flt, self.page_offset)
+        self.load_page(self.db_path, self.run_id, flt, self.page_offset)
+
+    @work(
+        thread=True,
+        exclusive=True,
+        group="page",
+        name="Reading the continuations",
+        exit_on_error=False,
+    )
+    def load_page(
+        self, db_path: Path, run_id: int, flt: rows_store.BrowseFilter, offset: int
+    ) -> None:
+        with Store.open(db_path) as store:
+            rows, total = rows_store.browse(store, run_id, flt, limit=PAGE, offset=offset)
+        self.post_message(Page(rows, total, flt, offset))
 
     @on(Page)
     def show_page(self, message: Page) -> None:
-        self.page_rows = message.rows
+        if (message.flt, message.offset) != self.page_wanted:
+            return  # an older request's thread finished after a newer one was started
+        self.page_rows, self.page_total = message.rows, message.total
         table = self.query_one("#detail-rows", DataTable)
         table.clear()
         for c in message.rows:
@@ -266,29 +293,44 @@ class RunDetailScreen(Screen[None]):
     def filters_changed(self) -> None:
         if self.run is not None:
             self.page_offset = 0
-            self.load_page()
+            self.reload_page()
 
     def action_page(self, step: int) -> None:
-        self.page_offset = max(0, self.page_offset + step * PAGE)
-        self.load_page()
+        offset = max(0, self.page_offset + step * PAGE)
+        if self.page_total is not None and offset >= self.page_total:
+            return  # already on the last page
+        self.page_offset = offset
+        self.reload_page()
 
     @on(DataTable.RowHighlighted, "#detail-rows")
     def show_selected(self) -> None:
         table = self.query_one("#detail-rows", DataTable)
         view = self.query_one("#detail-one", Static)
         if not self.page_rows or table.row_count == 0:
+            self.one_wanted = None
             view.update("")
             return
         chosen = self.page_rows[min(table.cursor_row, len(self.page_rows) - 1)]
-        self.show_continuation(chosen)
+        self.one_wanted = chosen.id
+        self.load_one(self.db_path, chosen)
 
-    @work(thread=True, exclusive=True, group="one", exit_on_error=False)
-    def show_continuation(self, chosen: Continuation) -> None:
-        with Store.open(self.db_path) as store:
+    @work(
+        thread=True,
+        exclusive=True,
+        group="one",
+        name="Reading the continuation",
+        exit_on_error=False,
+    )
+    def load_one(self, db_path: Path, chosen: Continuation) -> None:
+        with Store.open(db_path) as store:
             cell = rows_store.cell(store, chosen.cell_id)
-        self.app.call_from_thread(self._paint_continuation, chosen, cell)
+        self.post_message(One(chosen, cell))
 
-    def _paint_continuation(self, chosen: Continuation, cell: Any) -> None:
+    @on(One)
+    def show_continuation(self, message: One) -> None:
+        chosen, cell = message.chosen, message.cell
+        if chosen.id != self.one_wanted:
+            return  # the cursor moved on while this one was read
         judge = self.query_one("#filter-judge", Select).value
         verdict = chosen.verdicts.get(str(judge)) or chosen.verdicts.get("heuristic")
         palette = Palette.from_theme(self.app.current_theme)
@@ -376,34 +418,28 @@ class RunDetailScreen(Screen[None]):
 
         def chosen(value: str | None) -> None:
             if value:
-                self.export_to(Path(value), force=False)
+                self.export_to(self.db_path, self.run_id, Path(value), force=False)
 
         self.app.push_screen(
             PromptModal("Write the JSON report to:", str(default_report_path(self.run_id))), chosen
         )
 
-    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
-    def export_to(self, path: Path, *, force: bool) -> None:
+    @work(thread=True, exclusive=True, group="export", name="Export", exit_on_error=False)
+    def export_to(self, db_path: Path, run_id: int, path: Path, *, force: bool) -> None:
         from ccapp.engines.c2eval.report import build_report, report_text, write_new_file
 
         if path.expanduser().exists() and not force:
             self.app.call_from_thread(self._ask_overwrite, path)
             return
-        try:
-            with Store.open(self.db_path) as store:
-                text = report_text(build_report(store, self.run_id))
-            write_new_file(path, text, force=force)
-        except UserError as exc:
-            self.app.call_from_thread(
-                self.app.push_screen, ErrorModal("Export failed", exc.message)
-            )
-            return
+        with Store.open(db_path) as store:
+            text = report_text(build_report(store, run_id))
+        write_new_file(path, text, force=force)
         self.app.call_from_thread(self.notify, f"report written to {path}", title="Exported")
 
     def _ask_overwrite(self, path: Path) -> None:
         def answer(yes: bool | None) -> None:
             if yes:
-                self.export_to(path, force=True)
+                self.export_to(self.db_path, self.run_id, path, force=True)
 
         self.app.push_screen(
             ConfirmModal(f"{path} exists. Overwrite it?", yes="Overwrite", no="Keep it"), answer
@@ -411,11 +447,16 @@ class RunDetailScreen(Screen[None]):
 
     def action_delete(self) -> None:
         def answer(yes: bool | None) -> None:
-            if yes:
+            if not yes:
+                return
+            try:
                 with Store.open(self.db_path) as store:
                     runs.delete_run(store, self.run_id)
-                self.notify(f"run {self.run_id} deleted")
-                self.app.pop_screen()
+            except (UserError, sqlite3.Error, OSError) as exc:  # rolled back: nothing deleted
+                self.app.push_screen(ErrorModal("Delete failed", failure_line(exc, self.db_path)))
+                return
+            self.notify(f"run {self.run_id} deleted")
+            self.app.pop_screen()
 
         self.app.push_screen(
             ConfirmModal(

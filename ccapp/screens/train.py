@@ -12,18 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.widgets import (
     Button,
     Footer,
     Header,
     Input,
-    Label,
     ProgressBar,
     RichLog,
     Select,
@@ -31,183 +29,123 @@ from textual.widgets import (
 )
 from textual_plotext import PlotextPlot
 
+from ccapp.engines.c2eval.config import EvalConfig
+from ccapp.engines.dpo.config import TrainConfig
+from ccapp.engines.events import (
+    ErrorEvent,
+    Event,
+    Log,
+    ModelLoading,
+    Progress,
+    RunFinished,
+    RunStarted,
+    TrainLog,
+)
+from ccapp.engines.generation.backend import LOADING, SERVER
 from ccapp.engines.generation.models import model_problem
 from ccapp.engines.generation.presets import PRESETS
+from ccapp.engines.options import Declared, declared
+from ccapp.screens.base import AppScreen
 from ccapp.screens.form_problems import refuse_launch, show_problems
-from ccapp.screens.jobs import Job, JobEnded, JobEvent
-from ccapp.screens.modals import ErrorModal, stop_or_back
+from ccapp.screens.jobs import Job, JobEnded
+from ccapp.screens.live_base import JobState, LiveJobScreen
+from ccapp.screens.option_form import (
+    OptionTexts,
+    compose_row,
+    field_box,
+    form_command,
+    form_rows,
+    option_widget,
+    read_values,
+    read_widgets,
+    row_order,
+)
 from ccapp.store import RunKind, Store, runs
 
-METHODS = [
-    ("LoRA (reference: the base, adapter off)", "lora"),
-    ("full (with a reference copy)", "full"),
-    ("QLoRA (4-bit, CUDA)", "qlora"),
-]
 
+class TrainValues(OptionTexts):
+    """The form as typed: TrainConfig's labelled fields."""
 
-@dataclass
-class TrainValues:
-    pairs: str = ""
-    model: str = "tiny"
-    method: str = "lora"
-    lr: str = ""
-    beta: str = "0.1"
-    epochs: str = "1"
-    batch_size: str = "4"
-    max_length: str = "1024"
-    output: str = ""
+    config = TrainConfig
 
 
 def train_args(v: TrainValues) -> tuple[list[str], dict[str, str]]:
-    problems: dict[str, str] = {}
-    pairs = v.pairs.strip()
+    """The `ccapp train` arguments for the form, and the problems by field id."""
+    values, problems = read_values(v.config, v.texts())
+    pairs = str(v.pairs).strip()
     if not pairs:
         problems["pairs"] = "a syn run id, or a folder from ccapp export --format pairs"
     elif not pairs.isdigit() and not Path(pairs).expanduser().is_dir():
         problems["pairs"] = "not a run id, and no such folder"
     if (problem := model_problem(v.model)) is not None:
         problems["model"] = problem
-    for name, text, kind, optional in (
-        ("lr", v.lr, float, True),
-        ("beta", v.beta, float, False),
-        ("epochs", v.epochs, float, False),
-        ("batch_size", v.batch_size, int, False),
-        ("max_length", v.max_length, int, False),
-    ):
-        if optional and not text.strip():
-            continue
-        try:
-            if kind(text) <= 0:
-                problems[name] = "must be above 0"
-        except ValueError:
-            problems[name] = "not a number" if kind is float else "not a whole number"
-    args = [
-        "train",
-        "--pairs",
-        pairs,
-        "--model",
-        v.model.strip(),
-        "--method",
-        v.method,
-        "--beta",
-        v.beta.strip(),
-        "--epochs",
-        v.epochs.strip(),
-        "--batch-size",
-        v.batch_size.strip(),
-        "--max-length",
-        v.max_length.strip(),
-    ]
-    if v.lr.strip():
-        args += ["--lr", v.lr.strip()]
-    if v.output.strip():
-        args += ["--output", v.output.strip()]
-    return args, problems
+    return form_command("train", v.config, values), problems
 
 
 def eval_args_like_last(store: Store, model: str) -> list[str] | None:
-    """`ccapp eval` arguments that repeat the newest eval run's settings on another model."""
+    """`ccapp eval` arguments that repeat the newest eval run's settings on another model:
+    those that decide its results, but for the model and how it was loaded or served."""
     last = runs.list_runs(store, kind=RunKind.EVAL, limit=1)
     if not last:
         return None
-    c = last[0].config
-    args = [
-        "eval",
-        "--model",
-        model,
-        "--data",
-        str(c.get("data")),
-        "--k",
-        ",".join(map(str, c.get("ks", []))),
-    ]
-    for option, key in (
-        ("--paths", "paths"),
-        ("--max-new-tokens", "max_new_tokens"),
-        ("--temperature", "temperature"),
-        ("--top-p", "top_p"),
-        ("--seed", "seed"),
-        ("--unit", "unit"),
-        ("--judge", "judge"),
-        ("--limit", "limit"),
-        ("--device", "device"),
-    ):
-        if c.get(key) is not None:
-            args += [option, str(c[key])]
-    return args
+    stored = last[0].config
+    repeated = {
+        d.name: stored[d.name]
+        for d in declared(EvalConfig)
+        if d.option.decides_results
+        and d.option.group not in (LOADING, SERVER)
+        and d.name != "model"
+        and d.name in stored
+    }
+    return form_command("eval", EvalConfig, {"model": model} | repeated)
 
 
-class TrainFormScreen(Screen[None]):
+# The form's rows, top to bottom (rows of fields TrainConfig declares).
+ROWS = ("pairs", "model", "method", "dpo", "batches", "output")
+
+
+def widget_id(name: str) -> str:
+    """The id of a field's widget in the Train form."""
+    return f"train-{name}"
+
+
+class TrainFormScreen(AppScreen[None]):
     CSS_PATH = "train.tcss"
     AUTO_FOCUS = "#train-pairs"
     BINDINGS = [
         Binding("ctrl+s", "launch", "Launch", id="train.launch", tooltip="Start DPO training")
     ]
 
+    def __init__(self, values: TrainValues | None = None):
+        super().__init__()
+        self.values = values or TrainValues()
+
     def compose(self) -> ComposeResult:
-        v = TrainValues()
+        rows = form_rows(self.values.config)
         yield Header()
         with VerticalScroll(id="train-form"):
             yield Static("DPO training on C2-Syn pairs", classes="form-title")
-            yield from self._field(
-                "pairs",
-                "Pairs: a syn run id or an exported folder",
-                Input(v.pairs, id="train-pairs", placeholder="e.g. 9"),
-            )
-            yield from self._field(
-                "model",
-                "Model to train",
-                Input(
-                    v.model,
-                    id="train-model",
-                    suggester=SuggestFromList(list(PRESETS), case_sensitive=False),
-                ),
-            )
-            yield from self._field(
-                "method",
-                "Method",
-                Select(METHODS, value=v.method, id="train-method", allow_blank=False),
-            )
-            with Horizontal(classes="row"):
-                yield from self._field(
-                    "lr", "Learning rate", Input(v.lr, id="train-lr", placeholder="LoRA 5e-5")
-                )
-                yield from self._field("beta", "Beta", Input(v.beta, id="train-beta"))
-                yield from self._field("epochs", "Epochs", Input(v.epochs, id="train-epochs"))
-            with Horizontal(classes="row"):
-                yield from self._field(
-                    "batch_size", "Batch size", Input(v.batch_size, id="train-batch")
-                )
-                yield from self._field(
-                    "max_length", "Max length", Input(v.max_length, id="train-max-length")
-                )
-            yield from self._field(
-                "output", "Output folder (optional)", Input(v.output, id="train-output")
-            )
+            for key in row_order(self.values.config, ROWS):
+                yield from compose_row(rows[key], self._option)
             yield Button("Launch (ctrl+s)", variant="primary", id="train-launch")
         yield Footer()
 
-    def _field(self, key: str, label: str, widget: Any) -> ComposeResult:
-        with Vertical(classes="field"):
-            yield Label(label)
-            yield widget
-            yield Static("", classes="problem", id=f"train-problem-{key}", markup=False)
+    def _option(self, d: Declared) -> ComposeResult:
+        """A declared field of TrainConfig; its widget's id is `train-` and its name."""
+        extra: dict[str, Any] = {}
+        if d.name == "model":
+            extra["suggester"] = SuggestFromList(list(PRESETS), case_sensitive=False)
+        yield from field_box(
+            d.option.label,
+            option_widget(d, getattr(self.values, d.name), widget_id(d.name), **extra),
+            f"train-problem-{d.name}",
+        )
 
     def on_mount(self) -> None:
         self.validate()
 
     def read(self) -> TrainValues:
-        q = self.query_one
-        return TrainValues(
-            pairs=q("#train-pairs", Input).value,
-            model=q("#train-model", Input).value,
-            method=str(q("#train-method", Select).value),
-            lr=q("#train-lr", Input).value,
-            beta=q("#train-beta", Input).value,
-            epochs=q("#train-epochs", Input).value,
-            batch_size=q("#train-batch", Input).value,
-            max_length=q("#train-max-length", Input).value,
-            output=q("#train-output", Input).value,
-        )
+        return type(self.values)(**read_widgets(self, self.values.config, widget_id))
 
     def validate(self) -> tuple[list[str], dict[str, str]]:
         args, problems = train_args(self.read())
@@ -226,7 +164,7 @@ class TrainFormScreen(Screen[None]):
             return
         from ccapp.screens.jobs import ChildJob
 
-        db_path = self.app.db_path  # type: ignore[attr-defined]
+        db_path = self.services.db_path
         self.app.push_screen(
             TrainLiveScreen(
                 ChildJob([*args, "--db", str(db_path)]), f"ccapp {' '.join(args)}", db_path
@@ -235,9 +173,7 @@ class TrainFormScreen(Screen[None]):
 
 
 @dataclass
-class TrainState:
-    run_id: int | None = None
-    status: str = "starting"
+class TrainState(JobState):
     step: int = 0
     total: int = 0
     rate: float | None = None
@@ -249,7 +185,7 @@ class TrainState:
     output: str | None = None
 
 
-class TrainLiveScreen(Screen[None]):
+class TrainLiveScreen(LiveJobScreen[TrainState]):
     CSS_PATH = "train.tcss"
     BINDINGS = [
         Binding(
@@ -268,12 +204,17 @@ class TrainLiveScreen(Screen[None]):
         ),
     ]
 
+    PAINT_EVERY_S = 0.25
+    ERROR_TITLE = "The training stopped with an error"
+    STOP_QUESTION = (
+        "Stop training? It stops at the next step, saves a checkpoint and "
+        "is paused (ccapp train --resume)."
+    )
+    STOP_YES, STOP_NO = "Stop", "Keep training"
+
     def __init__(self, job: Job, title: str, db_path: Path):
-        super().__init__()
-        self.job, self.title_text, self.db_path = job, title, db_path
-        self.state = TrainState()
-        self.finished = False
-        self._dirty = True
+        super().__init__(job, TrainState())
+        self.title_text, self.db_path = title, db_path
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -287,64 +228,33 @@ class TrainLiveScreen(Screen[None]):
         yield RichLog(id="train-log", max_lines=300, wrap=True, markup=False)
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.set_interval(0.25, self.paint)
-        self.run_job()
+    def apply(self, event: Event) -> None:
+        s = self.state
+        match event:
+            case RunStarted(totals=totals):
+                s.status, s.total = "running", totals.get("steps", 0)
+            case TrainLog(step=step, loss=loss, reward_margin=margin, reward_accuracy=accuracy):
+                s.steps.append(step)
+                s.loss.append(loss or 0.0)
+                s.margin.append(margin or 0.0)
+                s.accuracy.append(accuracy or 0.0)
+            case Progress(done=done, total=total, rate=rate, eta_s=eta_s):
+                s.step, s.total, s.rate, s.eta_s = done, total or s.total, rate, eta_s
+            case RunFinished(status=status, metrics=metrics):
+                s.status = status
+                s.output = (metrics or {}).get("output")
+            case Log(message=message) | ErrorEvent(message=message):
+                self.query_one("#train-log", RichLog).write(Text(message))
+            case ModelLoading(phase=phase, detail=detail):
+                self.query_one("#train-log", RichLog).write(Text(f"model: {phase} {detail or ''}"))
 
-    @work(exclusive=True, group="train-job", exit_on_error=False)
-    async def run_job(self) -> None:
-        await self.job.run(self)
-
-    @on(JobEvent)
-    def take_event(self, message: JobEvent) -> None:
-        e, s = message.data, self.state
-        kind = e.get("event")
-        if e.get("run_id") is not None:
-            s.run_id = e["run_id"]
-        if kind == "run_started":
-            s.status, s.total = "running", e.get("totals", {}).get("steps", 0)
-        elif kind == "train_log":
-            s.steps.append(e["step"])
-            s.loss.append(e.get("loss") or 0.0)
-            s.margin.append(e.get("reward_margin") or 0.0)
-            s.accuracy.append(e.get("reward_accuracy") or 0.0)
-        elif kind == "progress":
-            s.step, s.total, s.rate, s.eta_s = (
-                e["done"],
-                e.get("total") or s.total,
-                e.get("rate"),
-                e.get("eta_s"),
-            )
-        elif kind == "run_finished":
-            s.status = e.get("status", s.status)
-            s.output = (e.get("metrics") or {}).get("output")
-        elif kind in ("log", "error", "model_loading"):
-            text = e.get("message") or f"model: {e.get('phase')} {e.get('detail') or ''}"
-            self.query_one("#train-log", RichLog).write(Text(str(text)))
-        self._dirty = True
-
-    @on(JobEnded)
-    def job_ended(self, message: JobEnded) -> None:
-        self.finished = True
-        if self.state.status not in ("done", "paused", "failed"):
-            self.state.status = {0: "done", 130: "paused", -2: "paused"}.get(
-                message.returncode, "failed"
-            )
-        if self.state.status == "failed":
-            self.app.push_screen(
-                ErrorModal("The training stopped with an error", message.error_line)
-            )
-        elif self.state.status == "done":
+    def ended(self, message: JobEnded) -> None:
+        if self.state.status == "done":
             self.notify(
                 "press v to evaluate the trained model", title=f"run {self.state.run_id} done"
             )
-        self._dirty = True
-        self.paint()
 
     def paint(self) -> None:
-        if not self._dirty:
-            return
-        self._dirty = False
         s = self.state
         self.query_one("#train-title", Static).update(f"train run {s.run_id or '…'} · {s.status}")
         self.query_one("#train-progress", ProgressBar).update(
@@ -370,17 +280,6 @@ class TrainLiveScreen(Screen[None]):
             margin.plt.plot(s.steps, s.margin, marker="braille", color="cyan")
             margin.plt.plot(s.steps, s.accuracy, marker="braille", color="orange", yside="right")
             margin.refresh()
-
-    def action_stop_or_back(self) -> None:
-        stop_or_back(
-            self,
-            self.finished or self.state.status in ("done", "paused", "failed"),
-            "Stop training? It stops at the next step, saves a checkpoint and "
-            "is paused (ccapp train --resume).",
-            self.job.cancel,
-            yes="Stop",
-            no="Keep training",
-        )
 
     def action_evaluate(self) -> None:
         if self.state.status != "done" or not self.state.output:

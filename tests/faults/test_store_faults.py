@@ -28,6 +28,7 @@ import pytest
 from faultkit import EvalJob, check_store, eval_content, judged_text, label_for, only_run, rows
 
 from ccapp.engines.c2eval.evaluate import Evaluation
+from ccapp.engines.events import Event, Progress
 from ccapp.engines.generation.types import Cancelled
 from ccapp.store import Store
 
@@ -166,8 +167,8 @@ def paused_run(eval_job: EvalJob, db: Path, batches: int) -> int:
         def __init__(self) -> None:
             self.seen = 0
 
-        def emit(self, event: str, **fields: Any) -> None:
-            if event == "progress":
+        def emit(self, event: Event) -> None:
+            if isinstance(event, Progress):
                 self.seen += 1
                 if self.seen == batches:
                     cancel.set()

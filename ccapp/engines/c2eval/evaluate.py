@@ -10,17 +10,30 @@ re-sampling the others exactly as an uninterrupted run would have (on the same d
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from ccapp.engines.c2eval.config import RESULT_SETTINGS, EvalConfig
 from ccapp.engines.c2eval.metrics import Judged, compute_metrics
-from ccapp.engines.c2eval.prefill import UNITS, build_prefill, prefill_token_counts
-from ccapp.engines.events import EVENTS_VERSION, NullSink, Sink
-from ccapp.engines.generation.backend import Backend, BackendOptions
+from ccapp.engines.c2eval.prefill import build_prefill, prefill_token_counts
+from ccapp.engines.events import (
+    EVENTS_VERSION,
+    ContinuationDone,
+    ErrorEvent,
+    Log,
+    MetricsEvent,
+    ModelLoading,
+    NullSink,
+    Progress,
+    RunFinished,
+    RunStarted,
+    Sink,
+    VerdictInfo,
+)
+from ccapp.engines.generation.backend import Backend
 from ccapp.engines.generation.sampling import (
     batch_seed,
     record_server_refused,
@@ -32,135 +45,14 @@ from ccapp.engines.generation.types import Cancelled, Generated, Sampling
 from ccapp.engines.judges.base import Judge
 from ccapp.engines.judges.heuristic import HeuristicJudge
 from ccapp.engines.judges.registry import check_judge_spec
+from ccapp.engines.options import from_stored, keep_given, refuse_other_settings
 from ccapp.engines.phrases import OPENERS, PHRASES_VERSION, pick
 from ccapp.errors import UserError
 from ccapp.store import RunKind, RunStatus, Store, runs
 from ccapp.store import evals as rows_store
 from ccapp.store.records import Cell, Run
 
-DEFAULT_KS = (10, 20, 30, 40, 50, 60, 70, 80)
-ENGINES = ("hf", "openai")
 METRICS_EVERY_S = 2.0
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """Everything a C2-Eval run needs; the paper's settings are the defaults."""
-
-    model: str
-    data: str
-    ks: tuple[int, ...] = DEFAULT_KS
-    paths: int = 20
-    max_new_tokens: int = 32
-    temperature: float = 0.8
-    top_p: float = 0.7
-    top_k: int | None = None  # None: the model's generation config, else transformers' 50
-    repetition_penalty: float | None = None  # None: the model's generation config, else 1.0
-    seed: int = 0
-    limit: int | None = None
-    unit: str = "words"
-    judge: str = "heuristic"
-    engine: str = "hf"
-    device: str = "auto"
-    dtype: str = "auto"
-    load_in_4bit: bool = False
-    batch_size: int | None = None  # rows per batch; None = chosen from the device
-    base_url: str | None = None
-    served_model: str | None = None
-    concurrency: int = 8
-    request_timeout: float = 120.0
-    max_retries: int = 5
-    judge_concurrency: int = 8
-    judge_max_tokens: int | None = None  # an API judge's answer budget; None: by model
-    lenient: bool = False
-
-    def check(self) -> None:
-        """Reject impossible settings before anything is loaded (exit code 2)."""
-        problems = [
-            (
-                not self.ks or any(k < 1 for k in self.ks),
-                "--k",
-                "give positive prefix lengths, e.g. --k 10,20,40",
-            ),
-            (len(set(self.ks)) != len(self.ks), "--k", "give each prefix length once"),
-            (self.paths < 1, "--paths", "give at least 1 path"),
-            (self.max_new_tokens < 1, "--max-new-tokens", "give at least 1"),
-            # NaN passes every `<` test, so finiteness is checked first.
-            (
-                not math.isfinite(self.temperature) or self.temperature < 0,
-                "--temperature",
-                "use 0 (greedy) or more",
-            ),
-            (not 0 < self.top_p <= 1, "--top-p", "use a value in (0, 1]"),
-            (self.top_k is not None and self.top_k < 0, "--top-k", "use 0 (off) or more"),
-            (
-                self.repetition_penalty is not None
-                and not (math.isfinite(self.repetition_penalty) and self.repetition_penalty > 0),
-                "--repetition-penalty",
-                "use a number above 0 (1.0 = none)",
-            ),
-            (self.limit is not None and self.limit < 1, "--limit", "give at least 1 request"),
-            (self.unit not in UNITS, "--unit", "use words or tokens"),
-            (self.engine not in ENGINES, "--engine", "use hf or openai"),
-            (
-                self.batch_size is not None and self.batch_size < 1,
-                "--batch-size",
-                "give at least 1",
-            ),
-            (
-                self.engine == "openai" and not self.base_url,
-                "--base-url",
-                "the openai engine needs the server's URL, e.g. --base-url http://127.0.0.1:8000/v1",
-            ),
-            (self.concurrency < 1, "--concurrency", "give at least 1"),
-            (
-                not math.isfinite(self.request_timeout) or self.request_timeout <= 0,
-                "--request-timeout",
-                "give a number of seconds above 0",
-            ),
-            (self.max_retries < 0, "--max-retries", "give 0 or more"),
-            (self.judge_concurrency < 1, "--judge-concurrency", "give at least 1"),
-            (
-                self.judge_max_tokens is not None and self.judge_max_tokens < 1,
-                "--judge-max-tokens",
-                "give at least 1",
-            ),
-        ]
-        for bad, option, fix in problems:
-            if bad:
-                raise UserError(f"invalid value {self._value_of(option)!r}", where=option, fix=fix)
-
-    def _value_of(self, option: str) -> Any:
-        name = option.removeprefix("--").replace("-", "_")
-        value = getattr(self, "ks" if name == "k" else name)
-        return ",".join(map(str, value)) if name == "k" else value
-
-
-# Settings that decide what a run produces; resuming with another value is refused.
-RESULT_SETTINGS = (
-    "model",
-    "data",
-    "ks",
-    "paths",
-    "max_new_tokens",
-    "temperature",
-    "top_p",
-    "top_k",
-    "repetition_penalty",
-    "seed",
-    "limit",
-    "unit",
-    "engine",
-    "dtype",
-    "load_in_4bit",
-    "served_model",
-    "judge",
-)
-
-
-def option_name(field_name: str) -> str:
-    """The command-line option of an EvalConfig field."""
-    return "--k" if field_name == "ks" else "--" + field_name.replace("_", "-")
 
 
 @dataclass
@@ -223,7 +115,7 @@ class Evaluation:
         dataset = load_dataset_rows(config.data, lenient=config.lenient)
         if dataset.skipped:
             skipped = ", ".join(f"{n} {reason}" for reason, n in dataset.skipped.items())
-            self.sink.emit("log", level="warning", message=f"--lenient skipped rows: {skipped}")
+            self.sink.emit(Log(level="warning", message=f"--lenient skipped rows: {skipped}"))
         rows = dataset.rows[: config.limit] if config.limit else dataset.rows
         ref = resolve_model(config.model)
         backend = self._load_backend(config, ref)
@@ -294,20 +186,16 @@ class Evaluation:
         run = runs.resumable_run(
             self.store, run_id, RunKind.EVAL, when_done="start a new run, or export this one"
         )
-        config = _config_from_stored(run.config)
+        config = from_stored(EvalConfig, run.config)
         if "judge" in overrides:
             overrides = overrides | {"judge": check_judge_spec(overrides["judge"])}
-        differing = [
-            f"{option_name(name)} (run: {_show(getattr(config, name))}, given: {_show(value)})"
-            for name, value in overrides.items()
-            if name in RESULT_SETTINGS and value != getattr(config, name)
-        ]
-        if differing:
-            raise UserError(
-                f"run {run_id} was started with other settings: {'; '.join(differing)}",
-                fix="resume without those options (the run keeps its settings), or start a new run",
-            )
-        config = replace(config, **{k: v for k, v in overrides.items() if k not in RESULT_SETTINGS})
+        refuse_other_settings(
+            run_id,
+            config,
+            overrides,
+            fix="resume without those options (the run keeps its settings), or start a new run",
+        )
+        config = replace(config, **keep_given(config, overrides))
         config.check()
         judge = self._make_judge(config)
         runs.claim(self.store, run_id)
@@ -323,13 +211,14 @@ class Evaluation:
             backend = self._load_backend(config, ref)
             if config.batch_size != run.config.get("batch_size"):
                 self.sink.emit(
-                    "log",
-                    level="warning",
-                    message=(
-                        f"batch size {config.batch_size} differs from the run's "
-                        f"{run.config.get('batch_size')}: the remaining continuations are sampled "
-                        "validly but not bit-identically to an uninterrupted run"
-                    ),
+                    Log(
+                        level="warning",
+                        message=(
+                            f"batch size {config.batch_size} differs from the run's "
+                            f"{run.config.get('batch_size')}: the remaining continuations are "
+                            "sampled validly but not bit-identically to an uninterrupted run"
+                        ),
+                    )
                 )
             sampling = stored_sampling(
                 run.config, config.max_new_tokens, config.temperature, config.top_p
@@ -353,8 +242,8 @@ class Evaluation:
         return make_judge(config.judge, options)
 
     def _load_backend(self, config: EvalConfig, ref: Any) -> Backend:
-        self.sink.emit("model_loading", phase="resolve", detail=ref.source)
-        return Backend.load(ref, self.sink, BackendOptions.of(config, min_rows=config.paths))
+        self.sink.emit(ModelLoading(phase="resolve", detail=ref.source))
+        return Backend.load(ref, self.sink, config, min_rows=config.paths)
 
     def _plan_cells(
         self, config: EvalConfig, rows: Sequence[Any], backend: Backend
@@ -377,12 +266,13 @@ class Evaluation:
                 planned.append((row.index, k, opener, prefill, rendered))
         if bare:
             self.sink.emit(
-                "log",
-                level="warning",
-                message=(
-                    f"{bare} prefills hold only the opener, no harmful text: k counts the opener's "
-                    "words too (with --unit words); use larger k"
-                ),
+                Log(
+                    level="warning",
+                    message=(
+                        f"{bare} prefills hold only the opener, no harmful text: k counts the "
+                        "opener's words too (with --unit words); use larger k"
+                    ),
+                )
             )
         lengths = backend.tokenize_prompts([rendered for *_, rendered in planned])
         prefill_tokens = prefill_token_counts(
@@ -418,16 +308,17 @@ class Evaluation:
         done = rows_store.done_paths(self.store, run_id)
         total = len(cells) * config.paths
         self.sink.emit(
-            "run_started",
-            v=EVENTS_VERSION,
-            kind="eval",
-            config=self.run.config if self.run else {},
-            totals={
-                "requests": len(requests),
-                "cells": len(cells),
-                "continuations": total,
-                "todo": total - len(done),
-            },
+            RunStarted(
+                v=EVENTS_VERSION,
+                kind="eval",
+                config=self.run.config if self.run else {},
+                totals={
+                    "requests": len(requests),
+                    "cells": len(cells),
+                    "continuations": total,
+                    "todo": total - len(done),
+                },
+            )
         )
         # The heuristic judges inline (its spans light up the live view); any other judge works
         # in a background thread on what generation has committed, so neither waits for the other.
@@ -443,9 +334,10 @@ class Evaluation:
                 left = background.pending()
                 if left:
                     self.sink.emit(
-                        "log",
-                        level="info",
-                        message=f"generation done; the judge has {left} continuations left",
+                        Log(
+                            level="info",
+                            message=f"generation done; the judge has {left} continuations left",
+                        )
                     )
                 background.finish(self.cancel)
         except BaseException as exc:
@@ -461,7 +353,7 @@ class Evaluation:
         metrics = self._metrics(config, judge.spec)
         run = runs.set_status(self.store, run_id, RunStatus.DONE, metrics=metrics)
         self.run = run
-        self.sink.emit("run_finished", status=run.status.value, metrics=metrics)
+        self.sink.emit(RunFinished(status=run.status.value, metrics=metrics))
         return run
 
     def _generate(
@@ -502,15 +394,16 @@ class Evaluation:
             rate = produced_here / elapsed if elapsed > 0 else 0.0
             remaining = total - len(done)
             self.sink.emit(
-                "progress",
-                done=len(done),
-                total=total,
-                rate=round(rate, 2),
-                eta_s=round(remaining / rate, 1) if rate > 0 else None,
+                Progress(
+                    done=len(done),
+                    total=total,
+                    rate=round(rate, 2),
+                    eta_s=round(remaining / rate, 1) if rate > 0 else None,
+                )
             )
             if time.monotonic() - last_metrics >= METRICS_EVERY_S:
                 last_metrics = time.monotonic()
-                self.sink.emit("metrics", metrics=self._metrics(config, config.judge))
+                self.sink.emit(MetricsEvent(metrics=self._metrics(config, config.judge)))
 
     def _save_batch(
         self,
@@ -564,18 +457,19 @@ class Evaluation:
                 )
             )
             self.sink.emit(
-                "continuation_done",
-                cell_id=cell.id,
-                item=cell.item_idx,
-                k=cell.k,
-                path=cont.path,
-                text=cont.text,
-                verdict={
-                    "judge": verdict.judge,
-                    "label": verdict.label,
-                    "span": list(verdict.span) if verdict.span else None,
-                    "relapse": verdict.relapse,
-                },
+                ContinuationDone(
+                    cell_id=cell.id,
+                    item=cell.item_idx,
+                    k=cell.k,
+                    path=cont.path,
+                    text=cont.text,
+                    verdict=VerdictInfo(
+                        judge=verdict.judge,
+                        label=verdict.label,
+                        span=verdict.span,
+                        relapse=verdict.relapse,
+                    ),
+                )
             )
         return len(ids), fresh
 
@@ -605,13 +499,13 @@ class Evaluation:
                 error=f"{reason}; resume with ccapp eval --resume {self.run.id}",
             )
             if isinstance(exc, JudgeStopped):
-                self.sink.emit("error", message=exc.message)
-            self.sink.emit("run_finished", status="paused", metrics=None)
+                self.sink.emit(ErrorEvent(message=exc.message))
+            self.sink.emit(RunFinished(status="paused", metrics=None))
             return
         message = exc.message if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
         runs.set_status(self.store, self.run.id, RunStatus.FAILED, error=message)
-        self.sink.emit("error", message=message)
-        self.sink.emit("run_finished", status="failed", metrics=None)
+        self.sink.emit(ErrorEvent(message=message))
+        self.sink.emit(RunFinished(status="failed", metrics=None))
 
     @property
     def _run_id(self) -> int:
@@ -635,19 +529,6 @@ def trained_by(store: Store, source: str) -> int | None:
         return None
 
 
-def _config_from_stored(stored: dict[str, Any]) -> EvalConfig:
-    names = {f.name for f in fields(EvalConfig)}
-    values = {k: v for k, v in stored.items() if k in names}
-    values["ks"] = tuple(values.get("ks", DEFAULT_KS))
-    return EvalConfig(**values)
-
-
 def _line_of(where: str) -> int | None:
     tail = where.rsplit(":", 1)[-1].strip()
     return int(tail) if tail.isdigit() else None
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, (tuple, list)):
-        return ",".join(map(str, value))
-    return str(value)

@@ -16,19 +16,30 @@ derived from the stored groups, never stored 15 times over.
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from ccapp.engines.c2eval.evaluate import option_name
 from ccapp.engines.c2eval.fluency import distinct2, is_degenerate, words
-from ccapp.engines.events import EVENTS_VERSION, NullSink, Sink
-from ccapp.engines.generation.backend import Backend, BackendOptions
+from ccapp.engines.c2syn.config import RESULT_SETTINGS, SLOTS, SynConfig
+from ccapp.engines.events import (
+    EVENTS_VERSION,
+    ErrorEvent,
+    GroupDone,
+    GroupResponse,
+    Log,
+    ModelLoading,
+    NullSink,
+    Progress,
+    RunFinished,
+    RunStarted,
+    Sink,
+)
+from ccapp.engines.generation.backend import Backend
 from ccapp.engines.generation.sampling import (
     batch_seed,
     resolve_sampling,
@@ -37,6 +48,7 @@ from ccapp.engines.generation.sampling import (
 )
 from ccapp.engines.generation.types import Cancelled
 from ccapp.engines.judges.base import Judge, JudgeInput
+from ccapp.engines.options import from_stored, keep_given, refuse_other_settings
 from ccapp.engines.phrases import (
     OPENERS,
     PHRASES_VERSION,
@@ -50,119 +62,13 @@ from ccapp.store import evals as rows_store
 from ccapp.store import syn as syn_store
 from ccapp.store.records import Item, Run
 
-DEFAULT_SOURCE = "PKU-Alignment/PKU-SafeRLHF:train"
-SLOTS = 5  # generations per group: the safe answer and four continuations
 _PUNCTUATION = re.compile(r"[.,;:!?](?=\s|$)|\n")
 _WORD = re.compile(r"\S+")
 _QUESTION = re.compile(r"^\s*(how|what)\b", re.IGNORECASE)
 PAPER_KEYWORDS = ("how", "what", "How", "What")  # the paper's script, case-sensitive substrings
-QUESTION_RULES = ("contains", "starts")  # the paper's substring test; the stricter one
-SAFE_SOURCES = ("model", "dataset")
-COMPLETIONS = ("full", "sentence")
 # A sentence ends at . ! ? before a space (not after a lone capital, as in "U.S.") or at a newline.
 _SENTENCE_END = re.compile(r"(?<!\b[A-Z])[.!?](?=[\s\"'’”)\]]|$)|\n")
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
-
-
-@dataclass(frozen=True)
-class SynConfig:
-    model: str
-    data: str | None = DEFAULT_SOURCE
-    from_run: int | None = None
-    limit: int | None = None
-    questions_only: bool = True  # the paper keeps "how"/"what" prompts …
-    question_rule: str = "contains"  # … by a substring test ("starts": must start with one)
-    min_harmful_words: int = 80  # … with an unsafe response of over 80 words (that one is used)
-    safe_source: str = "model"  # the model's answer to the bare request, or the row's safe one
-    # "sentence": a SYN response ends with the sentence that completes its trigger, so the
-    # pair is about the correction point, not about what a weak model writes afterwards.
-    completion: str = "full"
-    max_new_tokens: int = 128
-    temperature: float = 0.0  # greedy, as the paper
-    top_p: float = 1.0
-    top_k: int | None = (
-        None  # None: the model's generation config, else 50 (engines/generation/sampling.py)
-    )
-    repetition_penalty: float | None = None  # None: the model's generation config, else 1.0
-    seed: int = 0
-    verify_judge: str | None = None
-    engine: str = "hf"
-    device: str = "auto"
-    dtype: str = "auto"
-    load_in_4bit: bool = False
-    batch_size: int | None = None
-    base_url: str | None = None
-    served_model: str | None = None
-    concurrency: int = 8
-    request_timeout: float = 120.0
-    max_retries: int = 5
-    lenient: bool = False
-
-    def check(self) -> None:
-        problems = [
-            (
-                self.data is None and self.from_run is None,
-                "--data",
-                "give --data D or --from-run RUN",
-            ),
-            (self.limit is not None and self.limit < 1, "--limit", "give at least 1"),
-            (self.min_harmful_words < 0, "--min-harmful-words", "give 0 or more"),
-            (self.max_new_tokens < 1, "--max-new-tokens", "give at least 1"),
-            (
-                not math.isfinite(self.temperature) or self.temperature < 0,  # NaN fails no `<`
-                "--temperature",
-                "use 0 (greedy) or more",
-            ),
-            (not 0 < self.top_p <= 1, "--top-p", "use a value in (0, 1]"),
-            (self.question_rule not in QUESTION_RULES, "--question-rule", "use contains or starts"),
-            (self.safe_source not in SAFE_SOURCES, "--safe-source", "use model or dataset"),
-            (self.completion not in COMPLETIONS, "--completion", "use full or sentence"),
-            (self.top_k is not None and self.top_k < 0, "--top-k", "use 0 (off) or more"),
-            (
-                self.repetition_penalty is not None
-                and not (math.isfinite(self.repetition_penalty) and self.repetition_penalty > 0),
-                "--repetition-penalty",
-                "use a number above 0 (1.0 = none)",
-            ),
-            (self.engine not in ("hf", "openai"), "--engine", "use hf or openai"),
-            (
-                self.engine == "openai" and not self.base_url,
-                "--base-url",
-                "the openai engine needs the server's URL",
-            ),
-            (
-                self.batch_size is not None and self.batch_size < SLOTS,
-                "--batch-size",
-                f"give at least {SLOTS} (one group's prompts)",
-            ),
-        ]
-        for bad, option, fix in problems:
-            if bad:
-                raise UserError("invalid value", where=option, fix=fix)
-
-
-RESULT_SETTINGS = (
-    "model",
-    "data",
-    "from_run",
-    "limit",
-    "questions_only",
-    "question_rule",
-    "min_harmful_words",
-    "safe_source",
-    "completion",
-    "max_new_tokens",
-    "temperature",
-    "top_p",
-    "top_k",
-    "repetition_penalty",
-    "seed",
-    "verify_judge",
-    "engine",
-    "dtype",
-    "load_in_4bit",
-    "served_model",
-)
 
 
 def _sampling_args(config: SynConfig) -> tuple[int, float, float]:
@@ -432,7 +338,7 @@ class Synthesis:
                 identity=identity,
             )
             rows_store.insert_items(self.store, self.run.id, rows)
-        self.sink.emit("log", level="info", message=describe_counts(counts))
+        self.sink.emit(Log(level="info", message=describe_counts(counts)))
         try:
             return self._execute(config, backend, judge)
         except BaseException as exc:
@@ -452,19 +358,12 @@ class Synthesis:
                 f"triggers); this ccapp has version {PHRASES_VERSION}, so its groups would differ",
                 fix="start a new run, or finish this one with the ccapp version that began it",
             )
-        names = {f.name for f in fields(SynConfig)}
-        config = SynConfig(**{k: v for k, v in run.config.items() if k in names})
-        differing = [
-            f"{option_name(name)} (run: {getattr(config, name)}, given: {value})"
-            for name, value in overrides.items()
-            if name in RESULT_SETTINGS and value != getattr(config, name)
-        ]
-        if differing:
-            raise UserError(
-                f"run {run_id} was started with other settings: {'; '.join(differing)}",
-                fix="resume without those options, or start a new run",
-            )
-        config = replace(config, **{k: v for k, v in overrides.items() if k not in RESULT_SETTINGS})
+        config = from_stored(SynConfig, run.config)
+        refuse_other_settings(
+            run_id, config, overrides, fix="resume without those options, or start a new run"
+        )
+        config = replace(config, **keep_given(config, overrides))
+        config.check()
         judge = self._make_judge(config)
         runs.claim(self.store, run_id)
         self.run = runs.get_run(self.store, run_id)
@@ -524,8 +423,8 @@ class Synthesis:
         )
 
     def _load_backend(self, config: SynConfig, ref: Any) -> Backend:
-        self.sink.emit("model_loading", phase="resolve", detail=ref.source)
-        return Backend.load(ref, self.sink, BackendOptions.of(config, min_rows=SLOTS))
+        self.sink.emit(ModelLoading(phase="resolve", detail=ref.source))
+        return Backend.load(ref, self.sink, config, min_rows=SLOTS)
 
     def plan(
         self, config: SynConfig, items: Sequence[Item], backend: Backend
@@ -566,15 +465,16 @@ class Synthesis:
         per_batch = max(1, backend.rows_per_batch // SLOTS)
         batches = [planned[i : i + per_batch] for i in range(0, len(planned), per_batch)]
         self.sink.emit(
-            "run_started",
-            v=EVENTS_VERSION,
-            kind="syn",
-            config=self.run.config if self.run else {},
-            totals={
-                "requests": len(planned),
-                "groups": len(planned),
-                "todo": len(planned) - len(done),
-            },
+            RunStarted(
+                v=EVENTS_VERSION,
+                kind="syn",
+                config=self.run.config if self.run else {},
+                totals={
+                    "requests": len(planned),
+                    "groups": len(planned),
+                    "todo": len(planned) - len(done),
+                },
+            )
         )
         # The run's resolved settings; a run stored before they were resolved, as it sampled.
         sampling = stored_sampling(self.run.config if self.run else {}, *_sampling_args(config))
@@ -614,16 +514,17 @@ class Synthesis:
             rate = made / max(time.monotonic() - started, 1e-9)
             left = len(planned) - len(done)
             self.sink.emit(
-                "progress",
-                done=len(done),
-                total=len(planned),
-                rate=round(rate, 3),
-                eta_s=round(left / rate, 1) if rate > 0 else None,
+                Progress(
+                    done=len(done),
+                    total=len(planned),
+                    rate=round(rate, 3),
+                    eta_s=round(left / rate, 1) if rate > 0 else None,
+                )
             )
         metrics = self._metrics()
         run = runs.set_status(self.store, run_id, RunStatus.DONE, metrics=metrics)
         self.run = run
-        self.sink.emit("run_finished", status=run.status.value, metrics=metrics)
+        self.sink.emit(RunFinished(status=run.status.value, metrics=metrics))
         return run
 
     def _save(
@@ -651,21 +552,22 @@ class Synthesis:
         status, reason = review(item.request, group.prefills, answers, judge, judge_safe=judge_safe)
         syn_store.save_group(self.store, self._run_id, item.id, status, reason, responses)
         self.sink.emit(
-            "group_done",
-            item=item.idx,
-            request=item.request,
-            status=status,
-            reason=reason,
-            responses=[
-                {
-                    "rank": r.rank,
-                    "role": r.role,
-                    "text": r.text,
-                    "trigger": r.trigger,
-                    "cut_chars": r.cut_chars,
-                }
-                for r in responses
-            ],
+            GroupDone(
+                item=item.idx,
+                request=item.request,
+                status=status,
+                reason=reason,
+                responses=tuple(
+                    GroupResponse(
+                        rank=r.rank,
+                        role=r.role,
+                        text=r.text,
+                        trigger=r.trigger,
+                        cut_chars=r.cut_chars,
+                    )
+                    for r in responses
+                ),
+            )
         )
 
     def _metrics(self) -> dict[str, Any]:
@@ -689,12 +591,12 @@ class Synthesis:
                 RunStatus.PAUSED,
                 error=f"cancelled; resume with ccapp syn --resume {self.run.id}",
             )
-            self.sink.emit("run_finished", status="paused", metrics=None)
+            self.sink.emit(RunFinished(status="paused", metrics=None))
             return
         message = exc.message if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
         runs.set_status(self.store, self.run.id, RunStatus.FAILED, error=message)
-        self.sink.emit("error", message=message)
-        self.sink.emit("run_finished", status="failed", metrics=None)
+        self.sink.emit(ErrorEvent(message=message))
+        self.sink.emit(RunFinished(status="failed", metrics=None))
 
     @property
     def _run_id(self) -> int:

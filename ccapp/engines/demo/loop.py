@@ -35,7 +35,7 @@ from typing import Any
 
 from ccapp.engines.c2eval.fluency import fluency, fluency_held
 from ccapp.engines.demo.helpfulness import BENIGN_REQUESTS, refusal_share
-from ccapp.engines.events import NullSink, Sink
+from ccapp.engines.events import DemoFinished, DemoStage, Log, NullSink, Sink
 from ccapp.engines.phrases import OPENERS, REFUSALS, pick
 from ccapp.store import Store
 from ccapp.store import evals as rows_store
@@ -256,7 +256,7 @@ class Demo:
             result.fluency_before, result.fluency_after
         )
         (work / "demo_result.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n")
-        self.sink.emit("demo_finished", **result.as_dict())
+        self.sink.emit(DemoFinished(**result.as_dict()))
         return result
 
     # -- steps ----------------------------------------------------------------------------
@@ -367,7 +367,7 @@ class Demo:
         )
 
     def _say(self, message: str) -> None:
-        self.sink.emit("log", level="info", message=message)
+        self.sink.emit(Log(level="info", message=message))
 
     def _stage(self, name: str, result: DemoResult) -> Any:
         demo = self
@@ -375,14 +375,14 @@ class Demo:
         class Stage:
             def __enter__(self) -> None:
                 self.started = time.monotonic()
-                demo.sink.emit("demo_stage", stage=name, state="started")
-                demo.sink.emit("log", level="info", message=f"demo: {name}…")
+                demo.sink.emit(DemoStage(stage=name, state="started"))
+                demo.sink.emit(Log(level="info", message=f"demo: {name}…"))
 
             def __exit__(self, exc_type: object, *exc: object) -> None:
                 result.seconds[name] = round(time.monotonic() - self.started, 1)
                 if exc_type is None:
                     demo.sink.emit(
-                        "demo_stage", stage=name, state="done", seconds=result.seconds[name]
+                        DemoStage(stage=name, state="done", seconds=result.seconds[name])
                     )
 
         return Stage()

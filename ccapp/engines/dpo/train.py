@@ -15,103 +15,31 @@ import math
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ccapp.engines.events import EVENTS_VERSION, NullSink, Sink
+from ccapp.engines.dpo.config import DEFAULT_LR as DEFAULT_LR  # re-exported: scripts read it
+from ccapp.engines.dpo.config import RESULT_SETTINGS, TrainConfig
+from ccapp.engines.events import (
+    EVENTS_VERSION,
+    ErrorEvent,
+    Log,
+    ModelLoading,
+    NullSink,
+    Progress,
+    RunFinished,
+    RunStarted,
+    Sink,
+    TrainLog,
+)
 from ccapp.engines.generation.types import Cancelled
+from ccapp.engines.options import from_stored
 from ccapp.errors import UserError
 from ccapp.store import RunKind, RunStatus, Store, runs
 from ccapp.store.records import Run
 
-METHODS = ("lora", "qlora", "full")
-DEFAULT_LR = {"lora": 5e-5, "qlora": 5e-5, "full": 5e-7}
 GIB = 1024**3
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    pairs: str  # a Syn run id, an exported pairs folder, or a Hub dataset id
-    model: str
-    method: str = "lora"
-    lr: float | None = None  # default by method: LoRA 5e-5, full 5e-7
-    beta: float = 0.1
-    epochs: float = 1.0
-    max_steps: int | None = None
-    batch_size: int = 4
-    grad_accum: int = 1
-    max_length: int = 1024
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    output: str | None = None  # default: models/train-RUN in the data folder
-    seed: int = 0
-    precompute_ref: bool = False
-    merge: bool = False
-    device: str = "auto"
-    dtype: str = "auto"
-    save_steps: int = 50
-    gradient_checkpointing: bool = False
-    sft_weight: float = 0.0  # > 0 adds the chosen response's NLL to the DPO loss (RPO)
-
-    def check(self) -> None:
-        problems = [
-            (self.method not in METHODS, "--method", "use lora, qlora or full"),
-            (
-                self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0),
-                "--lr",
-                "give a learning rate above 0",
-            ),
-            (
-                not (math.isfinite(self.beta) and self.beta > 0),
-                "--beta",
-                "give a beta above 0 (0.1 is usual)",
-            ),
-            (not (math.isfinite(self.epochs) and self.epochs > 0), "--epochs", "give more than 0"),
-            (self.max_steps is not None and self.max_steps < 1, "--max-steps", "give at least 1"),
-            (self.batch_size < 1, "--batch-size", "give at least 1"),
-            (self.grad_accum < 1, "--grad-accum", "give at least 1"),
-            (self.max_length < 16, "--max-length", "give at least 16 tokens"),
-            (self.lora_r < 1, "--lora-r", "give at least 1"),
-            (self.lora_alpha < 1, "--lora-alpha", "give at least 1 (2 × --lora-r is usual)"),
-            (not 0 <= self.lora_dropout < 1, "--lora-dropout", "give a value in [0, 1)"),
-            (self.save_steps < 1, "--save-steps", "give at least 1"),
-            (
-                not (math.isfinite(self.sft_weight) and self.sft_weight >= 0),
-                "--sft-weight",
-                "give 0 (plain DPO) or more",
-            ),
-            (self.merge and self.method == "full", "--merge", "only LoRA adapters are merged"),
-        ]
-        for bad, option, fix in problems:
-            if bad:
-                raise UserError("invalid value", where=option, fix=fix)
-
-    @property
-    def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else DEFAULT_LR[self.method]
-
-
-RESULT_SETTINGS = (
-    "pairs",
-    "model",
-    "method",
-    "lr",
-    "beta",
-    "epochs",
-    "max_steps",
-    "batch_size",
-    "grad_accum",
-    "max_length",
-    "lora_r",
-    "lora_alpha",
-    "lora_dropout",
-    "seed",
-    "precompute_ref",
-    "dtype",
-    "sft_weight",
-)
 
 
 @dataclass(frozen=True)
@@ -361,18 +289,18 @@ class Training:
         run = runs.resumable_run(
             self.store, run_id, RunKind.TRAIN, when_done="evaluate its output, or train again"
         )
-        names = {f.name for f in fields(TrainConfig)}
-        config = TrainConfig(**{k: v for k, v in run.config.items() if k in names})
+        config = from_stored(TrainConfig, run.config)
         checkpoints = Path(str(config.output)) / "checkpoints"
         last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
         dataset, _ = load_pairs(config.pairs, self.store)
         before = run.config.get("pairs_rows")
         if before is not None and before != dataset.num_rows:
             self.sink.emit(
-                "log",
-                level="warning",
-                message=f"the pairs changed since run {run_id} started ({before} → "
-                f"{dataset.num_rows}); it continues on the {dataset.num_rows} pairs stored now",
+                Log(
+                    level="warning",
+                    message=f"the pairs changed since run {run_id} started ({before} → "
+                    f"{dataset.num_rows}); it continues on the {dataset.num_rows} pairs stored now",
+                )
             )
         if self.main_process:
             runs.claim(self.store, run_id)
@@ -380,7 +308,7 @@ class Training:
         self.run = runs.get_run(self.store, run_id)
         if last is None:
             self.sink.emit(
-                "log", level="warning", message="no checkpoint was saved yet: training starts over"
+                Log(level="warning", message="no checkpoint was saved yet: training starts over")
             )
         try:
             return self._train(config, dataset, resume_from=last)
@@ -409,16 +337,18 @@ class Training:
             model, config, trainable=trainable, device=device, available=available
         )
         self.sink.emit(
-            "log", level="warning" if estimate.likely_oom else "info", message=estimate.describe()
+            Log(level="warning" if estimate.likely_oom else "info", message=estimate.describe())
         )
         if estimate.likely_oom:
             self.sink.emit(
-                "log",
-                level="warning",
-                message=(
-                    "this may run out of memory: try --method lora, a smaller --batch-size with --grad-accum, "
-                    "--max-length, --precompute-ref or --gradient-checkpointing"
-                ),
+                Log(
+                    level="warning",
+                    message=(
+                        "this may run out of memory: try --method lora, a smaller --batch-size "
+                        "with --grad-accum, --max-length, --precompute-ref or "
+                        "--gradient-checkpointing"
+                    ),
+                )
             )
         output = Path(str(config.output))
         on_cpu = device == "cpu"
@@ -469,11 +399,12 @@ class Training:
             trainer.remove_callback(noisy)
         total = planned_steps(dataset.num_rows, config, args.world_size)
         self.sink.emit(
-            "run_started",
-            v=EVENTS_VERSION,
-            kind="train",
-            config=self.run.config if self.run else {},
-            totals={"pairs": dataset.num_rows, "steps": total},
+            RunStarted(
+                v=EVENTS_VERSION,
+                kind="train",
+                config=self.run.config if self.run else {},
+                totals={"pairs": dataset.num_rows, "steps": total},
+            )
         )
         trainer.train(resume_from_checkpoint=resume_from)
         if self.cancel.is_set():
@@ -490,7 +421,7 @@ class Training:
         }
         run = runs.set_status(self.store, self._run_id, RunStatus.DONE, metrics=metrics)
         self.run = run
-        self.sink.emit("run_finished", status="done", metrics=metrics)
+        self.sink.emit(RunFinished(status="done", metrics=metrics))
         return run
 
     def _load_model(self, config: TrainConfig) -> tuple[Any, Any, str]:
@@ -510,8 +441,8 @@ class Training:
 
             device = "cuda:0" if torch.cuda.is_available() else "cpu"
         if ref.note:
-            self.sink.emit("model_loading", phase="resolve", detail=ref.note)
-        self.sink.emit("model_loading", phase="weights", detail=ref.source)
+            self.sink.emit(ModelLoading(phase="resolve", detail=ref.note))
+        self.sink.emit(ModelLoading(phase="weights", detail=ref.source))
         loaded = load_model(
             ref,
             device="cpu" if launched else device,
@@ -525,7 +456,7 @@ class Training:
         loaded.model.train()
         if loaded.tokenizer.pad_token is None:
             loaded.tokenizer.pad_token = loaded.tokenizer.eos_token
-        self.sink.emit("model_loading", phase="ready", detail=f"{device} {loaded.dtype}")
+        self.sink.emit(ModelLoading(phase="ready", detail=f"{device} {loaded.dtype}"))
         return loaded.model, loaded.tokenizer, device
 
     @staticmethod
@@ -589,10 +520,11 @@ class Training:
 
         train_store.add_point(self.store, self.run.id, step, epoch, logs)
         self.sink.emit(
-            "train_log",
-            step=step,
-            epoch=epoch,
-            **{k: logs.get(key) for k, key in train_store.FIELDS.items()},
+            TrainLog(
+                step=step,
+                epoch=epoch,
+                **{k: logs.get(key) for k, key in train_store.FIELDS.items()},
+            )
         )
 
     def _record_end(self, exc: BaseException) -> None:
@@ -605,7 +537,7 @@ class Training:
                 RunStatus.PAUSED,
                 error=f"cancelled at a step boundary; resume with ccapp train --resume {self.run.id}",
             )
-            self.sink.emit("run_finished", status="paused", metrics=None)
+            self.sink.emit(RunFinished(status="paused", metrics=None))
             return
         if type(exc).__name__ == "OutOfMemoryError":
             exc = UserError(
@@ -615,8 +547,8 @@ class Training:
             )
         message = exc.message if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
         runs.set_status(self.store, self.run.id, RunStatus.FAILED, error=message)
-        self.sink.emit("error", message=message)
-        self.sink.emit("run_finished", status="failed", metrics=None)
+        self.sink.emit(ErrorEvent(message=message))
+        self.sink.emit(RunFinished(status="failed", metrics=None))
 
     @property
     def _run_id(self) -> int:
@@ -651,11 +583,12 @@ def reporting_callback(training: Training) -> Any:
             left = max(0, (state.max_steps or 0) - state.global_step)
             if training.main_process:
                 training.sink.emit(
-                    "progress",
-                    done=state.global_step,
-                    total=state.max_steps,
-                    rate=round(rate, 3),
-                    eta_s=round(left / rate, 1) if rate > 0 else None,
+                    Progress(
+                        done=state.global_step,
+                        total=state.max_steps,
+                        rate=round(rate, 3),
+                        eta_s=round(left / rate, 1) if rate > 0 else None,
+                    )
                 )
             if training.cancel.is_set():
                 control.should_save = True  # a checkpoint at this step, then stop

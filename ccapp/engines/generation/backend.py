@@ -9,34 +9,136 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from ccapp.engines.events import Sink
+from ccapp.engines.events import Log, ModelLoading, Sink
 from ccapp.engines.generation.types import Generated, Prompt, Sampling
+from ccapp.engines.options import Problem, job_config, option
+
+ENGINES = ("hf", "openai")
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+LOADING = "loading the model"
+SERVER = "in-process, or an OpenAI-compatible server"
 
 
-@dataclass(frozen=True)
+def normalize_device(text: str) -> str:
+    """A given `--device` as models.parse_device reads it (imported when a value is given, so
+    that declaring the option costs `ccapp --help` nothing)."""
+    from ccapp.engines.generation.models import parse_device
+
+    return parse_device(text)
+
+
+def normalize_dtype(text: str) -> str:
+    """A given `--dtype` as models.parse_dtype reads it (bf16 is bfloat16)."""
+    from ccapp.engines.generation.models import parse_dtype
+
+    return parse_dtype(text)
+
+
+@job_config
 class BackendOptions:
-    """The loading and batching settings a job's config carries."""
+    """The loading and batching settings of every job that generates (eval, syn): declared
+    once here, and the base of their configs, so each job's command line, form and stored
+    config carry them under the same names."""
 
-    engine: str = "hf"
-    device: str = "auto"
-    dtype: str = "auto"
-    load_in_4bit: bool = False
-    batch_size: int | None = None
-    base_url: str | None = None
-    served_model: str | None = None
-    concurrency: int = 8
-    request_timeout: float = 120.0
-    max_retries: int = 5
-    max_new_tokens: int = 32
-    min_rows: int = 1  # a batch holds at least this many rows (e.g. one cell's paths)
+    engine: str = option(
+        default="hf",
+        choices=ENGINES,
+        help="in-process transformers (hf, default) or an OpenAI-compatible server (openai)",
+        shown=True,
+        group=SERVER,
+    )
+    device: str = option(
+        default="auto",
+        help="cpu, cuda:N, mps or auto (default: config, else auto)",
+        label="Device",
+        widget="select",
+        convert=normalize_device,
+        decides_results=False,
+        shown=True,
+        group=LOADING,
+    )
+    dtype: str = option(
+        default="auto",
+        help="auto, float32, bfloat16 or float16 (default: config, else auto)",
+        label="Dtype",
+        widget="select",
+        choices=DTYPES,
+        convert=normalize_dtype,
+        shown="dtype_resolved",
+        group=LOADING,
+        row="precision",
+    )
+    load_in_4bit: bool = option(
+        default=False,
+        help="4-bit weights (CUDA)",
+        label="4-bit",
+        widget="switch",
+        group=LOADING,
+        row="precision",
+    )
+    batch_size: int | None = option(
+        default=None,
+        metavar="N",
+        help="rows per batch (default: from the device)",
+        minimum=1,
+        decides_results=False,
+        shown=True,
+        group=LOADING,
+    )
+    base_url: str | None = option(
+        default=None,
+        metavar="URL",
+        help="the server for --engine openai, e.g. http://host:8000/v1",
+        decides_results=False,
+        group=SERVER,
+    )
+    served_model: str | None = option(
+        default=None,
+        metavar="NAME",
+        help="model name on the server (default: --model)",
+        group=SERVER,
+    )
+    concurrency: int = option(
+        default=8,
+        metavar="N",
+        help="parallel server requests",
+        minimum=1,
+        decides_results=False,
+        group=SERVER,
+    )
+    request_timeout: float = option(
+        default=120.0,
+        metavar="S",
+        help="seconds before a server request is retried",
+        above=0,
+        fix="give a number of seconds above 0",
+        decides_results=False,
+        group=SERVER,
+    )
+    max_retries: int = option(
+        default=5,
+        metavar="N",
+        help="retries of a failed server request, with backoff honouring Retry-After",
+        minimum=0,
+        decides_results=False,
+        group=SERVER,
+    )
+    max_new_tokens: int = option(default=32, metavar="N", help="tokens per generation", minimum=1)
 
-    @classmethod
-    def of(cls, config: Any, *, min_rows: int = 1) -> BackendOptions:
-        names = [f for f in cls.__dataclass_fields__ if f != "min_rows"]
-        return cls(**{name: getattr(config, name) for name in names}, min_rows=min_rows)
+
+def backend_problems(config: BackendOptions) -> list[Problem]:
+    """What the loading options refuse together (each one alone: its declaration)."""
+    if config.engine == "openai" and not config.base_url:
+        return [
+            Problem(
+                "base_url",
+                "the openai engine needs the server's URL",
+                "give it, e.g. --base-url http://127.0.0.1:8000/v1",
+            )
+        ]
+    return []
 
 
 class Backend:
@@ -66,22 +168,23 @@ class Backend:
         self._warned_refused = False
 
     @classmethod
-    def load(cls, ref: Any, sink: Sink, config: BackendOptions) -> Backend:
+    def load(cls, ref: Any, sink: Sink, config: BackendOptions, *, min_rows: int = 1) -> Backend:
+        """`min_rows`: a batch holds at least this many rows (e.g. one cell's paths)."""
         from ccapp.engines.generation.models import load_model, load_tokenizer
 
         if ref.note:
-            sink.emit("model_loading", phase="resolve", detail=ref.note)
+            sink.emit(ModelLoading(phase="resolve", detail=ref.note))
         folder = None
         if not ref.is_local:
             from ccapp.engines.generation.hub import fetch
 
             folder = fetch(
                 ref.source,
-                lambda **f: sink.emit("model_loading", **f),
+                lambda **f: sink.emit(ModelLoading(**f)),
                 weights=config.engine == "hf",
             )
         if config.engine == "openai":
-            sink.emit("model_loading", phase="tokenizer", detail=ref.source)
+            sink.emit(ModelLoading(phase="tokenizer", detail=ref.source))
             tokenizer, template_source = load_tokenizer(ref, folder)
             from ccapp.engines.generation.openai_generate import OpenAIGenerator
             from ccapp.engines.generation.sampling import load_model_defaults
@@ -94,8 +197,8 @@ class Backend:
                 timeout_s=config.request_timeout,
                 max_retries=config.max_retries,
             )
-            rows = config.batch_size or max(config.min_rows, config.concurrency * config.min_rows)
-            sink.emit("model_loading", phase="ready", detail=config.base_url)
+            rows = config.batch_size or max(min_rows, config.concurrency * min_rows)
+            sink.emit(ModelLoading(phase="ready", detail=config.base_url))
             return cls(
                 tokenizer,
                 generator,
@@ -110,12 +213,12 @@ class Backend:
         from ccapp.engines.generation.hf_generate import HFGenerator
         from ccapp.engines.generation.sampling import model_defaults
 
-        sink.emit("model_loading", phase="weights", detail=ref.source)
+        sink.emit(ModelLoading(phase="weights", detail=ref.source))
         loaded = load_model(
             ref, device=config.device, dtype=config.dtype, load_in_4bit=config.load_in_4bit
         )
-        sink.emit("model_loading", phase="ready", detail=f"{loaded.device} {loaded.dtype}")
-        rows = config.batch_size or auto_batch_rows(loaded, config)
+        sink.emit(ModelLoading(phase="ready", detail=f"{loaded.device} {loaded.dtype}"))
+        rows = config.batch_size or auto_batch_rows(loaded, config, min_rows)
         return cls(
             loaded.tokenizer,
             HFGenerator(loaded.model, loaded.tokenizer),
@@ -155,12 +258,14 @@ class Backend:
             if self.server_refused and not self._warned_refused:
                 self._warned_refused = True
                 sink.emit(
-                    "log",
-                    level="warning",
-                    message=(
-                        f"the server refused {' and '.join(self.server_refused)}: it samples "
-                        "with its own values for them, not the run's (recorded in the run)"
-                    ),
+                    Log(
+                        level="warning",
+                        message=(
+                            f"the server refused {' and '.join(self.server_refused)}: it "
+                            "samples with its own values for them, not the run's (recorded in "
+                            "the run)"
+                        ),
+                    )
                 )
             return generated
         missing = sorted({text for _, text, _ in prompts} - set(self._ids))
@@ -187,7 +292,7 @@ class Backend:
         return set(self._ids)
 
 
-def auto_batch_rows(loaded: Any, config: BackendOptions) -> int:
+def auto_batch_rows(loaded: Any, config: BackendOptions, min_rows: int = 1) -> int:
     """Rows per batch: 256 on CPU (fewer, wider decoding steps: 3.2× → 3.7× `generate` at
     b = 20 on SmolLM2 against 128); on a GPU, what the free memory holds for the KV cache."""
     import torch
@@ -203,4 +308,4 @@ def auto_batch_rows(loaded: Any, config: BackendOptions) -> int:
     per_row = 2 * layers * heads * head_dim * bytes_per * tokens
     free = min(torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count()))
     rows = int(free * 0.5 // per_row)
-    return max(config.min_rows, min(512, rows))
+    return max(min_rows, min(512, rows))

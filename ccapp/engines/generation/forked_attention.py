@@ -55,7 +55,7 @@ class ForkState:
         self.prefix_mask = prefix_mask.bool()
         widest = max(self.rows_per_prompt)
         slots = torch.zeros((len(self.rows_per_prompt), widest), dtype=torch.long)
-        slot_of_row = []
+        slot_of_row: list[int] = []
         row = 0
         for prompt, count in enumerate(self.rows_per_prompt):
             slots[prompt, :count] = torch.arange(row, row + count)

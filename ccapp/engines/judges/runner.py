@@ -16,7 +16,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ccapp.engines.events import NullSink, Sink
+from ccapp.engines.events import (
+    EVENTS_VERSION,
+    Log,
+    NullSink,
+    Progress,
+    RunStarted,
+    Sink,
+    VerdictEvent,
+    VerdictInfo,
+)
 from ccapp.engines.generation.types import Cancelled
 from ccapp.engines.judges.base import Judge, JudgeInput, Verdict, cache_key
 from ccapp.store import Store
@@ -59,15 +68,16 @@ class JudgeRunner:
             self._note_adjustments(store)
         for row, v in zip(rows, verdicts):
             self.sink.emit(
-                "verdict",
-                cell_id=row.cell_id,
-                path=row.path,
-                verdict={
-                    "judge": v.judge,
-                    "label": v.label,
-                    "span": list(v.span) if v.span else None,
-                    "relapse": v.relapse,
-                },
+                VerdictEvent(
+                    cell_id=row.cell_id,
+                    path=row.path,
+                    verdict=VerdictInfo(
+                        judge=v.judge,
+                        label=v.label,
+                        span=v.span,
+                        relapse=v.relapse,
+                    ),
+                )
             )
         return verdicts
 
@@ -86,7 +96,7 @@ class JudgeRunner:
         }
         runs.update_config(store, self.run_id, {"judge_settings": settings})
         for message in adjustments[self._noted :]:
-            self.sink.emit("log", level="warning", message=f"judge: {message}")
+            self.sink.emit(Log(level="warning", message=f"judge: {message}"))
         self._noted = len(adjustments)
 
     def _with_span(self, row: rows_store.Unjudged, v: Verdict) -> rows_store.NewVerdict:
@@ -256,11 +266,12 @@ def judge_stored(
     rows = rows_store.unjudged(store, run_id, judge.spec, redo=redo, everything=everything)
     total = rows_store.count_continuations(store, run_id)
     sink.emit(
-        "run_started",
-        v=1,
-        kind="judge",
-        config={"judge": judge.spec},
-        totals={"continuations": total, "todo": len(rows)},
+        RunStarted(
+            v=EVENTS_VERSION,
+            kind="judge",
+            config={"judge": judge.spec},
+            totals={"continuations": total, "todo": len(rows)},
+        )
     )
     runner = JudgeRunner(judge, run_id, sink)
     started, done = time.monotonic(), 0
@@ -273,10 +284,11 @@ def judge_stored(
         done += len(chunk)
         rate = done / max(time.monotonic() - started, 1e-9)
         sink.emit(
-            "progress",
-            done=total - len(rows) + done,
-            total=total,
-            rate=round(rate, 2),
-            eta_s=round((len(rows) - done) / rate, 1) if rate > 0 else None,
+            Progress(
+                done=total - len(rows) + done,
+                total=total,
+                rate=round(rate, 2),
+                eta_s=round((len(rows) - done) / rate, 1) if rate > 0 else None,
+            )
         )
     return {"judged": len(rows), "total": total}

@@ -1,0 +1,178 @@
+"""The settings of a C2-Eval run, each declared once (ccapp.engines.options): the paper's
+settings are the defaults, and `ccapp eval`, the New evaluation form, the resume check and
+Run detail are read off these fields."""
+
+from __future__ import annotations
+
+from ccapp.engines.c2eval.prefill import UNITS
+from ccapp.engines.generation.backend import BackendOptions, backend_problems
+from ccapp.engines.options import (
+    Problem,
+    field_problems,
+    format_shown,
+    job_config,
+    option,
+    raise_first,
+    result_settings,
+)
+
+DEFAULT_KS = (10, 20, 30, 40, 50, 60, 70, 80)
+WHAT = "what is evaluated"
+SAMPLING = "sampling"
+JUDGING = "judging"
+
+
+@job_config
+class EvalConfig(BackendOptions):
+    """Everything a C2-Eval run needs; the paper's settings are the defaults."""
+
+    model: str = option(
+        kw_only=False,
+        help="preset (llama2, qwen_7, tiny, …), Hugging Face id, or folder",
+        label="Model",
+        placeholder="preset, org/name or a folder (ctrl+o)",
+        form_default="tiny",
+        group=WHAT,
+    )
+    data: str = option(
+        kw_only=False,
+        help="c2-eval, a .jsonl/.json/.parquet file, or a Hub id[:split]",
+        label="Data",
+        placeholder="c2-eval, a file or a Hub id",
+        form_default="c2-eval",
+        group=WHAT,
+    )
+    ks: tuple[int, ...] = option(
+        default=DEFAULT_KS,
+        flag="--k",
+        metavar="K,K,…",
+        help="prefix lengths",
+        label="k (prefix words)",
+        minimum=1,
+        fix="give positive numbers, e.g. --k 10,20,40",
+        shown=True,
+        group=WHAT,
+    )
+    paths: int = option(
+        default=20,
+        metavar="B",
+        help="continuation paths per (request, k)",
+        label="Paths",
+        minimum=1,
+        fix="give at least 1 path",
+        shown=True,
+        group=SAMPLING,
+        row="how much",
+    )
+    max_new_tokens: int = option(
+        default=32,
+        metavar="N",
+        help="tokens per path",
+        label="Max new tokens",
+        minimum=1,
+        shown=True,
+        group=SAMPLING,
+        row="how much",
+    )
+    temperature: float = option(
+        default=0.8,
+        help="sampling temperature; 0 = greedy",
+        label="Temperature",
+        minimum=0,
+        fix="use 0 (greedy) or more",
+        shown=True,
+        group=SAMPLING,
+        row="sampling",
+    )
+    top_p: float = option(
+        default=0.7,
+        help="nucleus sampling",
+        label="top_p",
+        above=0,
+        maximum=1,
+        shown=True,
+        group=SAMPLING,
+        row="sampling",
+    )
+    top_k: int | None = option(
+        default=None,
+        metavar="K",
+        help="top-k filter, 0 = off (default: the model's generation config, else 50, as generate)",
+        minimum=0,
+        fix="use 0 (off) or more",
+        group=SAMPLING,
+    )
+    repetition_penalty: float | None = option(
+        default=None,
+        metavar="P",
+        help="1.0 = none (default: the model's generation config, else 1.0, as generate)",
+        above=0,
+        fix="use a number above 0 (1.0 = none)",
+        group=SAMPLING,
+    )
+    seed: int = option(
+        default=0,
+        help="run seed",
+        label="Seed",
+        minimum=0,
+        shown=True,
+        group=SAMPLING,
+        row="sampling",
+    )
+    limit: int | None = option(
+        default=None,
+        metavar="N",
+        help="only the first N requests",
+        label="Limit",
+        placeholder="all",
+        minimum=1,
+        fix="give at least 1 request, or none for all",
+        shown=True,
+        group=WHAT,
+        row="how much",
+    )
+    unit: str = option(default="words", choices=UNITS, help="what k counts", shown=True, group=WHAT)
+    judge: str = option(
+        default="heuristic",
+        help="heuristic (default), gpt-4o, openai:NAME, openai:NAME@URL, hf:PATH_OR_ID",
+        group=JUDGING,
+    )
+    judge_concurrency: int = option(
+        default=8,
+        metavar="N",
+        help="parallel requests to an API judge",
+        minimum=1,
+        decides_results=False,
+        group=JUDGING,
+    )
+    judge_max_tokens: int | None = option(
+        default=None,
+        metavar="N",
+        help="tokens an API judge may spend on an answer (default 3; 1024 for reasoning "
+        "models, o1/o3/o4/gpt-5, which think before they answer)",
+        minimum=1,
+        decides_results=False,
+        group=JUDGING,
+    )
+    lenient: bool = option(
+        default=False, help="skip bad data rows and count them", decides_results=False, group=WHAT
+    )
+
+    def problems(self) -> list[Problem]:
+        """Impossible settings, found before anything is loaded."""
+        found = field_problems(self)
+        if self.ks and len(set(self.ks)) != len(self.ks):
+            found.append(
+                Problem(
+                    "ks", f"invalid value {format_shown(self.ks)}", "give each prefix length once"
+                )
+            )
+        return found + backend_problems(self)
+
+    def check(self) -> None:
+        """Reject impossible settings before anything is loaded (exit code 2)."""
+        raise_first(type(self), self.problems())
+
+
+# Settings that decide what a run produces; resuming with another value is refused.
+RESULT_SETTINGS = result_settings(EvalConfig)

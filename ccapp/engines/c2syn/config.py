@@ -1,0 +1,205 @@
+"""The settings of a C2-Syn run, each declared once (ccapp.engines.options): the paper's
+filters and greedy decoding are the defaults, and `ccapp syn`, the Synthesize form, the
+resume check and Run detail are read off these fields."""
+
+from __future__ import annotations
+
+from ccapp.engines.generation.backend import LOADING, BackendOptions, backend_problems
+from ccapp.engines.options import (
+    Problem,
+    field_problems,
+    job_config,
+    option,
+    raise_first,
+    result_settings,
+)
+
+DEFAULT_SOURCE = "PKU-Alignment/PKU-SafeRLHF:train"
+SLOTS = 5  # generations per group: the safe answer and four continuations
+QUESTION_RULES = ("contains", "starts")  # the paper's substring test; the stricter one
+SAFE_SOURCES = ("model", "dataset")
+COMPLETIONS = ("full", "sentence")
+SOURCE = "which requests"
+GROUPS = "how groups are built"
+SAMPLING = "sampling"
+
+
+def _judge_spec(text: str) -> str:
+    """`--verify-judge` checked as `--judge` is (no network, no model), by its own flag."""
+    from ccapp.engines.judges.registry import check_judge_spec
+
+    return check_judge_spec(text, "--verify-judge")
+
+
+@job_config
+class SynConfig(BackendOptions):
+    """Everything a C2-Syn run needs."""
+
+    model: str = option(
+        kw_only=False,
+        help="preset, Hugging Face id or folder (the model being aligned)",
+        label="Model (the one being aligned)",
+        form_default="tiny",
+        group=SOURCE,
+    )
+    data: str | None = option(
+        default=DEFAULT_SOURCE,
+        help="a Hub id[:split] (default PKU-Alignment/PKU-SafeRLHF:train), a "
+        ".jsonl/.json/.parquet file, or c2-eval",
+        label="Data (requests with harmful responses)",
+        group=SOURCE,
+    )
+    from_run: int | None = option(
+        default=None,
+        metavar="RUN",
+        help="instead of --data: the requests an eval run failed to correct",
+        label="…or the requests an eval run failed on (run id)",
+        placeholder="empty: use the data",
+        minimum=1,
+        fix="give an eval run's id (see ccapp runs list --kind eval)",
+        group=SOURCE,
+    )
+    limit: int | None = option(
+        default=None,
+        metavar="N",
+        help="the first N requests after the filters",
+        label="Limit",
+        placeholder="all",
+        form_default="100",
+        minimum=1,
+        shown=True,
+        group=SOURCE,
+        row="filters",
+    )
+    # The paper keeps rows with an unsafe response of over 80 words (that one is used) whose
+    # prompt has "how"/"what" in it (a substring test; "starts": it must start with one).
+    min_harmful_words: int = option(
+        default=80,
+        metavar="N",
+        help="keep rows with an unsafe response longer than N words and use the first such "
+        "(default 80, as the paper)",
+        label="Harmful response over N words",
+        minimum=0,
+        shown=True,
+        group=SOURCE,
+        row="filters",
+    )
+    questions_only: bool = option(
+        default=True,
+        flag="--all-prompts",
+        help="keep every prompt (default: only prompts with how/what in them, as the paper)",
+        label="Only how/what questions",
+        widget="switch",
+        group=SOURCE,
+        row="filters",
+    )
+    question_rule: str = option(
+        default="contains",
+        choices=QUESTION_RULES,
+        help="contains: 'how', 'what', 'How' or 'What' anywhere in the prompt (default, the "
+        "paper's substring test); starts: the prompt starts with how/what",
+        group=SOURCE,
+    )
+    safe_source: str = option(  # the model's answer to the bare request, or the row's safe one
+        default="model",
+        choices=SAFE_SOURCES,
+        help="the best response: the model's own answer to the bare request (default; judged "
+        "with --verify-judge) or the row's safe response (rows without one are dropped)",
+        shown=True,
+        group=GROUPS,
+    )
+    # "sentence": a SYN response ends with the sentence that completes its trigger, so the
+    # pair is about the correction point, not about what a weak model writes afterwards.
+    completion: str = option(
+        default="full",
+        choices=COMPLETIONS,
+        help="each SYN response ends where the model's completion ends (full, default, as the "
+        "paper) or with the sentence that completes its trigger (sentence: the pair is about the "
+        "correction point, not what a weak model writes after it)",
+        shown=True,
+        group=GROUPS,
+    )
+    verify_judge: str | None = option(
+        default=None,
+        metavar="J",
+        help="keep only groups whose SYN completions (judged after opener, cut and trigger) "
+        "correct without relapse, whose safe answer refuses, and with no degenerate text",
+        label="Verify with a judge (optional)",
+        placeholder="e.g. heuristic, gpt-4o",
+        convert=_judge_spec,
+        group=GROUPS,
+    )
+    max_new_tokens: int = option(
+        default=128,
+        metavar="N",
+        help="tokens per generation",
+        label="Max new tokens",
+        minimum=1,
+        shown=True,
+        group=SAMPLING,
+        row="sampling",
+    )
+    temperature: float = option(  # greedy, as the paper
+        default=0.0,
+        help="0 = greedy (default; the paper used diverse beam search, which transformers 5 "
+        "only loads from the Hub)",
+        label="Temperature (0 = greedy)",
+        minimum=0,
+        fix="use 0 (greedy) or more",
+        shown=True,
+        group=SAMPLING,
+        row="sampling",
+    )
+    top_p: float = option(
+        default=1.0,
+        help="nucleus sampling when temperature > 0",
+        above=0,
+        maximum=1,
+        shown=True,
+        group=SAMPLING,
+    )
+    top_k: int | None = option(  # None: the model's generation config, else 50
+        default=None,
+        metavar="K",
+        help="top-k filter when temperature > 0, 0 = off (default: the model's generation "
+        "config, else 50, as generate)",
+        minimum=0,
+        fix="use 0 (off) or more",
+        group=SAMPLING,
+    )
+    repetition_penalty: float | None = option(  # None: the model's generation config, else 1.0
+        default=None,
+        metavar="P",
+        help="1.0 = none; applies to greedy too (default: the model's generation config, else 1.0)",
+        above=0,
+        fix="use a number above 0 (1.0 = none)",
+        group=SAMPLING,
+    )
+    seed: int = option(default=0, help="run seed", minimum=0, shown=True, group=SAMPLING)
+    lenient: bool = option(
+        default=False, help="skip bad data rows and count them", decides_results=False, group=SOURCE
+    )
+    batch_size: int | None = option(
+        default=None,
+        metavar="N",
+        help=f"prompts per batch ({SLOTS} per request; default: from the device)",
+        minimum=SLOTS,
+        fix=f"give at least {SLOTS} (one group's prompts)",
+        decides_results=False,
+        shown=True,
+        group=LOADING,
+    )
+
+    def problems(self) -> list[Problem]:
+        """Impossible settings, found before anything is loaded."""
+        found = field_problems(self)
+        if self.data is None and self.from_run is None:
+            found.append(Problem("data", "no requests to use", "give --data D or --from-run RUN"))
+        return found + backend_problems(self)
+
+    def check(self) -> None:
+        """Reject impossible settings before anything is loaded (exit code 2)."""
+        raise_first(type(self), self.problems())
+
+
+RESULT_SETTINGS = result_settings(SynConfig)
