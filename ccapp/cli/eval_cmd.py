@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ccapp.cli.common import add_db_option, open_store
+from ccapp.cli.common import add_db_option
+from ccapp.cli.jobs import add_run_arguments
 from ccapp.cli.options import add_options, given
 from ccapp.engines.c2eval.config import EvalConfig
 from ccapp.errors import UserError
@@ -20,20 +21,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_db_option(p)
     add_options(p, EvalConfig)
-    p.add_argument(
-        "--resume", type=int, metavar="RUN", help="finish an interrupted run; it keeps its settings"
+    add_run_arguments(
+        p, resume_type=int, resume_help="finish an interrupted run; it keeps its settings"
     )
-    p.add_argument("--events", choices=["jsonl"], help="progress as JSON lines on stdout")
-    p.add_argument("--json", action="store_true", help="end with a one-line JSON summary")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ccapp.cli.jobs import cancellation, make_sink, run_job
+    from ccapp.cli.jobs import run_command
     from ccapp.config import load_settings
     from ccapp.engines.c2eval.evaluate import Evaluation
     from ccapp.engines.generation.models import parse_device, parse_dtype
-    from ccapp.store import runs
 
     options = given(args, EvalConfig)
     if args.resume is None:
@@ -53,29 +51,10 @@ def run(args: argparse.Namespace) -> int:
             ) from None
         config = EvalConfig(**options)
         config.check()
-    with open_store(args) as store, cancellation() as cancel:
-        evaluation: Evaluation | None = None
-
-        def run_id() -> int | None:
-            return evaluation.run.id if evaluation and evaluation.run else None
-
-        def status() -> str | None:
-            rid = run_id()
-            return runs.get_run(store, rid).status.value if rid is not None else None
-
-        sink = make_sink(args.events, run_id)
-        evaluation = Evaluation(store, sink, cancel)
-        job = (
-            (lambda: evaluation.resume(args.resume, options))
-            if args.resume is not None
-            else (lambda: evaluation.start(config))
-        )
-        return run_job(
-            job,
-            run_id=run_id,
-            kind="eval",
-            json_summary=args.json,
-            sink=sink,
-            resume_hint="ccapp eval --resume {}",
-            status=status,
-        )
+    return run_command(
+        args,
+        Evaluation,
+        lambda job: (
+            job.resume(args.resume, options) if args.resume is not None else job.start(config)
+        ),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sqlite3
 import sys
@@ -9,12 +10,29 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ccapp.cli.common import print_json
+from ccapp.cli.common import open_store, print_json
 from ccapp.errors import UserError
 
+if TYPE_CHECKING:
+    from ccapp.engines.jobs import RunJob
+    from ccapp.store.records import Run
+
+    J = TypeVar("J", bound=RunJob[Any])
+else:
+    J = TypeVar("J")
+
 EXIT_FAILED, EXIT_CANCELLED = 1, 130
+
+
+def add_run_arguments(
+    parser: argparse.ArgumentParser, *, resume_type: Callable[[str], int], resume_help: str
+) -> None:
+    """What every job command takes besides its config: --resume RUN, --events, --json."""
+    parser.add_argument("--resume", type=resume_type, metavar="RUN", help=resume_help)
+    parser.add_argument("--events", choices=["jsonl"], help="progress as JSON lines on stdout")
+    parser.add_argument("--json", action="store_true", help="end with a one-line JSON summary")
 
 
 @contextmanager
@@ -46,6 +64,46 @@ def make_sink(events: str | None, run_id: Callable[[], int | None]) -> Any:
     from ccapp.cli.display import TerminalSink
 
     return TerminalSink()
+
+
+def run_command(
+    args: argparse.Namespace,
+    job_class: type[J],
+    work: Callable[[J], Run],
+    *,
+    main_process: bool = True,
+) -> int:
+    """`ccapp eval`, `syn` or `train`: `work` (start or resume) on a `job_class` job with the
+    store of --db, cancelled by signal, reporting through --events, summed up by --json.
+
+    Only the main process (rank 0 under accelerate) reports: the others run silently.
+    """
+    from ccapp.engines.events import NullSink
+    from ccapp.store import runs
+
+    kind = job_class.kind.value
+    with open_store(args) as store, cancellation() as cancel:
+        job: J | None = None
+
+        def run_id() -> int | None:
+            return job.run.id if job is not None and job.run else None
+
+        def status() -> str | None:
+            rid = run_id()
+            return runs.get_run(store, rid).status.value if rid is not None else None
+
+        sink = make_sink(args.events, run_id) if main_process else NullSink()
+        job = job_class(store, sink, cancel, main_process=main_process)
+        made = job  # the closures above see `job` as optional; this one needs it made
+        return run_job(
+            lambda: work(made),
+            run_id=run_id,
+            kind=kind,
+            json_summary=args.json and main_process,
+            sink=sink,
+            resume_hint=f"ccapp {kind} --resume {{}}",
+            status=status,
+        )
 
 
 def run_job(

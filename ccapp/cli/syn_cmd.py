@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ccapp.cli.common import add_db_option, open_store
+from ccapp.cli.common import add_db_option
+from ccapp.cli.jobs import add_run_arguments
 from ccapp.cli.options import add_options, given
 from ccapp.cli.runs_cmd import run_id_arg
 from ccapp.engines.c2syn.config import SynConfig
@@ -21,16 +22,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_db_option(p)
     add_options(p, SynConfig)
-    p.add_argument("--resume", type=run_id_arg, metavar="RUN", help="finish an interrupted syn run")
-    p.add_argument("--events", choices=["jsonl"], help="progress as JSON lines on stdout")
-    p.add_argument("--json", action="store_true", help="end with a one-line JSON summary")
+    add_run_arguments(p, resume_type=run_id_arg, resume_help="finish an interrupted syn run")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ccapp.cli.jobs import cancellation, make_sink, run_job
+    from ccapp.cli.jobs import run_command
     from ccapp.engines.c2syn.synthesize import Synthesis
-    from ccapp.store import runs
 
     options = given(args, SynConfig)
     if args.resume is None:
@@ -46,29 +44,10 @@ def run(args: argparse.Namespace) -> int:
             options["data"] = None
         config = SynConfig(**options)
         config.check()
-    with open_store(args) as store, cancellation() as cancel:
-        synthesis: Synthesis | None = None
-
-        def run_id() -> int | None:
-            return synthesis.run.id if synthesis and synthesis.run else None
-
-        def status() -> str | None:
-            rid = run_id()
-            return runs.get_run(store, rid).status.value if rid is not None else None
-
-        sink = make_sink(args.events, run_id)
-        synthesis = Synthesis(store, sink, cancel)
-        job = (
-            (lambda: synthesis.resume(args.resume, options))
-            if args.resume is not None
-            else (lambda: synthesis.start(config))
-        )
-        return run_job(
-            job,
-            run_id=run_id,
-            kind="syn",
-            json_summary=args.json,
-            sink=sink,
-            resume_hint="ccapp syn --resume {}",
-            status=status,
-        )
+    return run_command(
+        args,
+        Synthesis,
+        lambda job: (
+            job.resume(args.resume, options) if args.resume is not None else job.start(config)
+        ),
+    )

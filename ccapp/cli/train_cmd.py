@@ -6,9 +6,9 @@ import argparse
 import subprocess
 import sys
 from collections.abc import Sequence
-from typing import Any
 
-from ccapp.cli.common import add_db_option, open_store
+from ccapp.cli.common import add_db_option
+from ccapp.cli.jobs import add_run_arguments
 from ccapp.cli.options import add_options, given
 from ccapp.cli.runs_cmd import run_id_arg
 from ccapp.engines.dpo.config import TrainConfig
@@ -35,11 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--accelerate-config", metavar="FILE", help="accelerate's config (accelerate config)"
     )
     p.add_argument("--num-processes", type=int, metavar="N", help="processes for accelerate launch")
-    p.add_argument(
-        "--resume", type=run_id_arg, metavar="RUN", help="continue a run from its last checkpoint"
+    add_run_arguments(
+        p, resume_type=run_id_arg, resume_help="continue a run from its last checkpoint"
     )
-    p.add_argument("--events", choices=["jsonl"], help="progress as JSON lines on stdout")
-    p.add_argument("--json", action="store_true", help="end with a one-line JSON summary")
     p.set_defaults(handler=run)
 
 
@@ -77,11 +75,9 @@ def run(args: argparse.Namespace) -> int:
         )
         print("ccapp: launching: " + " ".join(command), file=sys.stderr)
         return subprocess.call(command)
-    from ccapp.cli.jobs import cancellation, make_sink, run_job
+    from ccapp.cli.jobs import run_command
     from ccapp.engines.dpo.train import Training
-    from ccapp.store import runs
 
-    main_process = _is_main_process()
     if args.resume is None:
         options = given(args, TrainConfig)
         missing = [name for name in ("pairs", "model") if name not in options]
@@ -94,34 +90,12 @@ def run(args: argparse.Namespace) -> int:
         config.check()
         if config.method == "qlora":
             _check_qlora()
-    with open_store(args) as store, cancellation() as cancel:
-        training: Any = None
-
-        def run_id() -> int | None:
-            return training.run.id if training is not None and training.run else None
-
-        def status() -> str | None:
-            rid = run_id()
-            return runs.get_run(store, rid).status.value if rid is not None else None
-
-        from ccapp.engines.events import NullSink
-
-        sink = make_sink(args.events, run_id) if main_process else NullSink()
-        training = Training(store, sink, cancel, main_process=main_process)
-        job = (
-            (lambda: training.resume(args.resume))
-            if args.resume is not None
-            else (lambda: training.start(config))
-        )
-        return run_job(
-            job,
-            run_id=run_id,
-            kind="train",
-            json_summary=args.json and main_process,
-            sink=sink,
-            resume_hint="ccapp train --resume {}",
-            status=status,
-        )
+    return run_command(
+        args,
+        Training,
+        lambda job: job.resume(args.resume) if args.resume is not None else job.start(config),
+        main_process=_is_main_process(),
+    )
 
 
 def _is_main_process() -> bool:

@@ -294,6 +294,23 @@ def raise_first(cls: type, problems: Sequence[Problem]) -> None:
         raise UserError(p.message, where=where, fix=p.fix)
 
 
+class Checked:
+    """The checks of a job's config, written once: `problems()` are what its declarations
+    refuse and then what its own `job_problems()` find; `check()` raises the first."""
+
+    def problems(self) -> list[Problem]:
+        """Impossible settings, found before anything is loaded."""
+        return field_problems(self) + self.job_problems()
+
+    def job_problems(self) -> list[Problem]:
+        """What the job refuses beyond each field's declaration (settings together)."""
+        return []
+
+    def check(self) -> None:
+        """Reject impossible settings before anything is loaded (exit code 2)."""
+        raise_first(type(self), self.problems())
+
+
 # --- what the declarations say about runs ---------------------------------------------------
 
 

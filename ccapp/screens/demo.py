@@ -14,13 +14,12 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Header, ProgressBar, RichLog, Static
 
 from ccapp.engines.events import DemoFinished, DemoStage, ErrorEvent, Event, Log, Progress
 from ccapp.screens.jobs import Job
-from ccapp.screens.live_base import JobState, LiveJobScreen
+from ccapp.screens.live_base import JobState, LiveJobScreen, stop_binding
 
 STAGES = ("model", "eval before", "syn", "dpo", "eval after")
 
@@ -37,13 +36,10 @@ class DemoState(JobState):
 
 class DemoScreen(LiveJobScreen[DemoState]):
     CSS_PATH = "demo.tcss"
+    LOG_ID = "demo-log"
     BINDINGS = [
-        Binding(
-            "escape",
-            "stop_or_back",
-            "Cancel / back",
-            id="demo.cancel",
-            tooltip="While running: stop the demo (finished runs stay in the store). After: back",
+        stop_binding(
+            "demo", "While running: stop the demo (finished runs stay in the store). After: back"
         ),
     ]
 
@@ -90,8 +86,8 @@ class DemoScreen(LiveJobScreen[DemoState]):
                 s.done, s.total, s.eta_s = done, total or s.total, eta_s
             case DemoFinished():
                 s.result = event
-            case Log(message=message) | ErrorEvent(message=message):
-                self.query_one("#demo-log", RichLog).write(Text(message))
+            case Log() | ErrorEvent():
+                self.write_log(event)
 
     def paint(self) -> None:
         s = self.state

@@ -12,22 +12,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
-from textual.suggester import SuggestFromList
-from textual.widgets import (
-    Button,
-    DirectoryTree,
-    Footer,
-    Header,
-    Input,
-    Label,
-    Select,
-    Static,
-    Switch,
-)
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DirectoryTree, Footer, Header, Input, Label, Select, Static
 
 from ccapp.engines.c2eval.config import EvalConfig
 from ccapp.engines.data import data_problem
@@ -38,19 +28,9 @@ from ccapp.engines.judges.registry import parse_judge_spec
 from ccapp.engines.options import Declared
 from ccapp.errors import UserError
 from ccapp.screens.base import AppScreen
-from ccapp.screens.form_problems import refuse_launch, show_problems
-from ccapp.screens.option_form import (
-    OptionTexts,
-    Text,
-    compose_row,
-    field_box,
-    form_command,
-    form_rows,
-    option_widget,
-    read_values,
-    read_widgets,
-    row_order,
-)
+from ccapp.screens.job_form import JobFormScreen, found, four_bit_problem, launch_binding
+from ccapp.screens.jobs import Job
+from ccapp.screens.option_form import OptionTexts, Text, field_box, form_command, read_values
 
 JUDGE_KINDS = [
     ("heuristic (offline, instant)", "heuristic"),
@@ -60,8 +40,6 @@ JUDGE_KINDS = [
 ]
 BYTES = {"auto": 2, "bfloat16": 2, "float16": 2, "float32": 4}
 JUDGE = "judge"  # the form's own part: the judge's kind and its server or model
-# The form's rows, top to bottom (rows of fields EvalConfig declares, and the judge).
-ROWS = ("model", "device", "precision", JUDGE, "data", "ks", "how much", "sampling")
 
 
 class FormValues(OptionTexts):
@@ -98,12 +76,11 @@ def eval_args(values: FormValues) -> tuple[list[str], dict[str, str]]:
             judge_problem = "no OpenAI key: export OPENAI_API_KEY (or [openai] api_key_file)"
     cls = values.config
     parsed, problems = read_values(cls, values.texts(), {"judge": spec or "heuristic"})
-    if (problem := model_problem(values.model)) is not None:
-        problems["model"] = problem
-    if (problem := data_problem(values.data)) is not None:
-        problems["data"] = problem
-    if parsed.get("load_in_4bit") and parsed.get("device") == "cpu":
-        problems["load_in_4bit"] = "4-bit needs a CUDA GPU"
+    problems |= found(
+        model=model_problem(values.model),
+        data=data_problem(values.data),
+        load_in_4bit=four_bit_problem(parsed),
+    )
     judge_model = values.judge_path.strip() if values.judge_kind == "hf" else ""
     if judge_model and (problem := model_problem(judge_model)) is not None:
         judge_problem = problem
@@ -157,11 +134,11 @@ class FolderPicker(AppScreen[str | None]):
         self.dismiss(None)
 
 
-class EvalFormScreen(AppScreen[None]):
+class EvalFormScreen(JobFormScreen[FormValues]):
     CSS_PATH = "eval_form.tcss"
     AUTO_FOCUS = "#model"  # typing starts in the form, never in the app's letter keys
     BINDINGS = [
-        Binding("ctrl+s", "launch", "Launch", id="eval.launch", tooltip="Start the evaluation"),
+        launch_binding("eval", "Start the evaluation"),
         Binding(
             "ctrl+o",
             "pick_folder",
@@ -171,25 +148,14 @@ class EvalFormScreen(AppScreen[None]):
         ),
     ]
 
-    def __init__(self, values: FormValues | None = None):
-        super().__init__()
-        self.values = values or FormValues()
-        self.devices: list[Device] = []
+    VALUES = FormValues
+    FORM_TITLE = "New evaluation"
+    # The form's rows, top to bottom (rows of fields EvalConfig declares, and the judge).
+    ROWS = ("model", "device", "precision", JUDGE, "data", "ks", "how much", "sampling")
+    OWN_ROWS = (JUDGE,)
+    PROBES_DEVICES = True
 
-    def compose(self) -> ComposeResult:
-        rows = form_rows(self.values.config)
-        yield Header()
-        with VerticalScroll(id="form"):
-            yield Static("New evaluation", classes="form-title")
-            for key in row_order(self.values.config, ROWS, own=[JUDGE]):
-                if key == JUDGE:
-                    yield from self._judge()
-                else:
-                    yield from compose_row(rows[key], self._option)
-            yield Button("Launch (ctrl+s)", variant="primary", id="launch")
-        yield Footer()
-
-    def _judge(self) -> ComposeResult:
+    def own_row(self, key: str) -> ComposeResult:
         """The judge: a kind, and a server's URL and model or a model's path (one --judge)."""
         v = self.values
         yield from field_box(
@@ -205,36 +171,19 @@ class EvalFormScreen(AppScreen[None]):
             v.judge_path, placeholder="judge model: folder or Hugging Face id", id="judge_path"
         )
 
-    def _option(self, d: Declared) -> ComposeResult:
-        """A declared field of EvalConfig; its widget's id is the field's name."""
-        extra: dict[str, Any] = {}
-        hint = ""
-        if d.name == "model":
-            extra["suggester"] = SuggestFromList(list(PRESETS), case_sensitive=False)
-            hint = "presets: " + ", ".join(PRESETS)
-        yield from field_box(
-            d.option.label,
-            option_widget(d, getattr(self.values, d.name), d.name, **extra),
-            f"problem-{d.name}",
-            hint=hint,
-            box_id=f"field-{d.name}",
-        )
+    def hint(self, d: Declared) -> str:
+        return "presets: " + ", ".join(PRESETS) if d.name == "model" else ""
 
-    def on_mount(self) -> None:
+    def on_mount(self) -> None:  # before the form's own: probing and checking
         self._show_judge_inputs()
-        self.probe_devices()
-        self.validate()
 
-    @work(exclusive=True, group="form-devices", exit_on_error=False)
-    async def probe_devices(self) -> None:
-        try:
-            self.devices = await self.services.probe_devices()
-        except Exception as exc:  # the form still works with auto/cpu
-            self.notify(f"devices: {exc}", severity="warning")
-            self.devices = []
-        self._fill_devices()
+    def devices_unknown(self, error: Exception) -> None:
+        self.notify(f"devices: {error}", severity="warning")
+        self.devices = []
+        self.fill_devices()
 
-    def _fill_devices(self) -> None:
+    def fill_devices(self) -> None:
+        """Each device with its free memory and whether the model fits; auto (all GPUs)."""
         values = self.read()
         options = []
         gpus = [d for d in self.devices if d.kind == "cuda"]
@@ -257,19 +206,20 @@ class EvalFormScreen(AppScreen[None]):
         ids = [value for _, value in options]
         select.value = current if current in ids else (gpus[0].id if len(gpus) == 1 else ids[0])
 
-    def read(self) -> FormValues:
+    def own_texts(self) -> Mapping[str, Text]:
         q = self.query_one
-        return type(self.values)(
-            **read_widgets(self, self.values.config, str),
-            judge_kind=str(q("#judge_kind", Select).value),
-            judge_url=q("#judge_url", Input).value,
-            judge_model=q("#judge_model", Input).value,
-            judge_path=q("#judge_path", Input).value,
-        )
+        return {
+            "judge_kind": str(q("#judge_kind", Select).value),
+            "judge_url": q("#judge_url", Input).value,
+            "judge_model": q("#judge_model", Input).value,
+            "judge_path": q("#judge_path", Input).value,
+        }
+
+    def job_args(self, values: FormValues) -> tuple[list[str], dict[str, str]]:
+        return eval_args(values)
 
     def validate(self) -> tuple[list[str], dict[str, str]]:
-        args, problems = eval_args(self.read())
-        show_problems(self, "problem-", problems)
+        args, problems = super().validate()
         judge_note = self.query_one("#problem-judge", Static)
         if "judge" not in problems and self.read().judge_kind == "gpt-4o":
             judge_note.update("OpenAI key: set ✓")
@@ -279,35 +229,22 @@ class EvalFormScreen(AppScreen[None]):
             judge_note.remove_class("ok")
         return args, problems
 
-    @on(Input.Changed)
-    @on(Switch.Changed)
-    def changed(self) -> None:
-        self.validate()
-
     @on(Select.Changed)
-    def select_changed(self, event: Select.Changed) -> None:
+    def select_changed(self, event: Select.Changed) -> None:  # before the form's check
         if event.select.id == "judge_kind":
             self._show_judge_inputs()
         if event.select.id == "dtype" and self.devices:
-            self._fill_devices()
-        self.validate()
+            self.fill_devices()
 
     def _show_judge_inputs(self) -> None:
         kind = self.query_one("#judge_kind", Select).value
         self.query_one("#judge-server").display = kind == "server"
         self.query_one("#judge_path").display = kind == "hf"
 
-    @on(Button.Pressed, "#launch")
-    def action_launch(self) -> None:
-        args, problems = self.validate()
-        if refuse_launch(self, problems):
-            return
-        from ccapp.screens.jobs import ChildJob
+    def live_screen(self, job: Job, title: str, db_path: Path) -> Screen[Any]:
         from ccapp.screens.live_run import LiveRunScreen
 
-        db_path = self.services.db_path
-        job = ChildJob([*args, "--db", str(db_path)])
-        self.app.push_screen(LiveRunScreen(job, f"ccapp {' '.join(args)}", db_path))
+        return LiveRunScreen(job, title, db_path)
 
     def action_pick_folder(self) -> None:
         def chosen(path: str | None) -> None:

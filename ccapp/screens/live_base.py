@@ -11,10 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar
 
+from rich.text import Text
 from textual import on, work
+from textual.binding import Binding
 from textual.events import Mount
+from textual.widgets import RichLog
 
-from ccapp.engines.events import Event
+from ccapp.engines.events import ErrorEvent, Event, Log, ModelLoading
 from ccapp.screens.base import AppScreen
 from ccapp.screens.jobs import Job, JobEnded, JobEvent
 from ccapp.screens.modals import ErrorModal, stop_or_back
@@ -35,6 +38,13 @@ def job_status(returncode: int, *, resumable: bool) -> str:
     if returncode in CANCELLED_CODES:
         return "paused" if resumable else "cancelled"
     return "failed"
+
+
+def stop_binding(screen: str, tooltip: str) -> Binding:
+    """A live screen's escape key: while the job runs, ask to stop it; after, go back."""
+    return Binding(
+        "escape", "stop_or_back", "Cancel / back", id=f"{screen}.cancel", tooltip=tooltip
+    )
 
 
 @dataclass
@@ -61,6 +71,7 @@ class LiveJobScreen(AppScreen[None], Generic[StateT]):
     STOP_QUESTION: ClassVar[str] = "Cancel this run? It stops at the next step and is paused."
     STOP_YES: ClassVar[str] = "Cancel run"
     STOP_NO: ClassVar[str] = "Keep running"
+    LOG_ID: ClassVar[str] = ""  # the id of the screen's RichLog, for `write_log`
 
     def __init__(self, job: Job, state: StateT) -> None:
         super().__init__()
@@ -82,6 +93,14 @@ class LiveJobScreen(AppScreen[None], Generic[StateT]):
 
     def stop_job(self) -> None:
         self.job.cancel()
+
+    def write_log(self, event: Log | ErrorEvent | ModelLoading) -> None:
+        """A log line, an error or a model-loading step, as a line of the `#{LOG_ID}` log."""
+        if isinstance(event, ModelLoading):
+            line = f"model: {event.phase} {event.detail or ''}"
+        else:
+            line = event.message
+        self.query_one(f"#{self.LOG_ID}", RichLog).write(Text(line))
 
     # -- the machinery ---------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from ccapp.engines.events import (
 )
 from ccapp.engines.judges.heuristic import find_correction
 from ccapp.screens.jobs import Job, JobEnded
-from ccapp.screens.live_base import JobState, LiveJobScreen
+from ccapp.screens.live_base import JobState, LiveJobScreen, stop_binding
 from ccapp.screens.widgets import CorrChart, Palette, Series, continuation_text, fixed_columns
 from ccapp.store import Store
 from ccapp.store import evals as rows_store
@@ -70,13 +70,7 @@ class LiveState(JobState):
 class LiveRunScreen(LiveJobScreen[LiveState]):
     CSS_PATH = "live_run.tcss"
     BINDINGS = [
-        Binding(
-            "escape",
-            "stop_or_back",
-            "Cancel / back",
-            id="live.cancel",
-            tooltip="While running: ask to cancel (the run is paused). After: go back",
-        ),
+        stop_binding("live", "While running: ask to cancel (the run is paused). After: go back"),
         Binding("ctrl+c", "stop_or_back", "Cancel", show=False, priority=True, id="live.ctrl_c"),
         Binding("o", "open_run", "Open run", id="live.open", tooltip="The finished run in History"),
     ]

@@ -8,30 +8,18 @@ trigger lit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich.console import Group as RichGroup
 from rich.text import Text
-from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.suggester import SuggestFromList
-from textual.widgets import (
-    Button,
-    Footer,
-    Header,
-    Input,
-    ProgressBar,
-    RichLog,
-    Select,
-    Static,
-    Switch,
-)
+from textual.screen import Screen
+from textual.widgets import Footer, Header, ProgressBar, RichLog, Static
 
 from ccapp.engines.c2syn.config import SynConfig
 from ccapp.engines.data import data_problem
-from ccapp.engines.devices import Device
 from ccapp.engines.events import (
     ErrorEvent,
     Event,
@@ -43,23 +31,10 @@ from ccapp.engines.events import (
     RunStarted,
 )
 from ccapp.engines.generation.models import model_problem
-from ccapp.engines.generation.presets import PRESETS
-from ccapp.engines.options import Declared
-from ccapp.screens.base import AppScreen
-from ccapp.screens.form_problems import refuse_launch, show_problems
+from ccapp.screens.job_form import JobFormScreen, found, four_bit_problem, launch_binding
 from ccapp.screens.jobs import Job, JobEnded
-from ccapp.screens.live_base import JobState, LiveJobScreen
-from ccapp.screens.option_form import (
-    OptionTexts,
-    compose_row,
-    field_box,
-    form_command,
-    form_rows,
-    option_widget,
-    read_values,
-    read_widgets,
-    row_order,
-)
+from ccapp.screens.live_base import JobState, LiveJobScreen, stop_binding
+from ccapp.screens.option_form import OptionTexts, form_command, read_values
 from ccapp.screens.widgets import Palette
 
 RANK_NAMES = ("safe", "SYN1", "SYN2", "SYN3", "SYN4", "harmful")
@@ -78,95 +53,40 @@ def syn_args(v: SynValues) -> tuple[list[str], dict[str, str]]:
     values, problems = read_values(v.config, texts)
     if use_run:
         problems.pop("data", None)  # no data is asked for: a bad run id is the problem
-    elif (problem := data_problem(v.data)) is not None:
-        problems["data"] = problem
-    if (problem := model_problem(v.model)) is not None:
-        problems["model"] = problem
-    if values.get("load_in_4bit") and values.get("device") == "cpu":
-        problems["load_in_4bit"] = "4-bit needs a CUDA GPU"
+    problems |= found(
+        data=None if use_run else data_problem(v.data),
+        model=model_problem(v.model),
+        load_in_4bit=four_bit_problem(values),
+    )
     return form_command("syn", v.config, values), problems
 
 
-# The form's rows, top to bottom (rows of fields SynConfig declares).
-ROWS = ("model", "device", "precision", "data", "from_run", "filters", "sampling", "verify_judge")
-
-
-def widget_id(name: str) -> str:
-    """The id of a field's widget in the Synthesize form."""
-    return f"syn-{name}"
-
-
-class SynFormScreen(AppScreen[None]):
+class SynFormScreen(JobFormScreen[SynValues]):
     CSS_PATH = "syn.tcss"
     AUTO_FOCUS = "#syn-model"
-    BINDINGS = [
-        Binding("ctrl+s", "launch", "Launch", id="syn.launch", tooltip="Start synthesizing")
-    ]
+    BINDINGS = [launch_binding("syn", "Start synthesizing")]
 
-    def __init__(self, values: SynValues | None = None):
-        super().__init__()
-        self.values = values or SynValues()
+    VALUES = SynValues
+    FORM_TITLE = "Synthesize preference pairs (C2-Syn)"
+    # The form's rows, top to bottom (rows of fields SynConfig declares).
+    ROWS = (
+        "model",
+        "device",
+        "precision",
+        "data",
+        "from_run",
+        "filters",
+        "sampling",
+        "verify_judge",
+    )
+    ID_PREFIX = "syn-"
+    PROBES_DEVICES = True
 
-    def compose(self) -> ComposeResult:
-        rows = form_rows(self.values.config)
-        yield Header()
-        with VerticalScroll(id="syn-form"):
-            yield Static("Synthesize preference pairs (C2-Syn)", classes="form-title")
-            for key in row_order(self.values.config, ROWS):
-                yield from compose_row(rows[key], self._option)
-            yield Button("Launch (ctrl+s)", variant="primary", id="syn-launch")
-        yield Footer()
+    def job_args(self, values: SynValues) -> tuple[list[str], dict[str, str]]:
+        return syn_args(values)
 
-    def _option(self, d: Declared) -> ComposeResult:
-        """A declared field of SynConfig; its widget's id is `syn-` and its name."""
-        extra: dict[str, Any] = {}
-        if d.name == "model":
-            extra["suggester"] = SuggestFromList(list(PRESETS), case_sensitive=False)
-        yield from field_box(
-            d.option.label,
-            option_widget(d, getattr(self.values, d.name), widget_id(d.name), **extra),
-            f"syn-problem-{d.name}",
-        )
-
-    def on_mount(self) -> None:
-        self.probe_devices()
-        self.validate()
-
-    @work(exclusive=True, group="syn-devices", exit_on_error=False)
-    async def probe_devices(self) -> None:
-        try:
-            devices: list[Device] = await self.services.probe_devices()
-        except Exception:
-            return
-        options = [("auto", "auto")] + [(f"{d.id} — {d.name}", d.id) for d in devices]
-        select = self.query_one("#syn-device", Select)
-        select.set_options(options)
-        select.value = "auto"
-
-    def read(self) -> SynValues:
-        return type(self.values)(**read_widgets(self, self.values.config, widget_id))
-
-    def validate(self) -> tuple[list[str], dict[str, str]]:
-        args, problems = syn_args(self.read())
-        show_problems(self, "syn-problem-", problems)
-        return args, problems
-
-    @on(Input.Changed)
-    @on(Switch.Changed)
-    def changed(self) -> None:
-        self.validate()
-
-    @on(Button.Pressed, "#syn-launch")
-    def action_launch(self) -> None:
-        args, problems = self.validate()
-        if refuse_launch(self, problems):
-            return
-        from ccapp.screens.jobs import ChildJob
-
-        db_path = self.services.db_path
-        self.app.push_screen(
-            SynLiveScreen(ChildJob([*args, "--db", str(db_path)]), f"ccapp {' '.join(args)}")
-        )
+    def live_screen(self, job: Job, title: str, db_path: Path) -> Screen[Any]:
+        return SynLiveScreen(job, title)
 
 
 @dataclass
@@ -184,14 +104,9 @@ class SynState(JobState):
 
 class SynLiveScreen(LiveJobScreen[SynState]):
     CSS_PATH = "syn.tcss"
+    LOG_ID = "syn-log"
     BINDINGS = [
-        Binding(
-            "escape",
-            "stop_or_back",
-            "Cancel / back",
-            id="syn.cancel",
-            tooltip="While running: ask to cancel (the run is paused). After: go back",
-        ),
+        stop_binding("syn", "While running: ask to cancel (the run is paused). After: go back"),
     ]
 
     STOP_QUESTION = "Cancel this run? It stops after the batch in hand and is paused."
@@ -229,10 +144,8 @@ class SynLiveScreen(LiveJobScreen[SynState]):
                 s.done, s.total, s.rate, s.eta_s = done, total, rate, eta_s
             case RunFinished(status=status):
                 s.status = status
-            case Log(message=message) | ErrorEvent(message=message):
-                self.query_one("#syn-log", RichLog).write(Text(message))
-            case ModelLoading(phase=phase, detail=detail):
-                self.query_one("#syn-log", RichLog).write(Text(f"model: {phase} {detail or ''}"))
+            case Log() | ErrorEvent() | ModelLoading():
+                self.write_log(event)
 
     def ended(self, message: JobEnded) -> None:
         if self.state.status == "paused":

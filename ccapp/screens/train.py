@@ -11,22 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.text import Text
-from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.suggester import SuggestFromList
-from textual.widgets import (
-    Button,
-    Footer,
-    Header,
-    Input,
-    ProgressBar,
-    RichLog,
-    Select,
-    Static,
-)
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, ProgressBar, RichLog, Static
 from textual_plotext import PlotextPlot
 
 from ccapp.engines.c2eval.config import EvalConfig
@@ -43,23 +32,11 @@ from ccapp.engines.events import (
 )
 from ccapp.engines.generation.backend import LOADING, SERVER
 from ccapp.engines.generation.models import model_problem
-from ccapp.engines.generation.presets import PRESETS
-from ccapp.engines.options import Declared, declared
-from ccapp.screens.base import AppScreen
-from ccapp.screens.form_problems import refuse_launch, show_problems
+from ccapp.engines.options import declared
+from ccapp.screens.job_form import JobFormScreen, found, launch_binding
 from ccapp.screens.jobs import Job, JobEnded
-from ccapp.screens.live_base import JobState, LiveJobScreen
-from ccapp.screens.option_form import (
-    OptionTexts,
-    compose_row,
-    field_box,
-    form_command,
-    form_rows,
-    option_widget,
-    read_values,
-    read_widgets,
-    row_order,
-)
+from ccapp.screens.live_base import JobState, LiveJobScreen, stop_binding
+from ccapp.screens.option_form import OptionTexts, form_command, read_values
 from ccapp.store import RunKind, Store, runs
 
 
@@ -77,8 +54,7 @@ def train_args(v: TrainValues) -> tuple[list[str], dict[str, str]]:
         problems["pairs"] = "a syn run id, or a folder from ccapp export --format pairs"
     elif not pairs.isdigit() and not Path(pairs).expanduser().is_dir():
         problems["pairs"] = "not a run id, and no such folder"
-    if (problem := model_problem(v.model)) is not None:
-        problems["model"] = problem
+    problems |= found(model=model_problem(v.model))
     return form_command("train", v.config, values), problems
 
 
@@ -100,76 +76,22 @@ def eval_args_like_last(store: Store, model: str) -> list[str] | None:
     return form_command("eval", EvalConfig, {"model": model} | repeated)
 
 
-# The form's rows, top to bottom (rows of fields TrainConfig declares).
-ROWS = ("pairs", "model", "method", "dpo", "batches", "output")
-
-
-def widget_id(name: str) -> str:
-    """The id of a field's widget in the Train form."""
-    return f"train-{name}"
-
-
-class TrainFormScreen(AppScreen[None]):
+class TrainFormScreen(JobFormScreen[TrainValues]):
     CSS_PATH = "train.tcss"
     AUTO_FOCUS = "#train-pairs"
-    BINDINGS = [
-        Binding("ctrl+s", "launch", "Launch", id="train.launch", tooltip="Start DPO training")
-    ]
+    BINDINGS = [launch_binding("train", "Start DPO training")]
 
-    def __init__(self, values: TrainValues | None = None):
-        super().__init__()
-        self.values = values or TrainValues()
+    VALUES = TrainValues
+    FORM_TITLE = "DPO training on C2-Syn pairs"
+    # The form's rows, top to bottom (rows of fields TrainConfig declares).
+    ROWS = ("pairs", "model", "method", "dpo", "batches", "output")
+    ID_PREFIX = "train-"
 
-    def compose(self) -> ComposeResult:
-        rows = form_rows(self.values.config)
-        yield Header()
-        with VerticalScroll(id="train-form"):
-            yield Static("DPO training on C2-Syn pairs", classes="form-title")
-            for key in row_order(self.values.config, ROWS):
-                yield from compose_row(rows[key], self._option)
-            yield Button("Launch (ctrl+s)", variant="primary", id="train-launch")
-        yield Footer()
+    def job_args(self, values: TrainValues) -> tuple[list[str], dict[str, str]]:
+        return train_args(values)
 
-    def _option(self, d: Declared) -> ComposeResult:
-        """A declared field of TrainConfig; its widget's id is `train-` and its name."""
-        extra: dict[str, Any] = {}
-        if d.name == "model":
-            extra["suggester"] = SuggestFromList(list(PRESETS), case_sensitive=False)
-        yield from field_box(
-            d.option.label,
-            option_widget(d, getattr(self.values, d.name), widget_id(d.name), **extra),
-            f"train-problem-{d.name}",
-        )
-
-    def on_mount(self) -> None:
-        self.validate()
-
-    def read(self) -> TrainValues:
-        return type(self.values)(**read_widgets(self, self.values.config, widget_id))
-
-    def validate(self) -> tuple[list[str], dict[str, str]]:
-        args, problems = train_args(self.read())
-        show_problems(self, "train-problem-", problems)
-        return args, problems
-
-    @on(Input.Changed)
-    @on(Select.Changed)
-    def changed(self) -> None:
-        self.validate()
-
-    @on(Button.Pressed, "#train-launch")
-    def action_launch(self) -> None:
-        args, problems = self.validate()
-        if refuse_launch(self, problems):
-            return
-        from ccapp.screens.jobs import ChildJob
-
-        db_path = self.services.db_path
-        self.app.push_screen(
-            TrainLiveScreen(
-                ChildJob([*args, "--db", str(db_path)]), f"ccapp {' '.join(args)}", db_path
-            )
-        )
+    def live_screen(self, job: Job, title: str, db_path: Path) -> Screen[Any]:
+        return TrainLiveScreen(job, title, db_path)
 
 
 @dataclass
@@ -187,13 +109,10 @@ class TrainState(JobState):
 
 class TrainLiveScreen(LiveJobScreen[TrainState]):
     CSS_PATH = "train.tcss"
+    LOG_ID = "train-log"
     BINDINGS = [
-        Binding(
-            "escape",
-            "stop_or_back",
-            "Cancel / back",
-            id="train.cancel",
-            tooltip="While running: stop at the next step, save a checkpoint (paused). After: back",
+        stop_binding(
+            "train", "While running: stop at the next step, save a checkpoint (paused). After: back"
         ),
         Binding(
             "v",
@@ -243,10 +162,8 @@ class TrainLiveScreen(LiveJobScreen[TrainState]):
             case RunFinished(status=status, metrics=metrics):
                 s.status = status
                 s.output = (metrics or {}).get("output")
-            case Log(message=message) | ErrorEvent(message=message):
-                self.query_one("#train-log", RichLog).write(Text(message))
-            case ModelLoading(phase=phase, detail=detail):
-                self.query_one("#train-log", RichLog).write(Text(f"model: {phase} {detail or ''}"))
+            case Log() | ErrorEvent() | ModelLoading():
+                self.write_log(event)
 
     def ended(self, message: JobEnded) -> None:
         if self.state.status == "done":

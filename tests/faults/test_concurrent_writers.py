@@ -67,13 +67,13 @@ async def test_an_eval_and_a_judge_write_while_the_app_reads_and_no_lock_reaches
             # eval's rows, so its writes must fall while the eval writes, on any machine.
             judge_out = tmp_path / "judge.out"
             while b'"event": "verdict"' not in judge_out.read_bytes() and judging.poll() is None:
-                await history.load().wait()
+                await history.load(history.db_path).wait()
                 await pilot.pause(0.05)
             evaluating = start(eval_job.start_args(db), tmp_path / "eval")
             reads, judged_meanwhile, before = 0, 0, None
             while evaluating.poll() is None or judging.poll() is None:
                 try:
-                    await history.load().wait()  # raises if the read failed
+                    await history.load(history.db_path).wait()  # raises if the read failed
                     reads += 1
                 except WorkerCancelled:  # the screen's own refresh took over; fine
                     pass
@@ -88,7 +88,7 @@ async def test_an_eval_and_a_judge_write_while_the_app_reads_and_no_lock_reaches
                     judged_meanwhile += verdicts - before  # judged while the eval wrote
                 before = verdicts if generating else None
                 await pilot.pause(0.02)
-            await history.load().wait()
+            await history.load(history.db_path).wait()
             await pilot.pause()
             table = history.query_one("#history-runs", DataTable)
             assert [table.get_row_at(i)[4] for i in range(table.row_count)] == ["done", "done"]

@@ -5,20 +5,12 @@ Run detail are read off these fields."""
 from __future__ import annotations
 
 from ccapp.engines.c2eval.prefill import UNITS
-from ccapp.engines.generation.backend import BackendOptions, backend_problems
-from ccapp.engines.options import (
-    Problem,
-    field_problems,
-    format_shown,
-    job_config,
-    option,
-    raise_first,
-    result_settings,
-)
+from ccapp.engines.generation import sampling_options as shared
+from ccapp.engines.generation.backend import BackendOptions
+from ccapp.engines.options import Problem, format_shown, job_config, option, result_settings
 
 DEFAULT_KS = (10, 20, 30, 40, 50, 60, 70, 80)
 WHAT = "what is evaluated"
-SAMPLING = "sampling"
 JUDGING = "judging"
 
 
@@ -61,64 +53,21 @@ class EvalConfig(BackendOptions):
         minimum=1,
         fix="give at least 1 path",
         shown=True,
-        group=SAMPLING,
+        group=shared.SAMPLING,
         row="how much",
     )
-    max_new_tokens: int = option(
-        default=32,
-        metavar="N",
-        help="tokens per path",
-        label="Max new tokens",
-        minimum=1,
-        shown=True,
-        group=SAMPLING,
-        row="how much",
+    max_new_tokens: int = shared.max_new_tokens(default=32, help="tokens per path", row="how much")
+    temperature: float = shared.temperature(
+        default=0.8, help="sampling temperature; 0 = greedy", label="Temperature"
     )
-    temperature: float = option(
-        default=0.8,
-        help="sampling temperature; 0 = greedy",
-        label="Temperature",
-        minimum=0,
-        fix="use 0 (greedy) or more",
-        shown=True,
-        group=SAMPLING,
-        row="sampling",
+    top_p: float = shared.top_p(default=0.7, help="nucleus sampling", label="top_p", row="sampling")
+    top_k: int | None = shared.top_k(
+        help="top-k filter, 0 = off (default: the model's generation config, else 50, as generate)"
     )
-    top_p: float = option(
-        default=0.7,
-        help="nucleus sampling",
-        label="top_p",
-        above=0,
-        maximum=1,
-        shown=True,
-        group=SAMPLING,
-        row="sampling",
+    repetition_penalty: float | None = shared.repetition_penalty(
+        help="1.0 = none (default: the model's generation config, else 1.0, as generate)"
     )
-    top_k: int | None = option(
-        default=None,
-        metavar="K",
-        help="top-k filter, 0 = off (default: the model's generation config, else 50, as generate)",
-        minimum=0,
-        fix="use 0 (off) or more",
-        group=SAMPLING,
-    )
-    repetition_penalty: float | None = option(
-        default=None,
-        metavar="P",
-        help="1.0 = none (default: the model's generation config, else 1.0, as generate)",
-        above=0,
-        fix="use a number above 0 (1.0 = none)",
-        group=SAMPLING,
-    )
-    seed: int = option(
-        default=0,
-        help="run seed",
-        label="Seed",
-        minimum=0,
-        shown=True,
-        group=SAMPLING,
-        row="sampling",
-    )
+    seed: int = shared.seed(label="Seed", row="sampling")
     limit: int | None = option(
         default=None,
         metavar="N",
@@ -154,24 +103,17 @@ class EvalConfig(BackendOptions):
         decides_results=False,
         group=JUDGING,
     )
-    lenient: bool = option(
-        default=False, help="skip bad data rows and count them", decides_results=False, group=WHAT
-    )
+    lenient: bool = shared.lenient(group=WHAT)
 
-    def problems(self) -> list[Problem]:
-        """Impossible settings, found before anything is loaded."""
-        found = field_problems(self)
+    def job_problems(self) -> list[Problem]:
+        """Each prefix length given once."""
         if self.ks and len(set(self.ks)) != len(self.ks):
-            found.append(
+            return [
                 Problem(
                     "ks", f"invalid value {format_shown(self.ks)}", "give each prefix length once"
                 )
-            )
-        return found + backend_problems(self)
-
-    def check(self) -> None:
-        """Reject impossible settings before anything is loaded (exit code 2)."""
-        raise_first(type(self), self.problems())
+            ]
+        return []
 
 
 # Settings that decide what a run produces; resuming with another value is refused.

@@ -10,7 +10,6 @@ re-sampling the others exactly as an uninterrupted run would have (on the same d
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -20,17 +19,11 @@ from ccapp.engines.c2eval.config import RESULT_SETTINGS, EvalConfig
 from ccapp.engines.c2eval.metrics import Judged, compute_metrics
 from ccapp.engines.c2eval.prefill import build_prefill, prefill_token_counts
 from ccapp.engines.events import (
-    EVENTS_VERSION,
     ContinuationDone,
-    ErrorEvent,
     Log,
     MetricsEvent,
     ModelLoading,
-    NullSink,
     Progress,
-    RunFinished,
-    RunStarted,
-    Sink,
     VerdictInfo,
 )
 from ccapp.engines.generation.backend import Backend
@@ -42,13 +35,13 @@ from ccapp.engines.generation.sampling import (
     stored_sampling,
 )
 from ccapp.engines.generation.types import Cancelled, Generated, Sampling
+from ccapp.engines.jobs import RunJob
 from ccapp.engines.judges.base import Judge
 from ccapp.engines.judges.heuristic import HeuristicJudge
 from ccapp.engines.judges.registry import check_judge_spec
-from ccapp.engines.options import from_stored, keep_given, refuse_other_settings
 from ccapp.engines.phrases import OPENERS, PHRASES_VERSION, pick
 from ccapp.errors import UserError
-from ccapp.store import RunKind, RunStatus, Store, runs
+from ccapp.store import RunKind, Store, runs
 from ccapp.store import evals as rows_store
 from ccapp.store.records import Cell, Run
 
@@ -92,16 +85,15 @@ def plan_batches(cells: Sequence[Cell], paths: int, rows_per_batch: int, seed: i
     return batches
 
 
-class Evaluation:
+class Evaluation(RunJob[EvalConfig]):
     """One C2-Eval run in this process: start a new one or resume a stored one."""
 
-    def __init__(
-        self, store: Store, sink: Sink | None = None, cancel: threading.Event | None = None
-    ):
-        self.store = store
-        self.sink = sink or NullSink()
-        self.cancel = cancel or threading.Event()
-        self.run: Run | None = None
+    kind = RunKind.EVAL
+    config_type = EvalConfig
+    when_done = "start a new run, or export this one"
+    keep_settings_fix = (
+        "resume without those options (the run keeps its settings), or start a new run"
+    )
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -174,33 +166,19 @@ class Evaluation:
                 self.run.id,
                 [replace(cell, item_id=item_ids[index]) for index, cell in planned],
             )
-        try:
+        with self._recording():
             return self._execute(config, backend, judge, sampling)
-        except BaseException as exc:
-            self._record_end(exc)
-            raise
 
     def resume(self, run_id: int, overrides: dict[str, Any]) -> Run:
         from ccapp.engines.generation.models import resolve_model
 
-        run = runs.resumable_run(
-            self.store, run_id, RunKind.EVAL, when_done="start a new run, or export this one"
-        )
-        config = from_stored(EvalConfig, run.config)
+        run, config = self._reopen(run_id)
         if "judge" in overrides:
             overrides = overrides | {"judge": check_judge_spec(overrides["judge"])}
-        refuse_other_settings(
-            run_id,
-            config,
-            overrides,
-            fix="resume without those options (the run keeps its settings), or start a new run",
-        )
-        config = replace(config, **keep_given(config, overrides))
-        config.check()
+        config = self._keep_settings(run_id, config, overrides)
         judge = self._make_judge(config)
-        runs.claim(self.store, run_id)
-        self.run = runs.get_run(self.store, run_id)
-        try:
+        self._claim(run_id)
+        with self._recording():
             if not rows_store.get_cells(self.store, run_id):
                 raise UserError(
                     f"run {run_id} stopped before its prompts were planned; there is nothing to resume",
@@ -224,9 +202,6 @@ class Evaluation:
                 run.config, config.max_new_tokens, config.temperature, config.top_p
             )
             return self._execute(config, backend, judge, sampling)
-        except BaseException as exc:
-            self._record_end(exc)
-            raise
 
     # -- the work -------------------------------------------------------------------------
 
@@ -307,18 +282,13 @@ class Evaluation:
         batches = plan_batches(cells, config.paths, backend.rows_per_batch, config.seed)
         done = rows_store.done_paths(self.store, run_id)
         total = len(cells) * config.paths
-        self.sink.emit(
-            RunStarted(
-                v=EVENTS_VERSION,
-                kind="eval",
-                config=self.run.config if self.run else {},
-                totals={
-                    "requests": len(requests),
-                    "cells": len(cells),
-                    "continuations": total,
-                    "todo": total - len(done),
-                },
-            )
+        self._started(
+            {
+                "requests": len(requests),
+                "cells": len(cells),
+                "continuations": total,
+                "todo": total - len(done),
+            }
         )
         # The heuristic judges inline (its spans light up the live view); any other judge works
         # in a background thread on what generation has committed, so neither waits for the other.
@@ -350,11 +320,7 @@ class Evaluation:
                     f"{max(1, backend.rows_per_batch // 2)}",
                 ) from None
             raise
-        metrics = self._metrics(config, judge.spec)
-        run = runs.set_status(self.store, run_id, RunStatus.DONE, metrics=metrics)
-        self.run = run
-        self.sink.emit(RunFinished(status=run.status.value, metrics=metrics))
-        return run
+        return self._finish(self._metrics(config, judge.spec))
 
     def _generate(
         self,
@@ -483,34 +449,12 @@ class Evaluation:
             metrics["judge_usage"] = {u.judge: asdict(u) for u in usage}
         return metrics
 
-    def _record_end(self, exc: BaseException) -> None:
-        """Leave the run resumable: paused when cancelled or the judge stopped (its key was
-        refused, its budget is too small to answer in), failed (with the reason) otherwise."""
+    def _pausing_error(self, exc: BaseException) -> str | None:
+        """A judge that stopped (its key was refused, its budget is too small to answer in)
+        pauses the run: it resumes once the setting is fixed."""
         from ccapp.engines.judges.openai_judge import JudgeStopped
 
-        if self.run is None:
-            return
-        if isinstance(exc, (Cancelled, KeyboardInterrupt, JudgeStopped)):
-            reason = exc.message if isinstance(exc, JudgeStopped) else "cancelled"
-            runs.set_status(
-                self.store,
-                self.run.id,
-                RunStatus.PAUSED,
-                error=f"{reason}; resume with ccapp eval --resume {self.run.id}",
-            )
-            if isinstance(exc, JudgeStopped):
-                self.sink.emit(ErrorEvent(message=exc.message))
-            self.sink.emit(RunFinished(status="paused", metrics=None))
-            return
-        message = exc.message if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-        runs.set_status(self.store, self.run.id, RunStatus.FAILED, error=message)
-        self.sink.emit(ErrorEvent(message=message))
-        self.sink.emit(RunFinished(status="failed", metrics=None))
-
-    @property
-    def _run_id(self) -> int:
-        assert self.run is not None
-        return self.run.id
+        return exc.message if isinstance(exc, JudgeStopped) else None
 
 
 def trained_by(store: Store, source: str) -> int | None:

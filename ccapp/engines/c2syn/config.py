@@ -4,15 +4,9 @@ resume check and Run detail are read off these fields."""
 
 from __future__ import annotations
 
-from ccapp.engines.generation.backend import LOADING, BackendOptions, backend_problems
-from ccapp.engines.options import (
-    Problem,
-    field_problems,
-    job_config,
-    option,
-    raise_first,
-    result_settings,
-)
+from ccapp.engines.generation import sampling_options as shared
+from ccapp.engines.generation.backend import LOADING, BackendOptions
+from ccapp.engines.options import Problem, job_config, option, result_settings
 
 DEFAULT_SOURCE = "PKU-Alignment/PKU-SafeRLHF:train"
 SLOTS = 5  # generations per group: the safe answer and four continuations
@@ -21,7 +15,6 @@ SAFE_SOURCES = ("model", "dataset")
 COMPLETIONS = ("full", "sentence")
 SOURCE = "which requests"
 GROUPS = "how groups are built"
-SAMPLING = "sampling"
 
 
 def _judge_spec(text: str) -> str:
@@ -129,56 +122,25 @@ class SynConfig(BackendOptions):
         convert=_judge_spec,
         group=GROUPS,
     )
-    max_new_tokens: int = option(
-        default=128,
-        metavar="N",
-        help="tokens per generation",
-        label="Max new tokens",
-        minimum=1,
-        shown=True,
-        group=SAMPLING,
-        row="sampling",
+    max_new_tokens: int = shared.max_new_tokens(
+        default=128, help="tokens per generation", row="sampling"
     )
-    temperature: float = option(  # greedy, as the paper
+    temperature: float = shared.temperature(  # greedy, as the paper
         default=0.0,
         help="0 = greedy (default; the paper used diverse beam search, which transformers 5 "
         "only loads from the Hub)",
         label="Temperature (0 = greedy)",
-        minimum=0,
-        fix="use 0 (greedy) or more",
-        shown=True,
-        group=SAMPLING,
-        row="sampling",
     )
-    top_p: float = option(
-        default=1.0,
-        help="nucleus sampling when temperature > 0",
-        above=0,
-        maximum=1,
-        shown=True,
-        group=SAMPLING,
-    )
-    top_k: int | None = option(  # None: the model's generation config, else 50
-        default=None,
-        metavar="K",
+    top_p: float = shared.top_p(default=1.0, help="nucleus sampling when temperature > 0")
+    top_k: int | None = shared.top_k(  # None: the model's generation config, else 50
         help="top-k filter when temperature > 0, 0 = off (default: the model's generation "
-        "config, else 50, as generate)",
-        minimum=0,
-        fix="use 0 (off) or more",
-        group=SAMPLING,
+        "config, else 50, as generate)"
     )
-    repetition_penalty: float | None = option(  # None: the model's generation config, else 1.0
-        default=None,
-        metavar="P",
-        help="1.0 = none; applies to greedy too (default: the model's generation config, else 1.0)",
-        above=0,
-        fix="use a number above 0 (1.0 = none)",
-        group=SAMPLING,
+    repetition_penalty: float | None = shared.repetition_penalty(  # None: as the model's config
+        help="1.0 = none; applies to greedy too (default: the model's generation config, else 1.0)"
     )
-    seed: int = option(default=0, help="run seed", minimum=0, shown=True, group=SAMPLING)
-    lenient: bool = option(
-        default=False, help="skip bad data rows and count them", decides_results=False, group=SOURCE
-    )
+    seed: int = shared.seed()
+    lenient: bool = shared.lenient(group=SOURCE)
     batch_size: int | None = option(
         default=None,
         metavar="N",
@@ -190,16 +152,11 @@ class SynConfig(BackendOptions):
         group=LOADING,
     )
 
-    def problems(self) -> list[Problem]:
-        """Impossible settings, found before anything is loaded."""
-        found = field_problems(self)
+    def job_problems(self) -> list[Problem]:
+        """Requests to use: the data's, or an eval run's."""
         if self.data is None and self.from_run is None:
-            found.append(Problem("data", "no requests to use", "give --data D or --from-run RUN"))
-        return found + backend_problems(self)
-
-    def check(self) -> None:
-        """Reject impossible settings before anything is loaded (exit code 2)."""
-        raise_first(type(self), self.problems())
+            return [Problem("data", "no requests to use", "give --data D or --from-run RUN")]
+        return []
 
 
 RESULT_SETTINGS = result_settings(SynConfig)

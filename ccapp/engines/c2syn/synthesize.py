@@ -17,7 +17,6 @@ derived from the stored groups, never stored 15 times over.
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -26,19 +25,7 @@ from typing import Any
 
 from ccapp.engines.c2eval.fluency import distinct2, is_degenerate, words
 from ccapp.engines.c2syn.config import RESULT_SETTINGS, SLOTS, SynConfig
-from ccapp.engines.events import (
-    EVENTS_VERSION,
-    ErrorEvent,
-    GroupDone,
-    GroupResponse,
-    Log,
-    ModelLoading,
-    NullSink,
-    Progress,
-    RunFinished,
-    RunStarted,
-    Sink,
-)
+from ccapp.engines.events import GroupDone, GroupResponse, Log, ModelLoading, Progress
 from ccapp.engines.generation.backend import Backend
 from ccapp.engines.generation.sampling import (
     batch_seed,
@@ -47,8 +34,8 @@ from ccapp.engines.generation.sampling import (
     stored_sampling,
 )
 from ccapp.engines.generation.types import Cancelled
+from ccapp.engines.jobs import RunJob
 from ccapp.engines.judges.base import Judge, JudgeInput
-from ccapp.engines.options import from_stored, keep_given, refuse_other_settings
 from ccapp.engines.phrases import (
     OPENERS,
     PHRASES_VERSION,
@@ -57,7 +44,7 @@ from ccapp.engines.phrases import (
     pick,
 )
 from ccapp.errors import UserError
-from ccapp.store import RunKind, RunStatus, Store, runs
+from ccapp.store import RunKind, Store, runs
 from ccapp.store import evals as rows_store
 from ccapp.store import syn as syn_store
 from ccapp.store.records import Item, Run
@@ -280,16 +267,12 @@ class PlannedGroup:
     # the safe answer comes from the data), 1-4 the SYN prefills, open
 
 
-class Synthesis:
+class Synthesis(RunJob[SynConfig]):
     """One C2-Syn run in this process: start a new one or resume a stored one."""
 
-    def __init__(
-        self, store: Store, sink: Sink | None = None, cancel: threading.Event | None = None
-    ):
-        self.store = store
-        self.sink = sink or NullSink()
-        self.cancel = cancel or threading.Event()
-        self.run: Run | None = None
+    kind = RunKind.SYN
+    config_type = SynConfig
+    when_done = "export its pairs, or start a new run"
 
     def start(self, config: SynConfig, *, parent_id: int | None = None) -> Run:
         """A new run; its parent is the eval run it draws from (--from-run) or `parent_id`."""
@@ -339,18 +322,13 @@ class Synthesis:
             )
             rows_store.insert_items(self.store, self.run.id, rows)
         self.sink.emit(Log(level="info", message=describe_counts(counts)))
-        try:
+        with self._recording():
             return self._execute(config, backend, judge)
-        except BaseException as exc:
-            self._record_end(exc)
-            raise
 
     def resume(self, run_id: int, overrides: dict[str, Any]) -> Run:
         from ccapp.engines.generation.models import resolve_model
 
-        run = runs.resumable_run(
-            self.store, run_id, RunKind.SYN, when_done="export its pairs, or start a new run"
-        )
+        run, config = self._reopen(run_id)
         made_with = run.config.get("phrases_version", 1)
         if made_with != PHRASES_VERSION:
             raise UserError(
@@ -358,21 +336,12 @@ class Synthesis:
                 f"triggers); this ccapp has version {PHRASES_VERSION}, so its groups would differ",
                 fix="start a new run, or finish this one with the ccapp version that began it",
             )
-        config = from_stored(SynConfig, run.config)
-        refuse_other_settings(
-            run_id, config, overrides, fix="resume without those options, or start a new run"
-        )
-        config = replace(config, **keep_given(config, overrides))
-        config.check()
+        config = self._keep_settings(run_id, config, overrides)
         judge = self._make_judge(config)
-        runs.claim(self.store, run_id)
-        self.run = runs.get_run(self.store, run_id)
-        try:
+        self._claim(run_id)
+        with self._recording():
             backend = self._load_backend(config, resolve_model(run.config["model_source"]))
             return self._execute(config, backend, judge)
-        except BaseException as exc:
-            self._record_end(exc)
-            raise
 
     # -- sources --------------------------------------------------------------------------
 
@@ -464,17 +433,8 @@ class Synthesis:
         done = syn_store.done_items(self.store, run_id)
         per_batch = max(1, backend.rows_per_batch // SLOTS)
         batches = [planned[i : i + per_batch] for i in range(0, len(planned), per_batch)]
-        self.sink.emit(
-            RunStarted(
-                v=EVENTS_VERSION,
-                kind="syn",
-                config=self.run.config if self.run else {},
-                totals={
-                    "requests": len(planned),
-                    "groups": len(planned),
-                    "todo": len(planned) - len(done),
-                },
-            )
+        self._started(
+            {"requests": len(planned), "groups": len(planned), "todo": len(planned) - len(done)}
         )
         # The run's resolved settings; a run stored before they were resolved, as it sampled.
         sampling = stored_sampling(self.run.config if self.run else {}, *_sampling_args(config))
@@ -521,11 +481,7 @@ class Synthesis:
                     eta_s=round(left / rate, 1) if rate > 0 else None,
                 )
             )
-        metrics = self._metrics()
-        run = runs.set_status(self.store, run_id, RunStatus.DONE, metrics=metrics)
-        self.run = run
-        self.sink.emit(RunFinished(status=run.status.value, metrics=metrics))
-        return run
+        return self._finish(self._metrics())
 
     def _save(
         self,
@@ -580,28 +536,6 @@ class Synthesis:
             "rejection_reasons": syn_store.rejection_reasons(self.store, self._run_id),
             "source": run.config.get("source_counts", {}),
         }
-
-    def _record_end(self, exc: BaseException) -> None:
-        if self.run is None:
-            return
-        if isinstance(exc, (Cancelled, KeyboardInterrupt)):
-            runs.set_status(
-                self.store,
-                self.run.id,
-                RunStatus.PAUSED,
-                error=f"cancelled; resume with ccapp syn --resume {self.run.id}",
-            )
-            self.sink.emit(RunFinished(status="paused", metrics=None))
-            return
-        message = exc.message if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-        runs.set_status(self.store, self.run.id, RunStatus.FAILED, error=message)
-        self.sink.emit(ErrorEvent(message=message))
-        self.sink.emit(RunFinished(status="failed", metrics=None))
-
-    @property
-    def _run_id(self) -> int:
-        assert self.run is not None
-        return self.run.id
 
 
 def failed_requests(store: Store, eval_run_id: int) -> list[tuple[int, str, str, str | None]]:

@@ -3,15 +3,9 @@ Train form and Run detail are read off these fields."""
 
 from __future__ import annotations
 
+from ccapp.engines.generation import sampling_options as shared
 from ccapp.engines.generation.backend import DTYPES, normalize_device, normalize_dtype
-from ccapp.engines.options import (
-    Problem,
-    field_problems,
-    job_config,
-    option,
-    raise_first,
-    result_settings,
-)
+from ccapp.engines.options import Checked, Problem, job_config, option, result_settings
 
 METHODS = ("lora", "qlora", "full")
 DEFAULT_LR = {"lora": 5e-5, "qlora": 5e-5, "full": 5e-7}
@@ -22,7 +16,7 @@ RUNNING = "where and how it runs"
 
 
 @job_config
-class TrainConfig:
+class TrainConfig(Checked):
     """Everything a DPO run needs."""
 
     pairs: str = option(
@@ -126,7 +120,7 @@ class TrainConfig:
         fix="give 0 (plain DPO) or more",
         group=DPO,
     )
-    seed: int = option(default=0, help="run seed", minimum=0, shown=True, group=DPO)
+    seed: int = shared.seed(group=DPO)
     lora_r: int = option(
         default=16, metavar="R", help="LoRA rank", minimum=1, shown=True, group=LORA
     )
@@ -188,16 +182,11 @@ class TrainConfig:
         default=False, help="less memory, more compute", decides_results=False, group=RUNNING
     )
 
-    def problems(self) -> list[Problem]:
-        """Impossible settings, found before the pairs or the model load."""
-        found = field_problems(self)
+    def job_problems(self) -> list[Problem]:
+        """Only LoRA adapters are merged (found before the pairs or the model load)."""
         if self.merge and self.method == "full":
-            found.append(Problem("merge", "invalid value True", "only LoRA adapters are merged"))
-        return found
-
-    def check(self) -> None:
-        """Reject impossible settings before anything is loaded (exit code 2)."""
-        raise_first(type(self), self.problems())
+            return [Problem("merge", "invalid value True", "only LoRA adapters are merged")]
+        return []
 
     @property
     def learning_rate(self) -> float:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -21,22 +20,11 @@ from typing import Any
 
 from ccapp.engines.dpo.config import DEFAULT_LR as DEFAULT_LR  # re-exported: scripts read it
 from ccapp.engines.dpo.config import RESULT_SETTINGS, TrainConfig
-from ccapp.engines.events import (
-    EVENTS_VERSION,
-    ErrorEvent,
-    Log,
-    ModelLoading,
-    NullSink,
-    Progress,
-    RunFinished,
-    RunStarted,
-    Sink,
-    TrainLog,
-)
+from ccapp.engines.events import Log, ModelLoading, Progress, TrainLog
 from ccapp.engines.generation.types import Cancelled
-from ccapp.engines.options import from_stored
+from ccapp.engines.jobs import RunJob
 from ccapp.errors import UserError
-from ccapp.store import RunKind, RunStatus, Store, runs
+from ccapp.store import RunKind, Store, runs
 from ccapp.store.records import Run
 
 GIB = 1024**3
@@ -221,22 +209,13 @@ def _stream_pairs(db: str, run_id: int) -> Any:
         yield from pair_rows(store, run_id)
 
 
-class Training:
+class Training(RunJob[TrainConfig]):
     """One DPO run in this process: start a new one or resume a stored one from its checkpoint."""
 
-    def __init__(
-        self,
-        store: Store,
-        sink: Sink | None = None,
-        cancel: threading.Event | None = None,
-        *,
-        main_process: bool = True,
-    ):
-        self.store = store
-        self.sink = sink or NullSink()
-        self.cancel = cancel or threading.Event()
-        self.main_process = main_process  # under accelerate, only rank 0 writes the store
-        self.run: Run | None = None
+    kind = RunKind.TRAIN
+    config_type = TrainConfig
+    when_done = "evaluate its output, or train again"
+    cancelled = "cancelled at a step boundary"
 
     def start(self, config: TrainConfig) -> Run:
         from ccapp.config import paths
@@ -277,19 +256,13 @@ class Training:
                         self.run.id,
                     ],
                 )
-        try:
+        with self._recording():
             return self._train(config, dataset, resume_from=None)
-        except BaseException as exc:
-            self._record_end(exc)
-            raise
 
     def resume(self, run_id: int) -> Run:
         from transformers.trainer_utils import get_last_checkpoint
 
-        run = runs.resumable_run(
-            self.store, run_id, RunKind.TRAIN, when_done="evaluate its output, or train again"
-        )
-        config = from_stored(TrainConfig, run.config)
+        run, config = self._reopen(run_id)
         checkpoints = Path(str(config.output)) / "checkpoints"
         last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
         dataset, _ = load_pairs(config.pairs, self.store)
@@ -302,19 +275,13 @@ class Training:
                     f"{dataset.num_rows}); it continues on the {dataset.num_rows} pairs stored now",
                 )
             )
-        if self.main_process:
-            runs.claim(self.store, run_id)
-            runs.update_config(self.store, run_id, {"pairs_rows": dataset.num_rows})
-        self.run = runs.get_run(self.store, run_id)
+        self._claim(run_id, {"pairs_rows": dataset.num_rows})
         if last is None:
             self.sink.emit(
                 Log(level="warning", message="no checkpoint was saved yet: training starts over")
             )
-        try:
+        with self._recording():
             return self._train(config, dataset, resume_from=last)
-        except BaseException as exc:
-            self._record_end(exc)
-            raise
 
     # -- the work -------------------------------------------------------------------------
 
@@ -398,14 +365,7 @@ class Training:
         for noisy in (PrinterCallback, ProgressCallback):  # our events and the store replace them
             trainer.remove_callback(noisy)
         total = planned_steps(dataset.num_rows, config, args.world_size)
-        self.sink.emit(
-            RunStarted(
-                v=EVENTS_VERSION,
-                kind="train",
-                config=self.run.config if self.run else {},
-                totals={"pairs": dataset.num_rows, "steps": total},
-            )
-        )
+        self._started({"pairs": dataset.num_rows, "steps": total})
         trainer.train(resume_from_checkpoint=resume_from)
         if self.cancel.is_set():
             raise Cancelled
@@ -419,10 +379,7 @@ class Training:
             "params": estimate.params,
             "trainable_params": trainable,
         }
-        run = runs.set_status(self.store, self._run_id, RunStatus.DONE, metrics=metrics)
-        self.run = run
-        self.sink.emit(RunFinished(status="done", metrics=metrics))
-        return run
+        return self._finish(metrics)
 
     def _load_model(self, config: TrainConfig) -> tuple[Any, Any, str]:
         from ccapp.engines.generation.models import load_model, resolve_model
@@ -527,33 +484,10 @@ class Training:
             )
         )
 
-    def _record_end(self, exc: BaseException) -> None:
-        if self.run is None or not self.main_process:
-            return
-        if isinstance(exc, (Cancelled, KeyboardInterrupt)):
-            runs.set_status(
-                self.store,
-                self.run.id,
-                RunStatus.PAUSED,
-                error=f"cancelled at a step boundary; resume with ccapp train --resume {self.run.id}",
-            )
-            self.sink.emit(RunFinished(status="paused", metrics=None))
-            return
+    def _failure_message(self, exc: BaseException) -> str:
         if type(exc).__name__ == "OutOfMemoryError":
-            exc = UserError(
-                "out of GPU memory",
-                fix="use --method lora or qlora, a smaller --batch-size with "
-                "--grad-accum, a shorter --max-length, or --gradient-checkpointing",
-            )
-        message = exc.message if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-        runs.set_status(self.store, self.run.id, RunStatus.FAILED, error=message)
-        self.sink.emit(ErrorEvent(message=message))
-        self.sink.emit(RunFinished(status="failed", metrics=None))
-
-    @property
-    def _run_id(self) -> int:
-        assert self.run is not None
-        return self.run.id
+            return "out of GPU memory"
+        return super()._failure_message(exc)
 
 
 def reporting_callback(training: Training) -> Any:

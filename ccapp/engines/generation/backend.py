@@ -13,7 +13,7 @@ from typing import Any
 
 from ccapp.engines.events import Log, ModelLoading, Sink
 from ccapp.engines.generation.types import Generated, Prompt, Sampling
-from ccapp.engines.options import Problem, job_config, option
+from ccapp.engines.options import Checked, Problem, job_config, option
 
 ENGINES = ("hf", "openai")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -37,7 +37,7 @@ def normalize_dtype(text: str) -> str:
 
 
 @job_config
-class BackendOptions:
+class BackendOptions(Checked):
     """The loading and batching settings of every job that generates (eval, syn): declared
     once here, and the base of their configs, so each job's command line, form and stored
     config carry them under the same names."""
@@ -126,6 +126,10 @@ class BackendOptions:
         group=SERVER,
     )
     max_new_tokens: int = option(default=32, metavar="N", help="tokens per generation", minimum=1)
+
+    def problems(self) -> list[Problem]:
+        """The job's checks, then the loading options' together (`backend_problems`)."""
+        return super().problems() + backend_problems(self)
 
 
 def backend_problems(config: BackendOptions) -> list[Problem]:

@@ -1,0 +1,187 @@
+"""The screen of a job's form (eval, syn, train), written once: the declared fields in the
+form's rows, their problems shown under them as the user types, the device choices probed
+from the machine, and a launch that starts `ccapp JOB …` as a child on the job's live screen.
+
+Each form says only what is its own: its values (OptionTexts), title, rows and id prefix,
+the checks beyond the declarations (`job_args`), its own parts and its live screen.
+Textual calls a message's handlers in every class of the screen's MRO, the form's first:
+a form adds to this screen's handlers (e.g. on mount, on a select change) rather than
+replacing them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar, cast
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.suggester import SuggestFromList
+from textual.widgets import Button, Footer, Header, Input, Select, Static, Switch
+
+from ccapp.engines.devices import Device
+from ccapp.engines.generation.presets import PRESETS
+from ccapp.engines.options import Declared
+from ccapp.screens.base import AppScreen
+from ccapp.screens.form_problems import refuse_launch, show_problems
+from ccapp.screens.jobs import Job
+from ccapp.screens.option_form import (
+    OptionTexts,
+    Text,
+    compose_row,
+    field_box,
+    form_rows,
+    option_widget,
+    read_widgets,
+    row_order,
+)
+
+V = TypeVar("V", bound=OptionTexts)
+
+
+def found(**problems: str | None) -> dict[str, str]:
+    """The problems a form found beyond the declarations, by field (None: none there); a
+    form sets them over what the declarations said of those fields."""
+    return {name: text for name, text in problems.items() if text is not None}
+
+
+def four_bit_problem(values: Mapping[str, Any]) -> str | None:
+    """4-bit weights load on a CUDA GPU only."""
+    if values.get("load_in_4bit") and values.get("device") == "cpu":
+        return "4-bit needs a CUDA GPU"
+    return None
+
+
+def launch_binding(screen: str, tooltip: str) -> Binding:
+    """A form's ctrl+s: launch the job (its button says the key)."""
+    return Binding("ctrl+s", "launch", "Launch", id=f"{screen}.launch", tooltip=tooltip)
+
+
+class JobFormScreen(AppScreen[None], Generic[V]):
+    """A job's form. Its ids: `{ID_PREFIX}form` (the scroll), `{ID_PREFIX}NAME` (a field's
+    widget), `{ID_PREFIX}problem-NAME` and `{ID_PREFIX}field-NAME` (its problem line and
+    box), `{ID_PREFIX}launch` (the button)."""
+
+    VALUES: ClassVar[type[OptionTexts]]  # the form's values, as typed
+    FORM_TITLE: ClassVar[str]
+    ROWS: ClassVar[tuple[str, ...]]  # the rows, top to bottom (see option_form.row_order)
+    OWN_ROWS: ClassVar[tuple[str, ...]] = ()  # rows of the screen's own parts (`own_row`)
+    ID_PREFIX: ClassVar[str] = ""
+    PROBES_DEVICES: ClassVar[bool] = False  # the config has a device select to fill
+
+    def __init__(self, values: V | None = None):
+        super().__init__()
+        self.values: V = values if values is not None else cast(V, self.VALUES())
+        self.devices: list[Device] = []
+
+    def widget_id(self, name: str) -> str:
+        """The id of a declared field's widget."""
+        return f"{self.ID_PREFIX}{name}"
+
+    def compose(self) -> ComposeResult:
+        config = self.values.config
+        rows = form_rows(config)
+        yield Header()
+        with VerticalScroll(id=f"{self.ID_PREFIX}form"):
+            yield Static(self.FORM_TITLE, classes="form-title")
+            for key in row_order(config, self.ROWS, own=self.OWN_ROWS):
+                if key in self.OWN_ROWS:
+                    yield from self.own_row(key)
+                else:
+                    yield from compose_row(rows[key], self.option_field)
+            yield Button("Launch (ctrl+s)", variant="primary", id=f"{self.ID_PREFIX}launch")
+        yield Footer()
+
+    def own_row(self, key: str) -> ComposeResult:
+        """The widgets of one of the screen's own rows (a form with OWN_ROWS says them)."""
+        raise KeyError(f"{type(self).__name__} has no own row {key}")
+
+    def option_field(self, d: Declared) -> ComposeResult:
+        """A declared field in its box; a model field suggests the presets as one types."""
+        extra: dict[str, Any] = {}
+        if d.name == "model":
+            extra["suggester"] = SuggestFromList(list(PRESETS), case_sensitive=False)
+        yield from field_box(
+            d.option.label,
+            option_widget(d, getattr(self.values, d.name), self.widget_id(d.name), **extra),
+            f"{self.ID_PREFIX}problem-{d.name}",
+            hint=self.hint(d),
+            box_id=f"{self.ID_PREFIX}field-{d.name}",
+        )
+
+    def hint(self, d: Declared) -> str:
+        """A line under a field's widget ("": none)."""
+        return ""
+
+    def on_mount(self) -> None:
+        if self.PROBES_DEVICES:
+            self.probe_devices()
+        self.validate()
+
+    @work(exclusive=True, group="form-devices", exit_on_error=False)
+    async def probe_devices(self) -> None:
+        """The machine's devices, learnt in a child process (the app never imports torch)."""
+        try:
+            self.devices = await self.services.probe_devices()
+        except Exception as exc:  # the form still works with auto/cpu
+            self.devices_unknown(exc)
+            return
+        self.fill_devices()
+
+    def devices_unknown(self, error: Exception) -> None:
+        """The probe failed: the device select keeps its declared choices."""
+
+    def fill_devices(self) -> None:
+        """The device select offers auto and each probed device."""
+        options = [("auto", "auto")] + [(f"{d.id} — {d.name}", d.id) for d in self.devices]
+        select = self.query_one(f"#{self.widget_id('device')}", Select)
+        select.set_options(options)
+        select.value = "auto"
+
+    def own_texts(self) -> Mapping[str, Text]:
+        """What the screen's own parts hold now (the values' `extra` fields)."""
+        return {}
+
+    def read(self) -> V:
+        """The form's values as typed now."""
+        texts = read_widgets(self, self.values.config, self.widget_id)
+        return type(self.values)(**texts, **self.own_texts())
+
+    def job_args(self, values: V) -> tuple[list[str], dict[str, str]]:
+        """The `ccapp JOB` arguments for the values, and the problems by field."""
+        raise NotImplementedError(f"{type(self).__name__} says its job's arguments")
+
+    def validate(self) -> tuple[list[str], dict[str, str]]:
+        """Checks the form and shows each problem under its field."""
+        args, problems = self.job_args(self.read())
+        show_problems(self, f"{self.ID_PREFIX}problem-", problems)
+        return args, problems
+
+    @on(Input.Changed)
+    @on(Switch.Changed)
+    @on(Select.Changed)
+    def changed(self) -> None:
+        self.validate()
+
+    @on(Button.Pressed)
+    def pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == f"{self.ID_PREFIX}launch":
+            self.action_launch()
+
+    def action_launch(self) -> None:
+        args, problems = self.validate()
+        if refuse_launch(self, problems):
+            return
+        from ccapp.screens.jobs import ChildJob
+
+        db_path = self.services.db_path
+        job = ChildJob([*args, "--db", str(db_path)])
+        self.app.push_screen(self.live_screen(job, f"ccapp {' '.join(args)}", db_path))
+
+    def live_screen(self, job: Job, title: str, db_path: Path) -> Screen[Any]:
+        """The screen that shows the launched job."""
+        raise NotImplementedError(f"{type(self).__name__} says its live screen")
