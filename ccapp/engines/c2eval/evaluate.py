@@ -30,7 +30,7 @@ from ccapp.engines.generation.backend import Backend
 from ccapp.engines.generation.sampling import (
     batch_seed,
     record_server_refused,
-    resolve_sampling,
+    resolve_options,
     sampling_record,
     stored_sampling,
 )
@@ -114,14 +114,7 @@ class Evaluation(RunJob[EvalConfig]):
         if self.cancel.is_set():  # Ctrl-C while the model loaded: stop before a run exists
             raise Cancelled
         config = replace(config, batch_size=backend.rows_per_batch)
-        sampling, sampling_resolved = resolve_sampling(
-            max_new_tokens=config.max_new_tokens,
-            temperature=config.temperature,
-            top_p=config.top_p,
-            top_k=config.top_k,
-            repetition_penalty=config.repetition_penalty,
-            model=backend.generation_defaults,
-        )
+        sampling, sampling_resolved = resolve_options(config, backend.generation_defaults)
         planned = self._plan_cells(config, rows, backend)  # a template that fails, fails here
         stored = asdict(config) | {
             "ks": list(config.ks),
@@ -198,9 +191,7 @@ class Evaluation(RunJob[EvalConfig]):
                         ),
                     )
                 )
-            sampling = stored_sampling(
-                run.config, config.max_new_tokens, config.temperature, config.top_p
-            )
+            sampling = stored_sampling(run.config, config)
             return self._execute(config, backend, judge, sampling)
 
     # -- the work -------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from ccapp.engines.events import GroupDone, GroupResponse, Log, ModelLoading, Pr
 from ccapp.engines.generation.backend import Backend
 from ccapp.engines.generation.sampling import (
     batch_seed,
-    resolve_sampling,
+    resolve_options,
     sampling_record,
     stored_sampling,
 )
@@ -56,10 +56,6 @@ PAPER_KEYWORDS = ("how", "what", "How", "What")  # the paper's script, case-sens
 # A sentence ends at . ! ? before a space (not after a lone capital, as in "U.S.") or at a newline.
 _SENTENCE_END = re.compile(r"(?<!\b[A-Z])[.!?](?=[\s\"'’”)\]]|$)|\n")
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
-
-
-def _sampling_args(config: SynConfig) -> tuple[int, float, float]:
-    return config.max_new_tokens, config.temperature, config.top_p
 
 
 def cut_points(response: str, count: int = 4) -> list[int] | None:
@@ -294,20 +290,13 @@ class Synthesis(RunJob[SynConfig]):
             "phrases_version": PHRASES_VERSION,
             "template_source": backend.template_source,
             "source_counts": counts,
-            "sampling_resolved": resolve_sampling(
-                max_new_tokens=config.max_new_tokens,
-                temperature=config.temperature,
-                top_p=config.top_p,
-                top_k=config.top_k,
-                repetition_penalty=config.repetition_penalty,
-                model=backend.generation_defaults,
-            )[1],
+            "sampling_resolved": resolve_options(config, backend.generation_defaults)[1],
         }
         identity = {k: stored[k] for k in RESULT_SETTINGS} | {
             "model_source": ref.source,
             "data_sha256": source.get("sha256"),
             "phrases_version": PHRASES_VERSION,
-            "sampling": sampling_record(stored_sampling(stored, *_sampling_args(config))),
+            "sampling": sampling_record(stored_sampling(stored, config)),
         }
         with self.store.write():
             self.run = runs.create_run(
@@ -437,7 +426,7 @@ class Synthesis(RunJob[SynConfig]):
             {"requests": len(planned), "groups": len(planned), "todo": len(planned) - len(done)}
         )
         # The run's resolved settings; a run stored before they were resolved, as it sampled.
-        sampling = stored_sampling(self.run.config if self.run else {}, *_sampling_args(config))
+        sampling = stored_sampling(self.run.config if self.run else {}, config)
         started, made = time.monotonic(), 0
         for index, batch in enumerate(batches):
             if all(group.item.id in done for group in batch):

@@ -123,16 +123,28 @@ def sampling_record(sampling: Sampling) -> dict[str, Any]:
     }
 
 
-def stored_sampling(
-    config: dict[str, Any], max_new_tokens: int, temperature: float, top_p: float
-) -> Sampling:
-    """The Sampling a stored run used: its recorded values, or for a run stored before
-    settings were resolved, temperature and top-p alone (as it was sampled)."""
+def resolve_options(options: Any, model: dict[str, Any]) -> tuple[Sampling, dict[str, Any]]:
+    """`resolve_sampling` for a job config that declares the sampling options
+    (ccapp.engines.generation.sampling_options), so no job spells them out again."""
+    return resolve_sampling(
+        max_new_tokens=options.max_new_tokens,
+        temperature=options.temperature,
+        top_p=options.top_p,
+        top_k=options.top_k,
+        repetition_penalty=options.repetition_penalty,
+        model=model,
+    )
+
+
+def stored_sampling(config: dict[str, Any], options: Any) -> Sampling:
+    """The Sampling a stored run used (`config` is the run's stored config, `options` the
+    job config it resumes with): its recorded values, or for a run stored before settings
+    were resolved, temperature and top-p alone (as it was sampled)."""
     record = config.get("sampling_resolved") or {}
     return Sampling(
-        max_new_tokens,
-        temperature,
-        top_p,
+        options.max_new_tokens,
+        options.temperature,
+        options.top_p,
         int(record.get("top_k", LEGACY["top_k"])),
         float(record.get("repetition_penalty", LEGACY["repetition_penalty"])),
     )
