@@ -136,3 +136,32 @@ def test_the_quick_demo_runs_the_whole_loop_into_the_store(
         ("eval", ids["eval_after"]),
     ]
     assert (tmp_path / "demo" / "demo_result.json").exists()
+
+
+def test_set_overrides_read_each_setting_as_its_type() -> None:
+    from ccapp.cli.demo_cmd import apply_overrides
+    from ccapp.engines.demo.loop import REAL, DemoConfig
+
+    config = DemoConfig(model="smollm2", **REAL)  # type: ignore[arg-type]
+    changed = apply_overrides(
+        config,
+        ["dpo_method=full", "dpo-lr=5e-5", "lora_r=64", "ks=10,40", "dpo_max_steps=none"],
+    )
+    assert (changed.dpo_method, changed.dpo_lr, changed.lora_r) == ("full", 5e-5, 64)
+    assert changed.ks == (10, 40) and changed.dpo_max_steps is None
+    assert changed.heldout == config.heldout  # the rest untouched
+
+
+def test_set_refuses_an_unknown_setting_or_a_wrong_type_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "s.db"
+    unknown = run_ccapp("demo", "--quick", "--db", str(db), "--set", "learning_rate=1")
+    assert unknown.returncode == 2
+    assert "--set learning_rate=1: not a demo setting" in unknown.stderr
+    assert "dpo_lr" in unknown.stderr  # the fix lists the real fields
+    wrong = run_ccapp("demo", "--quick", "--db", str(db), "--set", "lora_r=big")
+    assert wrong.returncode == 2 and "'big' is not a whole number" in wrong.stderr
+    if db.exists():  # refused before a run was stored
+        with Store.open(db) as store:
+            assert runs.list_runs(store) == []

@@ -158,49 +158,37 @@ def show(result: Any, note: str) -> None:
 
 
 def apply_overrides(config: Any, overrides: list[str]) -> Any:
-    """`--set FIELD=VALUE` items, each converted to the field's type or refused by name."""
+    """`--set FIELD=VALUE` items, each read as the field's type (the way option declarations
+    read typed text, ccapp.engines.options.parse_text) or refused by name."""
+    import typing
     from dataclasses import fields
 
+    from ccapp.engines.options import Declared, Option, parse_text, value_kind
     from ccapp.errors import UserError
 
-    by_name = {f.name: f for f in fields(config)}
+    names = {f.name for f in fields(config)}
+    hints = typing.get_type_hints(type(config))
     changes: dict[str, Any] = {}
     for item in overrides:
         name, sep, raw = item.partition("=")
         name = name.strip().replace("-", "_")
-        if not sep or name not in by_name:
+        if not sep or name not in names:
             raise UserError(
                 f"--set {item}: not a demo setting",
-                fix="use FIELD=VALUE with one of: " + ", ".join(sorted(by_name)),
+                fix="use FIELD=VALUE with one of: " + ", ".join(sorted(names)),
             )
-        current = getattr(config, name)
+        kind, optional = value_kind(hints[name])
+        text = "" if optional and raw.strip().lower() in ("none", "null") else raw
         try:
-            changes[name] = _convert(raw.strip(), current, str(by_name[name].type))
+            if kind is bool:
+                if text.strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(f"'{text}' is not true or false")
+                changes[name] = text.strip().lower() in ("true", "1", "yes")
+            else:
+                declared = Declared(name, Option(), kind, optional, getattr(config, name))
+                changes[name] = parse_text(declared, text)
         except ValueError as exc:
-            raise UserError(f"--set {item}: {exc}", fix=f"{name} is now {current!r}") from None
+            raise UserError(
+                f"--set {item}: {exc}", fix=f"{name} is now {getattr(config, name)!r}"
+            ) from None
     return replace(config, **changes)
-
-
-def _convert(raw: str, current: Any, annotation: str) -> Any:
-    if raw.lower() in ("none", "null") and "None" in annotation:
-        return None
-    if isinstance(current, bool) or annotation.startswith("bool"):
-        if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise ValueError("expected true or false")
-        return raw.lower() in ("true", "1", "yes")
-    if isinstance(current, tuple) or annotation.startswith("tuple"):
-        try:
-            return tuple(int(part) for part in raw.split(",") if part.strip())
-        except ValueError:
-            raise ValueError("expected comma-separated whole numbers") from None
-    if isinstance(current, int) or annotation.startswith("int"):
-        try:
-            return int(raw)
-        except ValueError:
-            raise ValueError("expected a whole number") from None
-    if isinstance(current, float) or annotation.startswith("float"):
-        try:
-            return float(raw)
-        except ValueError:
-            raise ValueError("expected a number") from None
-    return raw

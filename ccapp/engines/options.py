@@ -144,7 +144,7 @@ def _read_declarations(cls: type) -> tuple[Declared, ...]:
         meta = f.metadata.get(_KEY)
         if meta is None:
             raise TypeError(f"{cls.__name__}.{name} is not declared with option()")
-        kind, optional = _kind(hints[name])
+        kind, optional = value_kind(hints[name])
         default = f.default if f.default_factory is MISSING else f.default_factory()
         result.append(Declared(name, meta, kind, optional, default))
     return tuple(result)
@@ -157,7 +157,8 @@ def declared_field(cls: type, name: str) -> Declared:
     raise KeyError(f"{cls.__name__} declares no {name}")
 
 
-def _kind(hint: Any) -> tuple[type, bool]:
+def value_kind(hint: Any) -> tuple[type, bool]:
+    """A field's value type (int, float, str, bool or tuple) and whether None is allowed."""
     optional = False
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
