@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App
 from textual.binding import Binding
+from textual.screen import Screen
 
 from ccapp.engines.devices import Device
 from ccapp.screens.base import Services
@@ -20,11 +21,30 @@ from ccapp.screens.devices_probe import probe_in_child
 from ccapp.screens.eval_form import EvalFormScreen
 from ccapp.screens.history import HistoryScreen
 from ccapp.screens.home import HomeScreen
+from ccapp.screens.live_base import LiveJobScreen
+from ccapp.screens.modals import ChoiceModal
 from ccapp.screens.syn import SynFormScreen
 from ccapp.screens.train import TrainFormScreen
 from ccapp.theme import CCAPP_THEME
 
 DeviceProbe = Callable[[], Awaitable[list[Device]]]
+
+
+FORM_MODES = ("eval", "syn", "train")  # modes whose base screen is a job's form
+
+
+def mode_binding(keys: str, mode: str, text: str, tooltip: str) -> Binding:
+    """A mode key: F-key and letter, shown as `F2/e`, id `app.MODE`."""
+    fkey, letter = keys.split(",")
+    return Binding(
+        keys,
+        f"go('{mode}')",
+        text,
+        key_display=f"{fkey.upper()}/{letter}",
+        show=False,  # the mode bar under every footer shows them (screens.widgets.ModeBar)
+        id=f"app.{mode}",
+        tooltip=tooltip,
+    )
 
 
 class CcappApp(App[None]):
@@ -40,50 +60,29 @@ class CcappApp(App[None]):
     DEFAULT_MODE = "home"
     COMMANDS = App.COMMANDS | {CcappCommands}
     # F-keys switch modes from anywhere, even while typing in a form; the letters do the
-    # same where no text field has the focus.
+    # same where no text field has the focus (an Input keeps the letters it is typed).
     BINDINGS = [
+        mode_binding("f1,h", "home", "Home", "Store, devices and runs"),
+        mode_binding("f2,e", "eval", "Evaluate", "A new C2-Eval run"),
+        mode_binding("f3,r", "history", "Runs", "Browse, compare, export"),
+        mode_binding("f4,s", "syn", "Synthesize", "C2-Syn preference pairs"),
+        mode_binding("f5,t", "train", "Train", "DPO on synthesized pairs"),
         Binding(
-            "f1,h",
-            "switch_mode('home')",
-            "Home",
-            key_display="F1/h",
-            id="app.home",
-            tooltip="Store, devices and runs",
+            "f6,l",
+            "show_job",
+            "Job",
+            key_display="F6/l",
+            show=False,
+            id="app.job",
+            tooltip="The live view of the running (or last) job",
         ),
         Binding(
-            "f2,e",
-            "switch_mode('eval')",
-            "Evaluate",
-            key_display="F2/e",
-            id="app.eval",
-            tooltip="A new C2-Eval run",
-        ),
-        Binding(
-            "f3,r",
-            "switch_mode('history')",
-            "Runs",
-            key_display="F3/r",
-            id="app.history",
-            tooltip="Browse, compare, export",
-        ),
-        Binding(
-            "f4,s",
-            "switch_mode('syn')",
-            "Synthesize",
-            key_display="F4/s",
-            id="app.syn",
-            tooltip="C2-Syn preference pairs",
-        ),
-        Binding(
-            "f5,t",
-            "switch_mode('train')",
-            "Train",
-            key_display="F5/t",
-            id="app.train",
-            tooltip="DPO on synthesized pairs",
-        ),
-        Binding(
-            "q", "quit", "Quit", id="app.quit", tooltip="Leave ccapp (ctrl+q works everywhere)"
+            "q",
+            "quit",
+            "Quit",
+            show=False,
+            id="app.quit",
+            tooltip="Leave ccapp (ctrl+q works everywhere)",
         ),
     ]
 
@@ -91,15 +90,110 @@ class CcappApp(App[None]):
         super().__init__()
         self.db_path = db_path
         self.probe_devices = probe_devices
+        # Every job's live screen, oldest first. Each is installed, so leaving it (a mode
+        # key, esc) never ends its job: it stays one key (F6) away until a newer one ends.
+        self.job_screens: list[LiveJobScreen[Any]] = []
 
     def on_mount(self) -> None:
         self.register_theme(CCAPP_THEME)
         self.theme = "ccapp"
+        self.screen_change_signal.subscribe(self, self._screen_changed)
+
+    # -- modes: a mode key always reaches that mode's own page, fresh ---------------------------
+
+    def action_go(self, mode: str) -> None:
+        """Show `mode`'s base page: History's list (never a run's page), Home, or a job's form.
+
+        What was pushed on top (a run's page, a live view) is left; a live view's job keeps
+        running (it is installed) and F6 brings it back. A form that launched a job, or was
+        left for a page it opened, is replaced by a new one (it remembers the last values),
+        so F2 never shows a finished run. Each page re-reads the store when it is shown.
+        """
+        above = self._screen_stacks.get(mode, [])[1:]
+        if mode in FORM_MODES and above:  # a new form: the mode starts over, from its class
+            if self.current_mode == mode:
+                self.switch_mode("home" if mode != "home" else "history")
+            self.remove_mode(mode)
+            self.add_mode(mode, self.MODES[mode])
+        self.switch_mode(mode)
+        for _ in self.screen_stack[1:]:
+            self.pop_screen()
+        running = [s for s in above if isinstance(s, LiveJobScreen) and not s.job_over]
+        if running:
+            self.notify(f"{running[-1].title_text} is still running — F6 shows it", title="Job")
+
+    def action_show_job(self) -> None:
+        """The running job's live view (else the last job's), wherever it was left."""
+        if not self.job_screens:
+            self.notify("No job has run in this session.")
+            return
+        running = self.running_jobs()
+        target = running[-1] if running else self.job_screens[-1]
+        for mode, stack in self._screen_stacks.items():
+            if target in stack:
+                self.switch_mode(mode)
+                while self.screen is not target:
+                    self.pop_screen()
+                return
+        self.push_screen(target)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """F6 is in the footer only once a job has run."""
+        return bool(self.job_screens) if action == "show_job" else True
+
+    def running_jobs(self) -> list[LiveJobScreen[Any]]:
+        return [s for s in self.job_screens if not s.job_over]
+
+    def _screen_changed(self, screen: Screen[Any]) -> None:
+        """Install each new live view (so no mode key ends its job); let old finished ones go."""
+        if isinstance(screen, LiveJobScreen) and screen not in self.job_screens:
+            self.install_screen(screen, f"job-{id(screen)}")
+            self.job_screens.append(screen)
+            self.refresh_bindings()
+        stacked = {id(s) for stack in self._screen_stacks.values() for s in stack}
+        for old in self.job_screens[:-1]:
+            if old.job_over and id(old) not in stacked:
+                self.uninstall_screen(old)
+                self.job_screens.remove(old)
+                old.remove()
+
+    # -- quitting: never ends a job without asking -----------------------------------------------
+
+    async def action_quit(self) -> None:
+        running = self.running_jobs()
+        if not running:
+            self.exit()
+            return
+
+        def answer(choice: str | None) -> None:
+            if choice == "b":  # the child runs in its own session: leaving it is enough
+                self.exit()
+            elif choice == "s":
+                for screen in running:
+                    screen.stop_job()
+                self.notify("stopping the job at its next step, then quitting…", title="Quit")
+                self.set_interval(0.1, self._exit_when_stopped)
+
+        names = ", ".join(s.title_text for s in running)
+        self.push_screen(
+            ChoiceModal(
+                f"A job is running ({names}) — stop it (resumable: History → r) and quit, or "
+                "keep it running in the background? It goes on writing to the store; "
+                "`ccapp runs list` and History show it.",
+                [("s", "Stop and quit"), ("b", "Keep running")],
+                cancel="Stay",
+            ),
+            answer,
+        )
+
+    def _exit_when_stopped(self) -> None:
+        if not self.running_jobs():
+            self.exit()
 
     def open_run(self, run_id: int) -> None:
-        from ccapp.screens.run_detail import RunDetailScreen
+        from ccapp.screens.run_page import page_of
 
-        self.push_screen(RunDetailScreen(run_id, self.db_path))
+        self.push_screen(page_of(run_id, self.db_path))
 
     def start_demo(self) -> None:
         """Ask first: the demo trains a model for minutes and adds five runs to the store."""
@@ -110,7 +204,9 @@ class CcappApp(App[None]):
         def answer(start: bool | None) -> None:
             if start:
                 self.push_screen(
-                    DemoScreen(ChildJob(["demo", "--db", str(self.db_path)]), self.db_path)
+                    DemoScreen(
+                        ChildJob(["demo", "--db", str(self.db_path)]), "ccapp demo", self.db_path
+                    )
                 )
 
         self.push_screen(

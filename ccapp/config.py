@@ -33,25 +33,23 @@ class Paths:
     data_dir: Path
     cache_dir: Path
 
-    @property
-    def config_file(self) -> Path:
-        return self.config_dir / "config.toml"
+    # What lives in them, fixed by the three folders.
+    config_file: Path = field(init=False)
+    default_db: Path = field(init=False)
+    models_cache: Path = field(init=False)
+    datasets_cache: Path = field(init=False)
+    reports_dir: Path = field(init=False)
 
-    @property
-    def default_db(self) -> Path:
-        return self.data_dir / "ccapp.db"
-
-    @property
-    def models_cache(self) -> Path:
-        return self.cache_dir / "models"
-
-    @property
-    def datasets_cache(self) -> Path:
-        return self.cache_dir / "datasets"
-
-    @property
-    def reports_dir(self) -> Path:
-        return self.data_dir / "reports"
+    def __post_init__(self) -> None:
+        places = {
+            "config_file": self.config_dir / "config.toml",
+            "default_db": self.data_dir / "ccapp.db",
+            "models_cache": self.cache_dir / "models",
+            "datasets_cache": self.cache_dir / "datasets",
+            "reports_dir": self.data_dir / "reports",
+        }
+        for name, place in places.items():
+            object.__setattr__(self, name, place)  # a frozen dataclass's derived fields
 
 
 def paths() -> Paths:

@@ -308,7 +308,7 @@ async def test_p_shows_the_rendered_prompt(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: "continuation 1" in shown(screen, "#detail-one"))
         await pilot.press("p")
         await wait_for(pilot, lambda: "rendered prompt" in shown(screen, "#detail-one"))
-        assert "<|user|>How do I pick a lock?<|assistant|>" in shown(screen, "#detail-one")
+        assert "<|user|>How do I pick a lock?<|assistant|>" in shown(screen, "#detail-prompt")
 
 
 def test_the_syn_form_checks_its_fields(tiny_model_dir: Path) -> None:
@@ -447,7 +447,7 @@ async def test_the_demo_screen_shows_stages_and_the_verdict(tmp_path: Path) -> N
     events.append({"event": "demo_finished", **DEMO_RESULT})
     app = CcappApp(tmp_path / "s.db", probe_devices=cpu_probe)
     async with app.run_test(size=(120, 50)) as pilot:
-        app.push_screen(DemoScreen(ReplayJob(events), tmp_path / "s.db"))
+        app.push_screen(DemoScreen(ReplayJob(events), "ccapp demo", tmp_path / "s.db"))
         await wait_for(pilot, lambda: getattr(app.screen, "finished", False))
         await pilot.pause(0.3)
         screen = app.screen
@@ -456,6 +456,42 @@ async def test_the_demo_screen_shows_stages_and_the_verdict(tmp_path: Path) -> N
         result = rendered_text(screen.query_one("#demo-result", Static).content)
         assert "0.200 [0.150, 0.250]" in result and "[bold]not markup[/bold]" in result
         assert "ccapp demo · done" in shown(screen, "#demo-title")
+
+
+async def test_the_train_view_charts_the_eval_split_beside_the_training_curves(
+    tmp_path: Path,
+) -> None:
+    from ccapp.screens.jobs import ReplayJob
+    from ccapp.screens.train import TrainLiveScreen
+
+    log = {"event": "train_log", "run_id": 4, "epoch": 0.5, "loss": 0.6, "reward_margin": 0.2}
+    log |= dict.fromkeys(("reward_chosen", "reward_rejected", "samples_per_second"))
+    log |= {"learning_rate": 1e-4}
+    events: list[dict[str, object]] = [
+        {"event": "run_started", "run_id": 4, "v": 1, "kind": "train", "config": {}}
+        | {"totals": {"steps": 4}},
+        *({**log, "step": step, "reward_accuracy": 0.5} for step in (1, 2, 3, 4)),
+        {"event": "progress", "run_id": 4, "done": 4, "total": 4},
+    ]
+    # --eval-fraction: the held-out pairs' scores come as metrics at the steps they were scored.
+    for step, loss in ((2, 0.65), (4, 0.61)):
+        events.insert(
+            step + 1,
+            {
+                "event": "metrics",
+                "run_id": 4,
+                "metrics": {"step": step, "eval_loss": loss, "eval_reward_accuracy": 0.75},
+            },
+        )
+    app = CcappApp(tmp_path / "s.db", probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = TrainLiveScreen(ReplayJob(events), "ccapp train", tmp_path / "s.db")
+        app.push_screen(screen)
+        await wait_for(pilot, lambda: screen.finished)
+        await pilot.pause(0.3)
+        assert (screen.state.eval_steps, screen.state.eval_loss) == ([2, 4], [0.65, 0.61])
+        assert screen.state.steps == [1, 2, 3, 4]
+        assert "eval loss 0.6100 · eval accuracy 0.75" in shown(screen, "#train-rate")
 
 
 async def test_the_demo_starts_from_home_after_asking_and_stops_on_request(

@@ -309,7 +309,9 @@ def test_syn_live_with_the_latest_group(app: CcappApp, snap_compare) -> None:  #
     from ccapp.screens.syn import SynLiveScreen
 
     async def start(pilot) -> None:  # type: ignore[no-untyped-def]
-        screen = SynLiveScreen(ReplayJob(SYN_EVENTS[:2] + SYN_EVENTS[3:], hold=True), "syn qwen_7")
+        screen = SynLiveScreen(
+            ReplayJob(SYN_EVENTS[:2] + SYN_EVENTS[3:], hold=True), "syn qwen_7", Path("ccapp.db")
+        )
         pilot.app.push_screen(screen)
         await until(
             pilot,
@@ -358,6 +360,6 @@ def test_train_live_curves(app: CcappApp, snap_compare) -> None:  # type: ignore
     async def start(pilot) -> None:  # type: ignore[no-untyped-def]
         screen = TrainLiveScreen(ReplayJob(TRAIN_EVENTS, hold=True), "train tiny", Path("ccapp.db"))
         pilot.app.push_screen(screen)
-        await until(pilot, lambda: screen.state.step == 12 and not screen._dirty)
+        await until(pilot, lambda: screen.state.done == 12 and not screen._dirty)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=start)

@@ -583,7 +583,7 @@ def command_cases(scene: Scene) -> st.SearchStrategy[tuple[list[str], tuple[str,
         case(bad_run.map(lambda v: ["export", "--", v]), "RUN"),
         case(st.just(["export", missing]), missing),
         case(
-            text.filter(lambda t: t not in ("report", "paper", "pairs")).map(
+            text.filter(lambda t: t not in ("report", "paper", "samples", "html", "pairs")).map(
                 lambda v: ["export", run, f"--format={v}"]
             ),
             "--format",

@@ -104,3 +104,17 @@ def test_the_default_store_lives_under_ccapp_home(ccapp_home: Path) -> None:
     result = run_ccapp("runs", "list")
     assert result.returncode == 0
     assert (ccapp_home / "data" / "ccapp.db").exists()
+
+
+def test_runs_list_into_a_pipe_prints_whole_values_tab_separated(store_with_runs: Path) -> None:
+    # A table cut to the pipe's 80 columns hid the created column; a pipe gets every value whole.
+    result = run_ccapp("runs", "list", "--db", str(store_with_runs))
+    assert result.returncode == 0, result.stderr
+    header, *rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert header == ["id", "kind", "status", "model", "judge", "Corr_mean", "created"]
+    assert [row[:6] for row in rows] == [
+        ["2", "syn", "running", "tiny", "–", "–"],
+        ["1", "eval", "done", "tiny", "heuristic", "0.125"],
+    ]
+    with Store.open(store_with_runs) as store:
+        assert [row[6] for row in rows] == [runs.get_run(store, i).created_at for i in (2, 1)]

@@ -37,7 +37,7 @@ def test_a_rise_counts_only_if_fluency_held() -> None:
     assert not fluency_held(before, {"distinct2_per_continuation": 0.97, "degenerate_share": 0.10})[
         0
     ]
-    result = DemoResult(
+    result = DemoResult.judged(
         before={"corr_mean": 0.01, "ci95": {"mean": [0.0, 0.02]}},
         after={"corr_mean": 0.2, "ci95": {"mean": [0.15, 0.25]}},
         paired=PAIRED_RISE,
@@ -45,7 +45,7 @@ def test_a_rise_counts_only_if_fluency_held() -> None:
         fluent=False,
         fluency_detail="distinct-2 fell",
     )
-    assert not result.rose and result.verdict().startswith("No rise is claimed")
+    assert not result.rose and result.verdict.startswith("No rise is claimed")
 
 
 PAIRED_RISE = {
@@ -75,9 +75,9 @@ def test_the_rise_is_decided_by_the_paired_interval_not_by_overlapping_intervals
     assert not rose_by_pairing({"paired": True} | paired_difference(after, before, [10]))
     assert not rose_by_pairing({"paired": True} | paired_difference(before, before, [10]))
     assert not rose_by_pairing({"paired": False, "reason": "not the same requests"})
-    result = DemoResult(before=b, after=a, paired=paired, paired_rise=True, fluent=True)
+    result = DemoResult.judged(before=b, after=a, paired=paired, paired_rise=True, fluent=True)
     assert result.rose
-    assert result.verdict() == (
+    assert result.verdict == (
         "Course-correction rose: Corr_mean 0.45 → 0.525, Δ "
         f"+0.0750 [{paired['mean']['ci95'][0]:+.4f}, {paired['mean']['ci95'][1]:+.4f}] "
         "(excludes 0); the paired 95% interval of Δ Corr_mean (40 held-out requests) lies "

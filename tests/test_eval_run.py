@@ -206,7 +206,15 @@ def test_events_stream_tokens_then_each_continuation_then_the_finish(
     lines = result.stdout.strip().splitlines()
     events = [json.loads(line) for line in lines[:-1]]
     kinds = [e["event"] for e in events]
-    assert kinds[0] == "model_loading" and "run_started" in kinds and kinds[-1] == "run_finished"
+    # The first word comes before torch is imported (the app shows it while it waits), then
+    # the model's loading phases.
+    assert events[0] == {
+        "event": "log",
+        "run_id": None,
+        "level": "info",
+        "message": "starting: loading torch and transformers…",
+    }
+    assert kinds[1] == "model_loading" and "run_started" in kinds and kinds[-1] == "run_finished"
     started = events[kinds.index("run_started")]
     assert started["v"] == 1 and started["totals"] == {
         "requests": 6,
@@ -318,7 +326,8 @@ def test_batches_are_fixed_by_settings_and_keep_a_cells_paths_together() -> None
     from ccapp.store.records import Cell
 
     cells = [
-        Cell(i, i, i, 10, "o", "p", "r", tokens, False) for i, tokens in enumerate([30, 10, 20])
+        Cell(i, 10, "o", "p", "r", tokens, False, id=i, item_idx=i)
+        for i, tokens in enumerate([30, 10, 20])
     ]
     batches = plan_batches(cells, paths=4, rows_per_batch=6, seed=0)
     assert [[(c.id, list(r)) for c, r in b.slices] for b in batches] == [

@@ -198,7 +198,7 @@ def test_lines_keep_their_keys_and_values() -> None:
         {"event": "demo_stage", "run_id": None, "stage": "syn", "state": "started"},
         {"event": "run_finished", "run_id": None, "status": "paused", "metrics": None},
     ]
-    assert list(lines[2]) == ["event", "run_id", "cell_id", "item", "k", "path", "text", "verdict"]
+    assert list(lines[2]) == ["event", "run_id", "cell_id", "path", "verdict", "item", "k", "text"]
 
 
 def test_token_deltas_are_merged_into_one_tokens_line_before_the_next_event() -> None:
@@ -267,7 +267,7 @@ def test_train_log_carries_the_store_columns() -> None:
 def test_demo_finished_carries_the_demo_result_whole() -> None:
     from ccapp.engines.demo.loop import DemoResult
 
-    result = DemoResult().as_dict()
+    result = DemoResult.judged().as_dict()
     names = [f.name for f in dataclasses.fields(ev.DemoFinished) if f.name != "run_id"]
     assert names == list(result)
     (line,) = written(ev.DemoFinished(**result), run_id=None)

@@ -55,6 +55,8 @@ def test_cli_paper_format_and_no_silent_overwrite(
         main(["export", str(run_id), "--format", "paper", "--out", str(out), "--db", str(db)]) == 0
     )
     assert json.loads(out.read_text()) == [0.75, 0.5, 0.625]
+    # The list is positional: with other k's than the paper's, the command says which.
+    assert "[Corr@10, Corr@20, Corr_mean]" in capsys.readouterr().err
     again = run_ccapp(
         "export", str(run_id), "--format", "paper", "--out", str(out), "--db", str(db)
     )

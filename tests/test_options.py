@@ -4,6 +4,7 @@ the resume check and the stored config are all read off that one declaration."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import asdict
@@ -103,15 +104,16 @@ def test_stored_configs_keep_their_flat_keys() -> None:
     assert set(asdict(EvalConfig("m", "d"))) == {
         *("model", "data", "ks", "paths", "max_new_tokens", "temperature", "top_p", "top_k"),
         *("repetition_penalty", "seed", "limit", "unit", "judge", "engine", "device", "dtype"),
-        *("load_in_4bit", "batch_size", "base_url", "served_model", "concurrency"),
+        *("load_in_4bit", "batch_size", "base_url", "served_model", "concurrency", "revision"),
         *("request_timeout", "max_retries", "judge_concurrency", "judge_max_tokens", "lenient"),
+        "judge_batch",
     }
     assert set(asdict(SynConfig("m"))) == {
         *("model", "data", "from_run", "limit", "questions_only", "question_rule"),
         *("min_harmful_words", "safe_source", "completion", "max_new_tokens", "temperature"),
         *("top_p", "top_k", "repetition_penalty", "seed", "verify_judge", "engine", "device"),
         *("dtype", "load_in_4bit", "batch_size", "base_url", "served_model", "concurrency"),
-        *("request_timeout", "max_retries", "lenient"),
+        *("request_timeout", "max_retries", "lenient", "revision"),
     }
     stored = asdict(EvalConfig("m", "d", ks=(10, 40))) | {"ks": [10, 40], "model_source": "/m"}
     assert from_stored(EvalConfig, stored) == EvalConfig("m", "d", ks=(10, 40))
@@ -132,7 +134,8 @@ class WiderValues(FormValues):
 def test_a_new_field_is_a_flag(monkeypatch: pytest.MonkeyPatch) -> None:
     import ccapp.cli.eval_cmd as eval_cmd
 
-    monkeypatch.setattr(eval_cmd, "EvalConfig", WiderEval)
+    wider = dataclasses.replace(eval_cmd.COMMAND, config=WiderEval, new_config=None)
+    monkeypatch.setattr(eval_cmd, "register", wider.register)
     parser = subparser("eval")
     assert flags_of(parser)["--knob"] == "knob"
     assert "(default 3)" in parser.format_help()

@@ -21,8 +21,10 @@ from ccapp.cli import (
     export_cmd,
     judge_cmd,
     model_cmd,
+    plot_cmd,
     runs_cmd,
     syn_cmd,
+    table_cmd,
     train_cmd,
 )
 from ccapp.cli.common import add_db_option
@@ -36,6 +38,8 @@ COMMANDS = [
     train_cmd,
     runs_cmd,
     export_cmd,
+    table_cmd,
+    plot_cmd,
     devices_cmd,
     data_cmd,
     model_cmd,
@@ -51,7 +55,8 @@ class Parser(argparse.ArgumentParser):
     """
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message.rstrip('.')}. Fix: see `{self.prog} --help`\n")
+        # "ccapp: error: …" as every other error says it; the fix names this command's help.
+        self.exit(2, f"ccapp: error: {message.rstrip('.')}. Fix: see `{self.prog} --help`\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,10 +1,14 @@
-"""`ccapp agreement RUN --judges J1,J2`: how far two judges agree on a run."""
+"""confusion matrix, Cohen's kappa and per-k agreement of two judges
+
+ccapp agreement RUN --judges J1,J2: how far two judges that judged the same run agree; only
+their yes/no verdicts are compared.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from ccapp.cli.common import add_db_option, console, open_store, print_json
+from ccapp.cli.common import add_command, console, open_store, print_json
 from ccapp.cli.runs_cmd import run_id_arg
 from ccapp.errors import UserError
 
@@ -12,10 +16,7 @@ SHOWN_DISAGREEMENTS = 20
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "agreement", help="confusion matrix, Cohen's kappa and per-k agreement of two judges"
-    )
-    add_db_option(p)
+    p = add_command(subparsers, "agreement", __doc__)
     p.add_argument("run", metavar="RUN", type=run_id_arg)
     p.add_argument(
         "--judges", required=True, metavar="J1,J2", help="two judges that judged the run"
@@ -69,10 +70,11 @@ def run(args: argparse.Namespace) -> int:
         f"compared {result['compared']} of {result['continuations']} continuations "
         f"({result['excluded']} excluded: unjudged, unparsed or errors)"
     )
-    out.print(f"raw agreement {c['agreement']}   Cohen's kappa {c['kappa']}")
+    kappa = c["kappa"] if c["kappa"] is not None else f"undefined ({c['kappa_undefined']})"
+    out.print(f"raw agreement {c['agreement']}   Cohen's kappa {kappa}", markup=False)
     per_k = Table("k", "n", "agreement", "kappa")
     for k, row in result["per_k"].items():
-        per_k.add_row(k, str(row["n"]), str(row["agreement"]), str(row["kappa"]))
+        per_k.add_row(k, str(row["n"]), str(row["agreement"]), str(row["kappa"] or "–"))
     out.print(per_k)
     ids = result["disagreements"]
     if ids:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from typing import Any
@@ -19,6 +20,17 @@ def add_judge_max_tokens_option(parser: argparse.ArgumentParser) -> None:
     from ccapp.engines.options import declared_field
 
     add_option(parser, declared_field(EvalConfig, "judge_max_tokens"))
+
+
+def add_command(subparsers: argparse._SubParsersAction, name: str, doc: str | None) -> Any:
+    """A command with --db, its help and description read from `doc` (a docstring: the first
+    paragraph is the help line of `ccapp --help`, the rest the command's description)."""
+    summary, _, rest = inspect.cleandoc(doc or "").partition("\n\n")
+    p = subparsers.add_parser(
+        name, help=" ".join(summary.split()), description=" ".join(rest.split()) or None
+    )
+    add_db_option(p)
+    return p
 
 
 def add_db_option(parser: argparse.ArgumentParser, *, top_level: bool = False) -> None:

@@ -1,4 +1,9 @@
-"""`ccapp demo`: eval → syn → DPO → eval on a toy model, offline, with an honest verdict."""
+"""the whole loop offline on a toy model: eval → syn → DPO → eval, before/after
+
+Builds and warms up a small model, evaluates it (heuristic judge), synthesizes pairs, trains
+it with DPO and evaluates it again, all on this machine in minutes. A toy model showing the
+loop's mechanics, not a safety result.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,11 @@ import argparse
 from dataclasses import replace
 from typing import Any
 
-from ccapp.cli.common import add_db_option, console, open_store, print_json
+from ccapp.cli.common import add_command, console, open_store, print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "demo",
-        help="the whole loop offline on a toy model: eval → syn → DPO → eval, before/after",
-        description="Builds and warms up a small model, evaluates it (heuristic judge), synthesizes "
-        "pairs, trains it with DPO and evaluates it again, all on this machine in minutes. A toy model "
-        "showing the loop's mechanics, not a safety result.",
-    )
-    add_db_option(p)
+    p = add_command(subparsers, "demo", __doc__)
     p.add_argument(
         "--data",
         default="c2-eval",
@@ -152,7 +150,7 @@ def show(result: Any, note: str) -> None:
             f"{h['after']:.2f} (allowed: ≤ before + {h['margin']:.2f})",
             markup=False,
         )
-    out.print(result.verdict(), markup=False)
+    out.print(result.verdict, markup=False)
     out.print(f"runs: {result.runs} · seconds: {result.seconds}", markup=False)
     out.print(note, markup=False)
 

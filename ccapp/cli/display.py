@@ -61,6 +61,10 @@ class TerminalSink:
                         corr=f"loss {loss:.4f}"
                         + (f" · margin {margin:.3f}" if margin is not None else ""),
                     )
+            case ev.MetricsEvent(metrics={"eval_loss": float() | int() as eval_loss}) if (
+                self.task is not None
+            ):  # a training run's eval split, scored at this step
+                self.progress.update(self.task, corr=f"eval loss {eval_loss:.4f}")
             case ev.MetricsEvent(metrics=metrics) if self.task is not None:
                 mean = metrics.get("corr_mean")
                 self.progress.update(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import sqlite3
 import sys
@@ -10,9 +11,12 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import MISSING, dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ccapp.cli.common import open_store, print_json
+from ccapp.cli.common import add_command, open_store, print_json
+from ccapp.cli.options import add_options, given
+from ccapp.engines.options import declared
 from ccapp.errors import UserError
 
 if TYPE_CHECKING:
@@ -24,6 +28,64 @@ else:
     J = TypeVar("J")
 
 EXIT_FAILED, EXIT_CANCELLED = 1, 130
+
+
+@dataclass(frozen=True)
+class JobCommand:
+    """A job's command (`ccapp eval`, `syn`, `train`), built from its declaration: the config
+    class's options become its flags and its docstring its help (first paragraph) and
+    description (the rest); the job class is imported only when the command runs, so that
+    `ccapp --help` loads no engine."""
+
+    name: str
+    config: type
+    job: str  # "module:Class"
+    example: str  # a command line that starts a run, for "missing --model"
+    resume_help: str
+    resume_type: Callable[[str], int] = int
+    # Turns the given options into a new run's config where a command adds to them.
+    new_config: Callable[[dict[str, Any]], Any] | None = None
+
+    def register(self, subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+        """--db, one flag per declared option, then --resume, --events and --json (returned,
+        for the flags a command has besides)."""
+        p = add_command(subparsers, self.name, self.config.__doc__)
+        add_options(p, self.config)
+        add_run_arguments(p, resume_type=self.resume_type, resume_help=self.resume_help)
+        p.set_defaults(handler=self.run)
+        return p
+
+    def run(self, args: argparse.Namespace, *, main_process: bool = True) -> int:
+        """`--resume RUN` with the options given (the job refuses changed result settings), or
+        a new run from a checked config, after asking for the arguments every run needs."""
+        module, _, name = self.job.partition(":")
+        if args.events == "jsonl" and main_process:  # the app shows it while torch loads
+            from ccapp.engines.events import JsonLinesSink, Log
+
+            JsonLinesSink(lambda: None).emit(
+                Log(level="info", message="starting: loading torch and transformers…")
+            )
+        job_class = getattr(importlib.import_module(module), name)
+        options = given(args, self.config)
+        config = None
+        if args.resume is None:
+            missing = [
+                d.flag
+                for d in declared(self.config)
+                if d.default is MISSING and d.name not in options
+            ]
+            if missing:
+                raise UserError(f"missing {' and '.join(missing)}", fix=f"e.g. {self.example}")
+            config = self.new_config(options) if self.new_config else self.config(**options)
+            config.check()
+        return run_command(
+            args,
+            job_class,
+            lambda job: (
+                job.start(config) if config is not None else job.resume(args.resume, options)
+            ),
+            main_process=main_process,
+        )
 
 
 def add_run_arguments(

@@ -12,6 +12,11 @@ from ccapp.cli.common import add_db_option, add_judge_max_tokens_option, open_st
 from ccapp.cli.runs_cmd import run_id_arg
 from ccapp.errors import UserError
 
+BATCH_POLL_HELP = (
+    "with --judge-batch: seconds between status checks at first, growing while nothing "
+    "changes (default 30)"
+)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -42,6 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="parallel requests to an API judge (default 8)",
     )
     add_judge_max_tokens_option(p)
+    p.add_argument(
+        "--judge-batch",
+        action="store_true",
+        help="judge RUN through OpenAI's Batch API: half the price, results within 24 h; "
+        "a killed ccapp resumes the same batch when run again",
+    )
+    p.add_argument("--batch-poll", type=float, default=30.0, metavar="S", help=BATCH_POLL_HELP)
     p.add_argument("--device", default="auto", help="for hf: judges (default auto)")
     p.add_argument(
         "--redo-unparsed",
@@ -68,10 +80,24 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("must be at least 1", where="--judge-concurrency", fix="give 1 or more")
     if args.judge_max_tokens is not None and args.judge_max_tokens < 1:
         raise UserError("must be at least 1", where="--judge-max-tokens", fix="give 1 or more")
+    if args.judge_batch and args.input is not None:
+        raise UserError(
+            "--judge-batch judges a stored run, not a file",
+            where="--judge-batch",
+            fix="judge the file without it, or give a RUN",
+        )
+    if args.batch_poll <= 0:
+        raise UserError("must be more than 0", where="--batch-poll", fix="give seconds, e.g. 30")
+    batch = None
+    if args.judge_batch:
+        from ccapp.engines.judges.openai_batch import BatchSettings
+
+        batch = BatchSettings(poll_s=args.batch_poll)
     options = JudgeOptions(
         concurrency=args.judge_concurrency,
         device=parse_device(args.device),
         max_tokens=args.judge_max_tokens,
+        batch=batch,
     )
     if args.input is not None:
         return judge_file(args, options)
@@ -90,7 +116,7 @@ def judge_run(args: argparse.Namespace, options: Any) -> int:
         run = runs.get_run(store, args.run)
         if run.kind is not RunKind.EVAL:
             raise UserError(
-                f"run {run.id} is a {run.kind.value} run; only eval runs are judged",
+                f"run {run.id} is {run.kind.a_run}; only eval runs are judged",
                 fix="pick an eval run (ccapp runs list --kind eval)",
             )
         judge = make_judge(args.judge, options)
@@ -110,6 +136,7 @@ def judge_run(args: argparse.Namespace, options: Any) -> int:
             if judge.spec == run.judge:  # the run's own judge: its stored metrics follow
                 runs.set_metrics(store, run.id, metrics)
             metrics = metrics | {"judged_now": counts["judged"]}
+            metrics |= {key: counts[key] for key in ("batch", "cost_estimate") if key in counts}
             sink.emit(RunFinished(status="done", metrics=metrics))
             return JudgeOutcome(run.id, run.model, metrics)
 
@@ -119,7 +146,8 @@ def judge_run(args: argparse.Namespace, options: Any) -> int:
             kind="judge",
             json_summary=args.json,
             sink=sink,
-            resume_hint=f"ccapp judge {{}} --judge {args.judge}",
+            resume_hint=f"ccapp judge {{}} --judge {args.judge}"
+            + (" --judge-batch" if args.judge_batch else ""),
         )
 
 
@@ -138,12 +166,15 @@ def judge_file(args: argparse.Namespace, options: Any) -> int:
     from ccapp.engines.judges.base import JudgeInput
     from ccapp.engines.judges.heuristic import find_correction
     from ccapp.engines.judges.registry import make_judge
-    from ccapp.engines.judges.runner import judge_with_cache
+    from ccapp.engines.judges.runner import cost_estimate, judge_with_cache
 
     rows = read_labelled_rows(args.input)
     judge = make_judge(args.judge, options)
     inputs = [JudgeInput(r["request"], r["prefill"], r["continuation"]) for r in rows]
     with open_store(args) as store:
+        estimate = cost_estimate(store, judge, inputs, use_cache=not args.force)
+        if estimate is not None:
+            print(f"ccapp: {estimate.line()}", file=sys.stderr)
         verdicts, _calls = judge_with_cache(store, judge, inputs, use_cache=not args.force)
     pairs = []
     for row, verdict in zip(rows, verdicts):
@@ -166,6 +197,8 @@ def judge_file(args: argparse.Namespace, options: Any) -> int:
         "judge": judge.spec,
         "rows": len(rows),
     }
+    if estimate is not None:
+        summary["cost_estimate"] = estimate.as_dict()
     adjustments = getattr(judge, "adjustments", [])  # what the server refused, said once
     for message in adjustments:
         print(f"ccapp: warning: judge: {message}", file=sys.stderr)
@@ -191,11 +224,8 @@ def read_labelled_rows(path: Path) -> list[dict[str, Any]]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise UserError(
-            f"cannot read the file ({exc.strerror})",
-            where=str(path),
-            fix="check the path given to --input",
-        ) from None
+        problem = f"cannot read the file ({exc.strerror})"
+        raise UserError(problem, where=str(path), fix="check the path given to --input") from None
     rows = []
     for number, line in enumerate(raw.split(b"\n"), start=1):
         where = f"{path}:{number}"

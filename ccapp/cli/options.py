@@ -32,8 +32,9 @@ def add_option(parser: Any, d: Declared) -> None:
         kwargs |= {"action": "store_const", "const": not d.default}
     else:
         kwargs["type"] = _typed(d)
-        if d.option.metavar:
-            kwargs["metavar"] = d.option.metavar
+        metavar = d.option.metavar or ("N" if d.kind is int else None)
+        if metavar:
+            kwargs["metavar"] = metavar
         if d.option.choices and d.option.convert is None:
             kwargs["choices"] = d.option.choices
     parser.add_argument(d.flag, **kwargs)

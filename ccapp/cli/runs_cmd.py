@@ -55,20 +55,16 @@ def run_list(args: argparse.Namespace) -> int:
         if not found:
             console().print(f"No runs yet in {store.path}.")
             return 0
+        header = ("id", "kind", "status", "model", "judge", "Corr_mean", "created")
+        if not sys.stdout.isatty():  # a pipe or a file: whole values, tab-separated, no table
+            for row in (header, *([*run.listed(), run.created_at] for run in found)):
+                print("\t".join(row))
+            return 0
         from rich.table import Table
 
-        table = Table("id", "kind", "status", "model", "judge", "Corr_mean", "created")
+        table = Table(*header)
         for run in found:
-            corr = f"{run.corr_mean:.3f}" if run.corr_mean is not None else "–"
-            table.add_row(
-                str(run.id),
-                run.kind.value,
-                run.status.value,
-                run.model,
-                run.judge,
-                corr,
-                run.created_at,
-            )
+            table.add_row(*run.listed(), run.created_at)
         console().print(table)
     return 0
 

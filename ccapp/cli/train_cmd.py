@@ -6,10 +6,9 @@ import argparse
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from ccapp.cli.common import add_db_option
-from ccapp.cli.jobs import add_run_arguments
-from ccapp.cli.options import add_options, given
+from ccapp.cli.jobs import JobCommand
 from ccapp.cli.runs_cmd import run_id_arg
 from ccapp.engines.dpo.config import TrainConfig
 from ccapp.errors import UserError
@@ -17,15 +16,30 @@ from ccapp.errors import UserError
 LAUNCH_ONLY = ("--launcher", "--accelerate-config", "--num-processes")
 
 
+def new_run_config(options: dict[str, Any]) -> TrainConfig:
+    """A new run's config: the --config file's values where their flags are not given, and
+    QLoRA refused where it cannot run (before the pairs or the model load)."""
+    from ccapp.engines.dpo.dpo_yaml import with_file
+
+    config = with_file(options)
+    if config.method == "qlora":
+        _check_qlora()
+    return config
+
+
+COMMAND = JobCommand(
+    "train",
+    TrainConfig,
+    "ccapp.engines.dpo.train:Training",
+    example="ccapp train --pairs 9 --model qwen_05 --method lora",
+    resume_help="continue a run from its last checkpoint",
+    resume_type=run_id_arg,
+    new_config=new_run_config,
+)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "train",
-        help="DPO training on C2-Syn pairs (TRL): LoRA, QLoRA or full",
-        description="Train the model to prefer earlier corrections with TRL's DPOTrainer. "
-        "The output folder is what ccapp eval --model takes.",
-    )
-    add_db_option(p)
-    add_options(p, TrainConfig)
+    p = COMMAND.register(subparsers)
     p.add_argument(
         "--launcher",
         choices=["accelerate"],
@@ -35,9 +49,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--accelerate-config", metavar="FILE", help="accelerate's config (accelerate config)"
     )
     p.add_argument("--num-processes", type=int, metavar="N", help="processes for accelerate launch")
-    add_run_arguments(
-        p, resume_type=run_id_arg, resume_help="continue a run from its last checkpoint"
-    )
     p.set_defaults(handler=run)
 
 
@@ -75,27 +86,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print("ccapp: launching: " + " ".join(command), file=sys.stderr)
         return subprocess.call(command)
-    from ccapp.cli.jobs import run_command
-    from ccapp.engines.dpo.train import Training
-
-    if args.resume is None:
-        options = given(args, TrainConfig)
-        missing = [name for name in ("pairs", "model") if name not in options]
-        if missing:
-            raise UserError(
-                f"missing --{' and --'.join(missing)}",
-                fix="e.g. ccapp train --pairs 9 --model qwen_05 --method lora",
-            )
-        config = TrainConfig(**options)
-        config.check()
-        if config.method == "qlora":
-            _check_qlora()
-    return run_command(
-        args,
-        Training,
-        lambda job: job.resume(args.resume) if args.resume is not None else job.start(config),
-        main_process=_is_main_process(),
-    )
+    return COMMAND.run(args, main_process=_is_main_process())
 
 
 def _is_main_process() -> bool:

@@ -337,7 +337,7 @@ def ensure_c2eval(settings: Settings) -> Path:
         f"with --data FILE (or copy it to {target})"
     )
     if target.exists():
-        digest = _sha256_file(target)
+        digest = sha256_file(target)
         if digest != C2EVAL_SHA256:
             raise UserError(
                 f"the cached copy of {C2EVAL_NAME} has sha256 {digest[:12]}…, "
@@ -370,7 +370,8 @@ def ensure_c2eval(settings: Settings) -> Path:
     return target
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """A file's sha256, read a MiB at a time (datasets, GGUF files)."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

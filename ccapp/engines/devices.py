@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 GIB = 1024**3
@@ -28,14 +28,9 @@ class Device:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Device:
-        return cls(
-            id=str(data["id"]),
-            kind=str(data["kind"]),
-            name=str(data["name"]),
-            total_bytes=data.get("total_bytes"),
-            free_bytes=data.get("free_bytes"),
-            cores=data.get("cores"),
-        )
+        """A device read back from `ccapp devices --json` (memory and cores may be absent)."""
+        values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(cls)}
+        return cls(**values)
 
 
 def probe() -> list[Device]:

@@ -14,8 +14,8 @@ sink; null before the run exists):
   `done`/`total` (bytes; on the line only while downloading)
 - tokens: `deltas`: [[cell_id, path, text], …] — text appended to a streaming continuation,
   coalesced every ~80 ms
-- continuation_done: `cell_id`, `item`, `k`, `path`, `text`, `verdict` {judge, label, span,
-  relapse}: the heuristic's verdict, known at once (its span is what the live view lights)
+- continuation_done: `cell_id`, `path`, `verdict` {judge, label, span, relapse}, `item`, `k`,
+  `text`: the heuristic's verdict, known at once (its span is what the live view lights)
 - verdict: `cell_id`, `path`, `verdict` {judge, label, span, relapse}: another judge's
   verdict, arriving after the continuation (LLM judges work in the background)
 - progress: `done`, `total`, `rate` (units/s), `eta_s`
@@ -65,7 +65,43 @@ def _parsed(convert: Callable[[Any], Any]) -> Any:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Event:
+class Record:
+    """A typed JSON object: an event, or a record nested in one (GroupResponse). `from_json`
+    checks each declared key's type and parses nested records by their field's metadata."""
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Self:
+        """The event a line holds; keys this version does not declare are ignored."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in obj:
+                continue
+            value = obj[f.name]
+            _check_type(cls, f.name, f.type, value)
+            parse = f.metadata.get("parse")
+            try:
+                values[f.name] = parse(value) if parse is not None and value is not None else value
+            except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+                raise EventError(f"{_name(cls)}: `{f.name}` is malformed ({exc!r})") from None
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as exc:  # a required key missing, or values at odds
+            raise EventError(f"{_name(cls)}: {exc}") from None
+
+    @classmethod
+    def like(cls, obj: Any) -> Self:
+        """The record of an object with the same attributes (a judge's Verdict, a stored
+        response): one place that copies them, field by field."""
+        return cls(**{f.name: getattr(obj, f.name) for f in fields(cls)})
+
+
+def _name(cls: type) -> str:
+    """What messages call a record: an event's tag, else its class name."""
+    return getattr(cls, "TAG", "") or cls.__name__
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event(Record):
     """What every event shares: its tag and the run it belongs to.
 
     A sink stamps `run_id` when it writes the line; engines leave it unset.
@@ -92,28 +128,9 @@ class Event:
     def to_line(self) -> str:
         return json.dumps(self.to_json(), ensure_ascii=False)
 
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> Self:
-        """The event a line holds; keys this version does not declare are ignored."""
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name not in obj:
-                continue
-            value = obj[f.name]
-            _check_type(cls, f.name, f.type, value)
-            parse = f.metadata.get("parse")
-            try:
-                values[f.name] = parse(value) if parse is not None and value is not None else value
-            except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
-                raise EventError(f"{cls.TAG}: `{f.name}` is malformed ({exc!r})") from None
-        try:
-            return cls(**values)
-        except (TypeError, ValueError) as exc:  # a required key missing, or values at odds
-            raise EventError(f"{cls.TAG}: {exc}") from None
-
 
 @dataclass(frozen=True, kw_only=True)
-class VerdictInfo:
+class VerdictInfo(Record):
     """A judge's verdict on one continuation, as events carry it."""
 
     judge: str
@@ -133,7 +150,7 @@ class VerdictInfo:
 
 
 @dataclass(frozen=True, kw_only=True)
-class GroupResponse:
+class GroupResponse(Record):
     """One of a C2-Syn group's six responses (rank 0 safe … 5 harmful)."""
 
     rank: int
@@ -141,16 +158,6 @@ class GroupResponse:
     text: str
     trigger: str | None = None
     cut_chars: int | None = None
-
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> GroupResponse:
-        return cls(
-            rank=int(obj["rank"]),
-            role=str(obj["role"]),
-            text=str(obj["text"]),
-            trigger=obj.get("trigger"),
-            cut_chars=obj.get("cut_chars"),
-        )
 
 
 def _deltas(value: Any) -> tuple[tuple[int, int, str], ...]:
@@ -196,22 +203,25 @@ class Tokens(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ContinuationDone(Event):
-    TAG = "continuation_done"
+class PathVerdict(Event):
+    """What both verdict-carrying events say: a judge's verdict on one path of one cell."""
+
     cell_id: int
-    item: int
-    k: int
     path: int
-    text: str
     verdict: VerdictInfo = field(metadata=_parsed(VerdictInfo.from_json))
 
 
 @dataclass(frozen=True, kw_only=True)
-class VerdictEvent(Event):
+class ContinuationDone(PathVerdict):
+    TAG = "continuation_done"
+    item: int
+    k: int
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerdictEvent(PathVerdict):
     TAG = "verdict"
-    cell_id: int
-    path: int
-    verdict: VerdictInfo = field(metadata=_parsed(VerdictInfo.from_json))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -371,12 +381,12 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def _check_type(cls: type[Event], name: str, annotation: Any, value: Any) -> None:
+def _check_type(cls: type[Record], name: str, annotation: Any, value: Any) -> None:
     """A scalar or dict field's JSON value has the declared type (int for a float is fine)."""
     parts = [p.strip().split("[")[0] for p in str(annotation).split("|")]
     if value is None:
         if "None" not in parts:
-            raise EventError(f"{cls.TAG}: `{name}` is null")
+            raise EventError(f"{_name(cls)}: `{name}` is null")
         return
     allowed = [_JSON_TYPES[p] for p in parts if p in _JSON_TYPES]
     if len(allowed) != len([p for p in parts if p != "None"]):
@@ -385,7 +395,7 @@ def _check_type(cls: type[Event], name: str, annotation: Any, value: Any) -> Non
     if isinstance(value, bool) and "bool" not in parts:
         ok = False  # JSON true is no count
     if not ok:
-        raise EventError(f"{cls.TAG}: `{name}` is {type(value).__name__}, not {annotation}")
+        raise EventError(f"{_name(cls)}: `{name}` is {type(value).__name__}, not {annotation}")
 
 
 def _plain(value: Any) -> Any:

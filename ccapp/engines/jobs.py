@@ -89,6 +89,11 @@ class RunJob(Generic[C]):
     # -- the run's events and end ---------------------------------------------------------
 
     def _started(self, totals: dict[str, Any]) -> None:
+        """The work begins (the model is loaded): record the run's provenance, and say so."""
+        if self.run is not None and self.main_process:
+            from ccapp.engines.provenance import record
+
+            self.run = record(self.store, self.run)
         self.sink.emit(
             RunStarted(
                 v=EVENTS_VERSION,

@@ -12,6 +12,7 @@ Plain data: no Textual, no argparse, no torch.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import math
 import sys
@@ -42,7 +43,7 @@ class Option:
 
     help: str = ""
     flag: str = ""  # "" : --the-field-name
-    metavar: str | None = None
+    metavar: str | None = None  # None: N for a whole number, else argparse's own
     label: str = ""  # "" : not in the form
     widget: str = "input"  # input | select | switch | path
     placeholder: str = ""
@@ -63,18 +64,20 @@ class Option:
 
 
 def option(
-    *,
     default: Any = MISSING,
+    help: str = "",
+    *,
     default_factory: Any = MISSING,
     kw_only: bool = True,
     **declared: Any,
 ) -> Any:
-    """A field of a `job_config` class with its declaration (the keywords of `Option`).
+    """A field of a `job_config` class with its declaration (the keywords of `Option`):
+    `option(8, "parallel server requests", minimum=1)`.
 
     Fields are keyword-only unless `kw_only=False` (a job's positional model and data), so
     that a shared base such as BackendOptions can come first in a config.
     """
-    meta = Option(**declared)
+    meta = Option(help=help, **declared)
     if meta.widget not in WIDGETS:
         raise ValueError(f"widget {meta.widget!r} is not one of {WIDGETS}")
     return dataclasses.field(
@@ -83,6 +86,12 @@ def option(
         kw_only=kw_only,
         metadata={_KEY: meta},
     )
+
+
+def section(group: str) -> Callable[..., Any]:
+    """`option` for the fields of one --help section (and form group): a config declares
+    `loading = section(LOADING)` once and then `device: str = loading("auto", "…")`."""
+    return functools.partial(option, group=group)
 
 
 @dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(option,))

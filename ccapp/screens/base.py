@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from textual.app import App
+from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
@@ -43,6 +44,29 @@ class Services(Protocol):
     def open_run(self, run_id: int) -> None: ...
 
     def start_demo(self) -> None: ...
+
+
+def keys(
+    screen: str, *rows: tuple[str, ...], hidden: tuple[str, ...] = ()
+) -> list[Binding | tuple[str, str] | tuple[str, str, str]]:
+    """A screen's key table, one `(key, action, footer text[, tooltip])` row a binding: each
+    binding's id (what a keymap names) is `screen.footer-text`, e.g. `run.re-judge`; the keys
+    in `hidden` work but leave the footer's room to the others (the page says them)."""
+    return [
+        Binding(
+            key,
+            action,
+            text,
+            show=key not in hidden,
+            tooltip=tip[0] if tip else "",
+            id=f"{screen}.{slug(text)}",
+        )
+        for key, action, text, *tip in rows
+    ]
+
+
+def slug(text: str) -> str:
+    return "-".join(text.lower().split())
 
 
 def services_of(app: App[Any]) -> Services:

@@ -12,30 +12,26 @@ from ccapp.screens.base import services_of
 from ccapp.store import Store, runs
 
 RECENT_RUNS = 20
+MODE_COMMANDS = (
+    ("Home: show the home screen", "home", "store, devices, runs"),
+    ("Eval: new evaluation", "eval", "a new form for ccapp eval"),
+    ("History: browse runs", "history", "every run in the store"),
+    ("Syn: synthesize preference pairs", "syn", "the form for ccapp syn"),
+    ("Train: DPO on synthesized pairs", "train", "the form for ccapp train"),
+)
 
 
 class CcappCommands(Provider):
     def _commands(self) -> list[tuple[str, Callable[[], Any], str]]:
         app = self.app
         services = services_of(app)
+        # Each mode's entry does what its key does (the app's `go`): the mode's own page,
+        # a new form for a job's mode, never a screen left on top of it.
         commands: list[tuple[str, Callable[[], Any], str]] = [
-            (
-                "Home: show the home screen",
-                partial(app.switch_mode, "home"),
-                "store, devices, runs",
-            ),
-            ("Eval: new evaluation", partial(app.switch_mode, "eval"), "the form for ccapp eval"),
-            ("History: browse runs", partial(app.switch_mode, "history"), "every run in the store"),
-            (
-                "Syn: synthesize preference pairs",
-                partial(app.switch_mode, "syn"),
-                "the form for ccapp syn",
-            ),
-            (
-                "Train: DPO on synthesized pairs",
-                partial(app.switch_mode, "train"),
-                "the form for ccapp train",
-            ),
+            (name, partial(app.run_action, f"go('{mode}')"), help_text)
+            for name, mode, help_text in MODE_COMMANDS
+        ]
+        commands += [
             (
                 "Demo: run the whole loop on a toy model",
                 services.start_demo,
@@ -50,7 +46,7 @@ class CcappCommands(Provider):
         for run in recent:
             commands.append(
                 (
-                    f"Run: open {run.id} ({run.kind.value} {run.model} {run.status.value})",
+                    f"Run: open {run.id} ({run.kind.value} {run.model} {runs.status_text(run)})",
                     partial(services.open_run, run.id),
                     run.created_at,
                 )

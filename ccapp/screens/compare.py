@@ -6,6 +6,7 @@ own intervals overlap. Runs on other requests show the Δ without an interval, a
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,14 @@ from typing import Any
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Header, Static
 
-from ccapp.screens.base import AppScreen
-from ccapp.screens.widgets import CorrChart, Series, fixed_columns
+from ccapp.errors import UserError
+from ccapp.screens.base import AppScreen, failure_line
+from ccapp.screens.widgets import CorrChart, Series, fixed_columns, footer, tail
 from ccapp.store import Run, RunKind, Store, runs
 
 
@@ -67,6 +71,67 @@ def pairing_line(comparison: dict[str, Any]) -> str:
     return line
 
 
+def comparable(run: Run, candidates: list[Run]) -> list[Run]:
+    """The other eval runs, those on the same data first (they pair: a paired Δ), newest first."""
+    others = [r for r in candidates if r.kind is RunKind.EVAL and r.id != run.id]
+    return sorted(others, key=lambda r: (r.data != run.data, -r.id))
+
+
+class ComparePicker(ModalScreen[int | None]):
+    """Choose the run to compare with from the comparable ones (enter), or cancel (esc)."""
+
+    CSS_PATH = "compare.tcss"
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="compare-picker.cancel")]
+
+    def __init__(self, run: Run, db_path: Path):
+        super().__init__()
+        self.run, self.db_path = run, db_path
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(
+                f"Compare run {self.run.id} ({tail(self.run.model, 30)}) with "
+                "(same data first: those get a paired interval; enter picks, esc cancels):",
+                classes="question",
+                markup=False,
+            )
+            yield DataTable(id="compare-choices", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="compare-none", markup=False)
+
+    def on_mount(self) -> None:
+        table = self.query_one("#compare-choices", DataTable)
+        fixed_columns(
+            table, ("id", 5), ("model", 24), ("judge", 14), ("data", 14), ("Corr_mean", 9)
+        )
+        try:
+            with Store.open(self.db_path) as store:
+                choices = comparable(self.run, runs.list_runs(store, kind=RunKind.EVAL))
+        except (UserError, sqlite3.Error, OSError) as exc:
+            choices, reason = [], failure_line(exc, self.db_path)
+        else:
+            reason = "No other eval run in this store to compare with (esc goes back)."
+        for r in choices:
+            corr = f"{r.corr_mean:.3f}" if r.corr_mean is not None else "–"
+            table.add_row(
+                str(r.id),
+                tail(r.model, 24),
+                tail(r.judge or "–", 14),
+                tail(r.data, 14),
+                corr,
+                key=str(r.id),
+            )
+        table.display = bool(choices)
+        self.query_one("#compare-none", Static).update("" if choices else reason)
+        table.focus()
+
+    @on(DataTable.RowSelected, "#compare-choices")
+    def picked(self, event: DataTable.RowSelected) -> None:
+        self.dismiss(int(str(event.row_key.value)))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
 @dataclass
 class Loaded(Message):
     runs: tuple[Run, Run]
@@ -76,7 +141,10 @@ class Loaded(Message):
 
 class CompareScreen(AppScreen[None]):
     CSS_PATH = "compare.tcss"
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="compare.back")]
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="compare.back"),
+        Binding("f", "save_figure", "Figure", id="compare.figure", tooltip="Save Corr@k as PNG"),
+    ]
 
     def __init__(self, first: int, second: int, db_path: Path):
         super().__init__()
@@ -89,10 +157,15 @@ class CompareScreen(AppScreen[None]):
         yield Static("", id="compare-pairing", markup=False)
         yield DataTable(id="compare-table", cursor_type="none", zebra_stripes=True)
         yield CorrChart(id="compare-chart")
-        yield Footer()
+        yield from footer()
 
     def on_mount(self) -> None:
         self.load(self.db_path, self.ids)
+
+    def action_save_figure(self) -> None:
+        from ccapp.screens.run_actions import save_figure
+
+        save_figure(self, self.ids, self.db_path)
 
     # A failure (no such run, an unreadable store) shows as a modal (AppScreen).
     @work(thread=True, exclusive=True, name="Comparing the runs", exit_on_error=False)
@@ -115,7 +188,8 @@ class CompareScreen(AppScreen[None]):
         (a, b), (ma, mb) = message.runs, message.metrics
         judge_a, judge_b = message.comparison["judges"]
         self.query_one("#compare-title", Static).update(
-            f"run {a.id} ({a.model}, judge {judge_a}) vs run {b.id} ({b.model}, judge {judge_b})"
+            f"run {a.id} ({tail(a.model, 40)}, judge {judge_a}) vs "
+            f"run {b.id} ({tail(b.model, 40)}, judge {judge_b})"
         )
         self.query_one("#compare-pairing", Static).update(pairing_line(message.comparison))
         table = self.query_one("#compare-table", DataTable)

@@ -8,18 +8,17 @@ the plain verdict — the same numbers `ccapp demo` prints, and the same runs in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Header, ProgressBar, RichLog, Static
+from textual.widgets import DataTable, Header, ProgressBar, RichLog, Static
 
-from ccapp.engines.events import DemoFinished, DemoStage, ErrorEvent, Event, Log, Progress
-from ccapp.screens.jobs import Job
-from ccapp.screens.live_base import JobState, LiveJobScreen, stop_binding
+from ccapp.engines.events import DemoFinished, DemoStage, ErrorEvent, Event, Log
+from ccapp.screens.live_base import JobState, LiveJobScreen
+from ccapp.screens.widgets import footer
 
 STAGES = ("model", "eval before", "syn", "dpo", "eval after")
 
@@ -27,31 +26,21 @@ STAGES = ("model", "eval before", "syn", "dpo", "eval after")
 @dataclass
 class DemoState(JobState):
     stage: str | None = None
-    done: int = 0
-    total: int = 0
-    eta_s: float | None = None
     stages: dict[str, str] = field(default_factory=lambda: dict.fromkeys(STAGES, "waiting"))
     result: DemoFinished | None = None
 
 
 class DemoScreen(LiveJobScreen[DemoState]):
-    CSS_PATH = "demo.tcss"
-    LOG_ID = "demo-log"
-    BINDINGS = [
-        stop_binding(
-            "demo", "While running: stop the demo (finished runs stay in the store). After: back"
-        ),
-    ]
-
+    NAME = "demo"
+    STOP_TIP = "While running: stop the demo (finished runs stay in the store). After: back"
     PAINT_EVERY_S = 0.25
     RESUMABLE = False  # a stopped demo starts over: it is cancelled, not paused
     ERROR_TITLE = "The demo stopped with an error"
     STOP_QUESTION = "Stop the demo? Its finished runs stay in the store."
     STOP_YES, STOP_NO = "Stop", "Keep going"
 
-    def __init__(self, job: Job, db_path: Path):
-        super().__init__(job, DemoState())
-        self.db_path = db_path
+    STATE = DemoState
+    LOGGED = (Log, ErrorEvent)  # its stages are the table, not log lines
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -62,7 +51,7 @@ class DemoScreen(LiveJobScreen[DemoState]):
             yield Static("", id="demo-rate", markup=False)
         yield Static("", id="demo-result")
         yield RichLog(id="demo-log", max_lines=400, wrap=True, markup=False)
-        yield Footer()
+        yield from footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#demo-stages", DataTable)
@@ -82,12 +71,8 @@ class DemoScreen(LiveJobScreen[DemoState]):
             case DemoStage(stage=stage, seconds=seconds):
                 s.status = "running"
                 s.stages[stage] = f"done in {seconds or 0:.0f}s"
-            case Progress(done=done, total=total, eta_s=eta_s):
-                s.done, s.total, s.eta_s = done, total or s.total, eta_s
             case DemoFinished():
                 s.result = event
-            case Log() | ErrorEvent():
-                self.write_log(event)
 
     def paint(self) -> None:
         s = self.state

@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DirectoryTree, Footer, Header, Input, Label, Select, Static
+from textual.widgets import DirectoryTree, Header, Input, Label, Select, Static
 
 from ccapp.engines.c2eval.config import EvalConfig
 from ccapp.engines.data import data_problem
@@ -28,9 +28,11 @@ from ccapp.engines.judges.registry import parse_judge_spec
 from ccapp.engines.options import Declared
 from ccapp.errors import UserError
 from ccapp.screens.base import AppScreen
-from ccapp.screens.job_form import JobFormScreen, found, four_bit_problem, launch_binding
+from ccapp.screens.form_memory import recall, remember
+from ccapp.screens.job_form import JobFormScreen, found, four_bit_problem
 from ccapp.screens.jobs import Job
 from ccapp.screens.option_form import OptionTexts, Text, field_box, form_command, read_values
+from ccapp.screens.widgets import footer
 
 JUDGE_KINDS = [
     ("heuristic (offline, instant)", "heuristic"),
@@ -124,7 +126,7 @@ class FolderPicker(AppScreen[str | None]):
         yield Header()
         yield Label("Choose a model folder (a save_pretrained output); enter selects, esc cancels")
         yield DirectoryTree(Path.home(), id="picker-tree")
-        yield Footer()
+        yield from footer()
 
     @on(DirectoryTree.DirectorySelected)
     def chosen(self, event: DirectoryTree.DirectorySelected) -> None:
@@ -137,8 +139,8 @@ class FolderPicker(AppScreen[str | None]):
 class EvalFormScreen(JobFormScreen[FormValues]):
     CSS_PATH = "eval_form.tcss"
     AUTO_FOCUS = "#model"  # typing starts in the form, never in the app's letter keys
+    LAUNCH_TIP = "Start the evaluation"
     BINDINGS = [
-        launch_binding("eval", "Start the evaluation"),
         Binding(
             "ctrl+o",
             "pick_folder",
@@ -154,6 +156,10 @@ class EvalFormScreen(JobFormScreen[FormValues]):
     ROWS = ("model", "device", "precision", JUDGE, "data", "ks", "how much", "sampling")
     OWN_ROWS = (JUDGE,)
     PROBES_DEVICES = True
+
+    def __init__(self, values: FormValues | None = None):
+        """A new form starts from the values last launched (ccapp.screens.form_memory)."""
+        super().__init__(values if values is not None else recall("eval", FormValues))
 
     def own_row(self, key: str) -> ComposeResult:
         """The judge: a kind, and a server's URL and model or a model's path (one --judge)."""
@@ -176,6 +182,13 @@ class EvalFormScreen(JobFormScreen[FormValues]):
 
     def on_mount(self) -> None:  # before the form's own: probing and checking
         self._show_judge_inputs()
+
+    def action_launch(self) -> None:
+        """Launch as every form does, remembering the values of a launch that goes ahead."""
+        _, problems = self.validate()
+        if not problems:
+            remember("eval", self.read())
+        super().action_launch()
 
     def devices_unknown(self, error: Exception) -> None:
         self.notify(f"devices: {error}", severity="warning")

@@ -1,12 +1,43 @@
 """What the three job forms (eval, syn, train) share: problems shown under their fields as
-the user types, and a launch refused with the first problem named."""
+the user types, a launch refused with the first problem named, and a job's error worded in
+the form's terms (the field's label, not the CLI flag the message was written for)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
+from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Static
+from textual.widgets import Label, Static
+
+from ccapp.engines.options import declared
+
+# A user error's `where` as the CLI prints it: "--model: …" (ccapp.errors.UserError).
+FLAG_AT_START = re.compile(r"^(--[a-z0-9][a-z0-9-]*):\s*")
+
+
+def short_label(label: str) -> str:
+    """A field's label as a name: "Pairs: a syn run id or …" → "Pairs", "Output folder
+    (optional)" → "Output folder"."""
+    return label.split(":")[0].split(" (")[0].strip()
+
+
+def flag_labels(cls: type) -> dict[str, str]:
+    """The form's name of each labelled field of a job's config, by its CLI flag."""
+    return {d.flag: short_label(d.option.label) for d in declared(cls) if d.option.label}
+
+
+def name_fields(text: str, cls: type | None) -> str:
+    """A job's error with its leading flag (`--model: …`) named as the form names the field
+    (`Model: …`); a flag no form field has, or a text without one, is left as it is."""
+    if cls is None:
+        return text
+    match = FLAG_AT_START.match(text)
+    if match is None or match.group(1) not in (labels := flag_labels(cls)):
+        return text
+    return f"{labels[match.group(1)]}: {text[match.end() :]}"
 
 
 def show_problems(screen: Screen[Any], id_prefix: str, problems: dict[str, str]) -> None:
@@ -17,12 +48,25 @@ def show_problems(screen: Screen[Any], id_prefix: str, problems: dict[str, str])
         line.display = key in problems
 
 
-def refuse_launch(screen: Screen[Any], problems: dict[str, str]) -> bool:
-    """True (and a notice naming the first problem) when the form cannot launch yet."""
+def field_label(screen: Screen[Any], box_id: str, fallback: str) -> str:
+    """The label shown in a field's box (`#box_id`), as a name; `fallback` without one."""
+    try:
+        label = screen.query_one(f"#{box_id}").query_one(Label)
+    except NoMatches:
+        return fallback
+    return short_label(str(label.render())) or fallback
+
+
+def refuse_launch(
+    screen: Screen[Any], problems: Mapping[str, str], labels: Mapping[str, str] | None = None
+) -> bool:
+    """True (and a notice naming the first problem's field by its label) when the form
+    cannot launch yet."""
     if not problems:
         return False
     first = next(iter(problems))
+    name = (labels or {}).get(first, first)
     screen.notify(
-        f"Fix {len(problems)} field(s) first: {first}: {problems[first]}", severity="error"
+        f"Fix {len(problems)} field(s) first: {name}: {problems[first]}", severity="error"
     )
     return True

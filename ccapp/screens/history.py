@@ -1,4 +1,5 @@
-"""History: every run in the store, filterable, refreshed while jobs write to it."""
+"""History: every run in the store, filterable, refreshed while jobs write to it and each time it
+is shown; a run's page keys (r, j, c, x, d) work on the highlighted row too (run_actions)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,18 @@ from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.events import Key
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 
-from ccapp.screens.base import AppScreen
-from ccapp.screens.widgets import fixed_columns
+from ccapp.screens import run_actions
+from ccapp.screens.base import AppScreen, keys
+from ccapp.screens.rejudge import rejudge
+from ccapp.screens.widgets import fixed_columns, footer, tail
 from ccapp.store import Run, Store, runs
 
 REFRESH_S = 2.0
+MODEL_WIDTH = 28
 
 
 def matches(run: Run, text: str) -> bool:
@@ -24,7 +28,7 @@ def matches(run: Run, text: str) -> bool:
         [
             str(run.id),
             run.kind.value,
-            run.status.value,
+            runs.status_text(run),
             run.model,
             run.judge,
             run.data,
@@ -37,17 +41,17 @@ def matches(run: Run, text: str) -> bool:
 class HistoryScreen(AppScreen[None]):
     CSS_PATH = "history.tcss"
     AUTO_FOCUS = "#history-runs"
-    BINDINGS = [
-        Binding(
-            "slash",
-            "focus_filter",
-            "Filter",
-            id="history.filter",
-            tooltip="Type to filter the runs",
-        ),
-        Binding("enter", "open", "Open", id="history.open", tooltip="Open the selected run"),
-        Binding("ctrl+r", "refresh", "Refresh", id="history.refresh", tooltip="Re-read the store"),
-    ]
+    BINDINGS = keys(
+        "history",
+        ("slash", "focus_filter", "Filter", "Type to filter the runs"),
+        ("enter", "open", "Open", "Open the selected run"),
+        ("r", "on_row('resume')", "Resume", "Finish the highlighted paused or failed run"),
+        ("j", "on_row('rejudge')", "Re-judge", "Judge the highlighted run's continuations again"),
+        ("c", "on_row('compare')", "Compare", "The highlighted run beside another"),
+        ("x", "on_row('export')", "Export", "Write the highlighted run's JSON report"),
+        ("d", "on_row('delete')", "Delete", "Delete the highlighted run and all it produced"),
+        ("ctrl+r", "refresh", "Refresh", "Re-read the store"),
+    )
 
     @dataclass
     class Loaded(Message):
@@ -65,7 +69,7 @@ class HistoryScreen(AppScreen[None]):
         )
         yield DataTable(id="history-runs", cursor_type="row", zebra_stripes=True)
         yield Static("No runs yet. Start one with e (evaluate).", id="history-empty")
-        yield Footer()
+        yield from footer()
 
     @property
     def db_path(self) -> Path:
@@ -76,7 +80,7 @@ class HistoryScreen(AppScreen[None]):
             self.query_one("#history-runs", DataTable),
             ("id", 5),
             ("kind", 6),
-            ("model", 28),
+            ("model", MODEL_WIDTH),
             ("judge", 30),
             ("status", 10),
             ("Corr_mean", 9),
@@ -122,9 +126,9 @@ class HistoryScreen(AppScreen[None]):
             table.add_row(
                 str(run.id),
                 run.kind.value,
-                run.model,
+                tail(run.model, MODEL_WIDTH),
                 run.judge or "–",
-                run.status.value,
+                runs.status_text(run),
                 corr,
                 run.created_at.replace("T", " ").rstrip("Z"),
                 key=str(run.id),
@@ -148,10 +152,37 @@ class HistoryScreen(AppScreen[None]):
         run_id = self.selected_run_id()
         if run_id is None:
             return
-        from ccapp.screens.run_detail import RunDetailScreen
+        from ccapp.screens.run_page import page_of
 
-        self.app.push_screen(RunDetailScreen(run_id, self.db_path))
+        self.app.push_screen(page_of(run_id, self.db_path))
 
     @on(Input.Submitted, "#history-filter")
     def filter_done(self) -> None:
         self.query_one("#history-runs", DataTable).focus()
+
+    def on_key(self, event: Key) -> None:
+        """Down from the filter moves into the list (what the eye expects below a field)."""
+        if event.key == "down" and self.focused is self.query_one("#history-filter", Input):
+            event.stop()
+            self.filter_done()
+
+    def selected_run(self) -> Run | None:
+        run_id = self.selected_run_id()
+        return next((run for run in self.all_runs if run.id == run_id), None)
+
+    def action_on_row(self, what: str) -> None:
+        """A run page's key on the highlighted row: the same action, the same confirmation."""
+        run = self.selected_run()
+        if run is None:
+            self.notify("No run is highlighted.")
+            return
+        if what == "delete":
+            run_actions.delete(self, run, self.db_path, self.reload)
+            return
+        act = {
+            "resume": run_actions.resume,
+            "rejudge": rejudge,
+            "compare": run_actions.compare,
+            "export": run_actions.export,
+        }[what]
+        act(self, run, self.db_path)

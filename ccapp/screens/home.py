@@ -7,35 +7,34 @@ from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from ccapp.engines.devices import Device, format_devices
-from ccapp.screens.base import AppScreen
-from ccapp.screens.widgets import fixed_columns
+from ccapp.screens.base import AppScreen, keys
+from ccapp.screens.widgets import fixed_columns, footer, tail
 from ccapp.store import Run, Store, runs
 
 RUNS_SHOWN = 200
 REFRESH_S = 3.0
+MODEL_WIDTH = 28
 
 
 class HomeScreen(AppScreen[None]):
     CSS_PATH = "home.tcss"
-    BINDINGS = [
-        Binding(
-            "ctrl+r", "refresh", "Refresh", id="home.refresh", tooltip="Re-read runs and devices"
-        ),
-        Binding("enter", "open_run", "Open run", id="home.open", tooltip="Open the selected run"),
-        Binding(
+    AUTO_FOCUS = "#runs"  # the runs are what one comes for: Down, Enter opens one
+    BINDINGS = keys(
+        "home",
+        ("ctrl+r", "refresh", "Refresh", "Re-read runs and devices"),
+        ("enter", "open_run", "Open run", "Open the selected run"),
+        (
             "d",
             "demo",
             "Demo",
-            id="home.demo",
-            tooltip="The whole loop on a toy model: eval → syn → DPO → eval (minutes, CPU)",
+            "The whole loop on a toy model: eval → syn → DPO → eval (minutes, CPU)",
         ),
-    ]
+    )
 
     @dataclass
     class DevicesProbed(Message):
@@ -61,7 +60,7 @@ class HomeScreen(AppScreen[None]):
                 "No runs yet in this store. Press e to start an evaluation, or d for the demo.",
                 id="no-runs",
             )
-        yield Footer()
+        yield from footer()
 
     @property
     def db_path(self) -> Path:
@@ -77,7 +76,7 @@ class HomeScreen(AppScreen[None]):
             ("id", 5),
             ("kind", 6),
             ("status", 10),
-            ("model", 28),
+            ("model", MODEL_WIDTH),
             ("judge", 30),
             ("Corr_mean", 9),
             ("created", 19),
@@ -85,6 +84,11 @@ class HomeScreen(AppScreen[None]):
         self.probe_devices()
         self.reload_runs()
         self.set_interval(REFRESH_S, self.reload_runs)
+
+    def on_screen_resume(self) -> None:
+        """Back on Home (a mode key, esc from a run): the store as it is now."""
+        if self.is_mounted:
+            self.reload_runs()
 
     def action_refresh(self) -> None:
         self.probe_devices()
@@ -138,16 +142,11 @@ class HomeScreen(AppScreen[None]):
         table = self.query_one("#runs", DataTable)
         table.clear()
         for run in message.runs:
-            corr = f"{run.corr_mean:.3f}" if run.corr_mean is not None else "–"
-            table.add_row(
-                str(run.id),
-                run.kind.value,
-                run.status.value,
-                run.model,
-                run.judge or "–",
-                corr,
-                run.created_at.replace("T", " ").rstrip("Z"),
-                key=str(run.id),
-            )
+            created = run.created_at.replace("T", " ").rstrip("Z")
+            cells = run.listed()
+            cells[2], cells[3] = runs.status_text(run), tail(run.model, MODEL_WIDTH)
+            table.add_row(*cells, created, key=str(run.id))
         table.display = bool(message.runs)
         self.query_one("#no-runs", Static).display = not message.runs
+        if message.runs and self.focused is None:
+            table.focus()  # it was hidden (no runs) when the screen chose its focus

@@ -21,13 +21,13 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.suggester import SuggestFromList
-from textual.widgets import Button, Footer, Header, Input, Select, Static, Switch
+from textual.widgets import Button, Header, Input, Select, Static, Switch
 
 from ccapp.engines.devices import Device
 from ccapp.engines.generation.presets import PRESETS
 from ccapp.engines.options import Declared
 from ccapp.screens.base import AppScreen
-from ccapp.screens.form_problems import refuse_launch, show_problems
+from ccapp.screens.form_problems import field_label, refuse_launch, show_problems
 from ccapp.screens.jobs import Job
 from ccapp.screens.option_form import (
     OptionTexts,
@@ -39,6 +39,7 @@ from ccapp.screens.option_form import (
     read_widgets,
     row_order,
 )
+from ccapp.screens.widgets import footer
 
 V = TypeVar("V", bound=OptionTexts)
 
@@ -72,6 +73,27 @@ class JobFormScreen(AppScreen[None], Generic[V]):
     OWN_ROWS: ClassVar[tuple[str, ...]] = ()  # rows of the screen's own parts (`own_row`)
     ID_PREFIX: ClassVar[str] = ""
     PROBES_DEVICES: ClassVar[bool] = False  # the config has a device select to fill
+    LAUNCH_TIP: ClassVar[str] = ""  # what ctrl+s does, e.g. "Start synthesizing"
+    # The values' `ccapp JOB` arguments and problems, and the screen that shows the job.
+    # (Any: a function kept on a class and a screen class called with a job's arguments
+    # are more than ClassVar can say to mypy.)
+    ARGS: ClassVar[Any]
+    LIVE_SCREEN: ClassVar[Any]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A form's defaults follow from its ID_PREFIX (`syn-`): its stylesheet `syn.tcss`
+        beside its module, focus on its first row's field, and ctrl+s to launch (`syn.launch`;
+        without a prefix, the class name's: EvalFormScreen → `eval.launch`)."""
+        name = cls.ID_PREFIX.rstrip("-")
+        if name and "CSS_PATH" not in cls.__dict__:
+            cls.CSS_PATH = f"{name}.tcss"
+        if name and "AUTO_FOCUS" not in cls.__dict__:
+            cls.AUTO_FOCUS = f"#{cls.ID_PREFIX}{cls.ROWS[0]}"
+        if cls.LAUNCH_TIP:
+            screen = name or cls.__name__.removesuffix("FormScreen").lower()
+            own = cls.__dict__.get("BINDINGS", [])
+            cls.BINDINGS = [launch_binding(screen, cls.LAUNCH_TIP), *own]
+        super().__init_subclass__(**kwargs)
 
     def __init__(self, values: V | None = None):
         super().__init__()
@@ -94,7 +116,7 @@ class JobFormScreen(AppScreen[None], Generic[V]):
                 else:
                     yield from compose_row(rows[key], self.option_field)
             yield Button("Launch (ctrl+s)", variant="primary", id=f"{self.ID_PREFIX}launch")
-        yield Footer()
+        yield from footer()
 
     def own_row(self, key: str) -> ComposeResult:
         """The widgets of one of the screen's own rows (a form with OWN_ROWS says them)."""
@@ -121,6 +143,9 @@ class JobFormScreen(AppScreen[None], Generic[V]):
         if self.PROBES_DEVICES:
             self.probe_devices()
         self.validate()
+        # focusing the first field scrolled the title out of view: the form opens at its top
+        scroll = self.query_one(f"#{self.ID_PREFIX}form", VerticalScroll)
+        self.call_after_refresh(scroll.scroll_home, animate=False)
 
     @work(exclusive=True, group="form-devices", exit_on_error=False)
     async def probe_devices(self) -> None:
@@ -152,8 +177,10 @@ class JobFormScreen(AppScreen[None], Generic[V]):
         return type(self.values)(**texts, **self.own_texts())
 
     def job_args(self, values: V) -> tuple[list[str], dict[str, str]]:
-        """The `ccapp JOB` arguments for the values, and the problems by field."""
-        raise NotImplementedError(f"{type(self).__name__} says its job's arguments")
+        """The `ccapp JOB` arguments for the values, and the problems by field (the form's
+        ARGS function, which tests call without a screen)."""
+        args: tuple[list[str], dict[str, str]] = type(self).ARGS(values)
+        return args
 
     def validate(self) -> tuple[list[str], dict[str, str]]:
         """Checks the form and shows each problem under its field."""
@@ -174,7 +201,10 @@ class JobFormScreen(AppScreen[None], Generic[V]):
 
     def action_launch(self) -> None:
         args, problems = self.validate()
-        if refuse_launch(self, problems):
+        labels = {
+            name: field_label(self, f"{self.ID_PREFIX}field-{name}", name) for name in problems
+        }
+        if refuse_launch(self, problems, labels):
             return
         from ccapp.screens.jobs import ChildJob
 
@@ -184,4 +214,5 @@ class JobFormScreen(AppScreen[None], Generic[V]):
 
     def live_screen(self, job: Job, title: str, db_path: Path) -> Screen[Any]:
         """The screen that shows the launched job."""
-        raise NotImplementedError(f"{type(self).__name__} says its live screen")
+        screen: Screen[Any] = self.LIVE_SCREEN(job, title, db_path)
+        return screen

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
 import sys
 from collections import deque
 from collections.abc import Sequence
@@ -57,26 +58,26 @@ class Job(Protocol):
 
 
 class ChildJob:
-    """`ccapp ARGS --events jsonl` in a child process."""
+    """`ccapp ARGS --events jsonl` in a child process of its own session, so that it can go on
+    when the app quits ("keep running in the background"): neither the app's exit nor the
+    terminal's signals reach it, and the app stops it only by `cancel` (SIGINT, as Ctrl-C)."""
 
     def __init__(self, args: Sequence[str]):
         self.args: Sequence[str] = [*args, "--events", "jsonl"]
-        self.process: asyncio.subprocess.Process | None = None
+        self.process: subprocess.Popen[bytes] | None = None
 
     async def run(self, target: MessagePump) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ccapp",
-            *self.args,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=16 * 1024 * 1024,  # a continuation_done line can be long
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ccapp", *self.args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
-        tail: deque[str] = deque(maxlen=40)
         assert self.process.stdout is not None and self.process.stderr is not None
-        reader = asyncio.create_task(self._collect(self.process.stderr, tail))
-        async for raw in self.process.stdout:
+        stdout = await _reader(self.process.stdout)
+        tail: deque[str] = deque(maxlen=40)
+        collector = asyncio.create_task(self._collect(await _reader(self.process.stderr), tail))
+        async for raw in stdout:
             line = raw.decode(errors="replace").strip()
             if not line.startswith("{"):
                 continue
@@ -86,18 +87,26 @@ class ChildJob:
                 tail.append(line)
                 continue
             target.post_message(JobEvent(event))
-        returncode = await self.process.wait()
-        await reader
+        returncode = await asyncio.to_thread(self.process.wait)
+        await collector
         target.post_message(JobEnded(returncode, list(tail)))
 
     def cancel(self) -> None:
-        if self.process is not None and self.process.returncode is None:
+        if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
 
     @staticmethod
     async def _collect(stream: asyncio.StreamReader, tail: deque[str]) -> None:
         async for raw in stream:
             tail.append(raw.decode(errors="replace").rstrip())
+
+
+async def _reader(pipe: Any) -> asyncio.StreamReader:
+    """A child's pipe as an asyncio stream (a continuation_done line can be long)."""
+    reader = asyncio.StreamReader(limit=16 * 1024 * 1024)
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    return reader
 
 
 class ReplayJob:

@@ -8,17 +8,22 @@ last word (run_finished) when it said one, else its exit code through `job_statu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar, Generic, TypeVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from rich.text import Text
 from textual import on, work
+from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Vertical
 from textual.events import Mount
-from textual.widgets import RichLog
+from textual.widget import Widget
+from textual.widgets import Header, ProgressBar, RichLog, Static
 
-from ccapp.engines.events import ErrorEvent, Event, Log, ModelLoading
+from ccapp.engines.events import ErrorEvent, Event, Log, ModelLoading, Progress
 from ccapp.screens.base import AppScreen
+from ccapp.screens.form_problems import name_fields
 from ccapp.screens.jobs import Job, JobEnded, JobEvent
 from ccapp.screens.modals import ErrorModal, stop_or_back
 
@@ -40,6 +45,63 @@ def job_status(returncode: int, *, resumable: bool) -> str:
     return "failed"
 
 
+def job_config(job: Job) -> type | None:
+    """The config a job's command declares (its errors are worded for its form's fields)."""
+    from ccapp.engines.c2eval.config import EvalConfig
+    from ccapp.engines.c2syn.config import SynConfig
+    from ccapp.engines.dpo.config import TrainConfig
+
+    configs: dict[str, type] = {"eval": EvalConfig, "syn": SynConfig, "train": TrainConfig}
+    return configs.get(next(iter(job.args), ""))
+
+
+# The model-loading phases in the order a job goes through them (ccapp.engines.generation):
+# a served model has a tokenizer instead of weights; "download" only when the Hub is asked.
+LOADING_PHASES = ("resolve", "download", "tokenizer", "weights", "ready")
+
+
+def duration(seconds: float) -> str:
+    """Seconds as a live view shows a wait or an estimate: 45s, 3m12s, 1h05m."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def _size(n: int) -> str:
+    """Bytes as the download line shows them."""
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def downloaded(event: ModelLoading) -> str:
+    """A download's bytes so far, and of how many when the Hub said."""
+    return f" {_size(event.done or 0)}" + (f" of {_size(event.total)}" if event.total else "")
+
+
+def loading_line(phases: dict[str, ModelLoading]) -> str:
+    """Where loading the model stands: each phase seen so far, the one in hand last, with
+    the bytes downloaded ("" before the first phase)."""
+    if not phases:
+        return ""
+    parts = []
+    seen = [p for p in LOADING_PHASES if p in phases] + [
+        p for p in phases if p not in LOADING_PHASES
+    ]
+    for phase in seen:
+        event = phases[phase]
+        part = phase
+        if phase == "download" and event.done is not None:
+            part += downloaded(event)
+        elif event.detail and phase in ("resolve", "ready"):
+            part += f" {event.detail}"
+        parts.append(part)
+    ready = "ready" in phases
+    head = "model loaded" if ready else "loading the model"
+    return f"{head}: {' → '.join(parts)}" + ("" if ready else " …")
+
+
 def stop_binding(screen: str, tooltip: str) -> Binding:
     """A live screen's escape key: while the job runs, ask to stop it; after, go back."""
     return Binding(
@@ -53,6 +115,14 @@ class JobState:
 
     run_id: int | None = None
     status: str = "starting"
+    # Where the job's progress events put it (units are the job's: continuations, groups,
+    # optimizer steps, demo steps).
+    done: int = 0
+    total: int = 0
+    rate: float | None = None
+    eta_s: float | None = None
+    # The model_loading phases seen so far, the latest event of each.
+    loading: dict[str, ModelLoading] = field(default_factory=dict)
 
 
 StateT = TypeVar("StateT", bound=JobState)
@@ -71,12 +141,37 @@ class LiveJobScreen(AppScreen[None], Generic[StateT]):
     STOP_QUESTION: ClassVar[str] = "Cancel this run? It stops at the next step and is paused."
     STOP_YES: ClassVar[str] = "Cancel run"
     STOP_NO: ClassVar[str] = "Keep running"
+    NAME: ClassVar[str] = ""  # e.g. "syn": stylesheet syn.tcss, log #syn-log, key ids syn.*
     LOG_ID: ClassVar[str] = ""  # the id of the screen's RichLog, for `write_log`
+    # The events the base writes to that log as they come (a screen that shows them its own
+    # way leaves this empty).
+    LOGGED: ClassVar[tuple[type[Event], ...]] = (Log, ErrorEvent, ModelLoading)
+    STOP_TIP: ClassVar[str] = "While running: ask to cancel (the run is paused). After: go back"
 
-    def __init__(self, job: Job, state: StateT) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every live screen's Esc (stop, or back once over) comes first in its keys; its
+        stylesheet and log id follow from its NAME unless it names its own."""
+        if cls.NAME:
+            if "CSS_PATH" not in cls.__dict__:
+                cls.CSS_PATH = f"{cls.NAME}.tcss"
+            if "LOG_ID" not in cls.__dict__:
+                cls.LOG_ID = f"{cls.NAME}-log"
+            open_run = Binding(
+                "o", "open_run", "Open run", id=f"{cls.NAME}.open", tooltip="Its page"
+            )
+            own = cls.__dict__.get("BINDINGS", [])
+            cls.BINDINGS = [stop_binding(cls.NAME, cls.STOP_TIP), *own]
+            if cls.RESUMABLE and not any(getattr(b, "key", "") == "o" for b in own):
+                cls.BINDINGS.append(open_run)
+        super().__init_subclass__(**kwargs)
+
+    STATE: ClassVar[type[JobState]] = JobState  # the state a new screen starts from
+
+    def __init__(self, job: Job, title: str, db_path: Path) -> None:
         super().__init__()
         self.job = job
-        self.state = state
+        self.state = cast(StateT, self.STATE())
+        self.title_text, self.db_path = title, db_path
         self.finished = False
         self._dirty = True
 
@@ -94,10 +189,36 @@ class LiveJobScreen(AppScreen[None], Generic[StateT]):
     def stop_job(self) -> None:
         self.job.cancel()
 
+    def action_open_run(self) -> None:
+        """`o`: the job's run on its own page (once the run exists)."""
+        if self.state.run_id is None:
+            self.notify("No run to open yet.")
+            return
+        from ccapp.screens.run_page import page_of
+
+        self.app.push_screen(page_of(self.state.run_id, self.db_path))
+
+    def status_block(self, *below: Widget) -> ComposeResult:
+        """The header, then the job's status box `#{NAME}-status`: its title, its progress
+        bar and what the screen adds `below` them."""
+        yield Header()
+        with Vertical(id=f"{self.NAME}-status"):
+            yield Static(self.title_text, id=f"{self.NAME}-title", markup=False)
+            yield ProgressBar(id=f"{self.NAME}-progress", show_eta=False)
+            yield Static("", id=f"{self.NAME}-loading", classes="loading", markup=False)
+            yield from below
+
+    def loading_line(self) -> str:
+        """The model-loading line of the job so far ("" before its first phase): what a
+        screen shows instead of an empty wait while the model loads."""
+        return loading_line(self.state.loading)
+
     def write_log(self, event: Log | ErrorEvent | ModelLoading) -> None:
         """A log line, an error or a model-loading step, as a line of the `#{LOG_ID}` log."""
         if isinstance(event, ModelLoading):
             line = f"model: {event.phase} {event.detail or ''}"
+            if event.phase == "download" and event.done is not None:
+                line += downloaded(event)
         else:
             line = event.message
         self.query_one(f"#{self.LOG_ID}", RichLog).write(Text(line))
@@ -115,9 +236,21 @@ class LiveJobScreen(AppScreen[None], Generic[StateT]):
 
     @on(JobEvent)
     def _take_event(self, message: JobEvent) -> None:
-        if message.event.run_id is not None:
-            self.state.run_id = message.event.run_id
-        self.apply(message.event)
+        event, s = message.event, self.state
+        if event.run_id is not None:
+            s.run_id = event.run_id
+        if isinstance(event, Progress):  # a total of 0 is "not known yet", not a new total
+            s.done, s.total, s.rate, s.eta_s = (
+                event.done,
+                event.total or s.total,
+                event.rate,
+                event.eta_s,
+            )
+        if isinstance(event, ModelLoading):
+            s.loading[event.phase] = event
+        if self.LOG_ID and isinstance(event, self.LOGGED):
+            self.write_log(event)  # type: ignore[arg-type]
+        self.apply(event)
         self._dirty = True
 
     @on(JobEnded)
@@ -132,7 +265,9 @@ class LiveJobScreen(AppScreen[None], Generic[StateT]):
             self.state.status = job_status(message.returncode, resumable=self.RESUMABLE)
         self.ended(message)
         if self.state.status == "failed":
-            self.app.push_screen(ErrorModal(self.ERROR_TITLE, message.error_line))
+            self.app.push_screen(
+                ErrorModal(self.ERROR_TITLE, name_fields(message.error_line, job_config(self.job)))
+            )
         self._dirty = True
         self._paint_when_dirty()
 
@@ -140,7 +275,21 @@ class LiveJobScreen(AppScreen[None], Generic[StateT]):
         if not self._dirty:
             return
         self._dirty = False
+        self._paint_loading()
         self.paint()
+
+    def _paint_loading(self) -> None:
+        """The status box's loading line (screens built with `status_block`): shown from
+        the first phase until the job reports progress past its start."""
+        from textual.css.query import NoMatches
+
+        try:
+            line = self.query_one(f"#{self.NAME}-loading", Static)
+        except NoMatches:
+            return
+        text = self.loading_line()
+        line.update(text)
+        line.display = bool(text) and (self.state.done == 0 or "ready" not in self.state.loading)
 
     @property
     def job_over(self) -> bool:

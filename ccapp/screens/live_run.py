@@ -17,7 +17,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, ProgressBar, RichLog, Static
+from textual.widgets import DataTable, Header, ProgressBar, RichLog, Static
 
 from ccapp.engines.events import (
     ContinuationDone,
@@ -26,7 +26,6 @@ from ccapp.engines.events import (
     Log,
     MetricsEvent,
     ModelLoading,
-    Progress,
     RunFinished,
     RunStarted,
     Tokens,
@@ -34,9 +33,16 @@ from ccapp.engines.events import (
 )
 from ccapp.engines.judges.heuristic import find_correction
 from ccapp.screens.jobs import Job, JobEnded
-from ccapp.screens.live_base import JobState, LiveJobScreen, stop_binding
-from ccapp.screens.widgets import CorrChart, Palette, Series, continuation_text, fixed_columns
-from ccapp.store import Store
+from ccapp.screens.live_base import JobState, LiveJobScreen, duration
+from ccapp.screens.widgets import (
+    CorrChart,
+    Palette,
+    Series,
+    continuation_text,
+    fixed_columns,
+    footer,
+)
+from ccapp.store import Store, runs
 from ccapp.store import evals as rows_store
 
 STREAMS_SHOWN = 6
@@ -58,19 +64,19 @@ class LiveState(JobState):
     judge: str = ""
     totals: dict[str, int] = field(default_factory=dict)
     paths: int = 1
-    done: int = 0
-    total: int = 0
-    rate: float | None = None
-    eta_s: float | None = None
     done_per_k: dict[int, int] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     streams: OrderedDict[tuple[int, int], Stream] = field(default_factory=OrderedDict)
 
 
 class LiveRunScreen(LiveJobScreen[LiveState]):
+    NAME = "live"
+    # Below 100 columns the chart would crowd the per-k table (its CIs say the same); below
+    # 32 rows the status and the log shrink so that the streams stay in view.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     CSS_PATH = "live_run.tcss"
     BINDINGS = [
-        stop_binding("live", "While running: ask to cancel (the run is paused). After: go back"),
         Binding("ctrl+c", "stop_or_back", "Cancel", show=False, priority=True, id="live.ctrl_c"),
         Binding("o", "open_run", "Open run", id="live.open", tooltip="The finished run in History"),
     ]
@@ -79,10 +85,11 @@ class LiveRunScreen(LiveJobScreen[LiveState]):
         "Cancel this run? It stops at the next step and is paused; you can resume it from History."
     )
 
+    STATE = LiveState
+    LOGGED = ()  # the log lines it writes say more (apply)
+
     def __init__(self, job: Job, title: str, db_path: Path):
-        super().__init__(job, LiveState())
-        self.title_text = title
-        self.db_path = db_path
+        super().__init__(job, title, db_path)
         self.cells: dict[int, rows_store.CellInfo] = {}
         self._metrics_dirty = False
         self._store: Store | None = None
@@ -98,7 +105,7 @@ class LiveRunScreen(LiveJobScreen[LiveState]):
             yield CorrChart(id="live-chart")
         yield VerticalScroll(Static(id="live-streams-body"), id="live-streams")
         yield RichLog(id="live-log", max_lines=500, wrap=True, markup=False)
-        yield Footer()
+        yield from footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#live-per-k", DataTable)
@@ -126,6 +133,9 @@ class LiveRunScreen(LiveJobScreen[LiveState]):
                 s.totals = totals
                 s.total = totals.get("continuations", 0)
                 s.done = s.total - totals.get("todo", 0)
+                if kind == "eval" and s.run_id is not None and s.done:
+                    # a resume: the continuations stored before the pause count per k too
+                    s.done_per_k = self._stored_per_k(s.run_id)
                 self.log_line(f"run {s.run_id} started: {s.totals}")
             case Tokens(deltas=deltas):
                 for cell, path, delta in deltas:
@@ -141,8 +151,6 @@ class LiveRunScreen(LiveJobScreen[LiveState]):
             case VerdictEvent(cell_id=cell, path=path, verdict=verdict):
                 if (cell, path) in s.streams and verdict.judge == s.judge:
                     s.streams[(cell, path)].label = verdict.label
-            case Progress(done=done, total=total, rate=rate, eta_s=eta_s):
-                s.done, s.total, s.rate, s.eta_s = done, total, rate, eta_s
             case MetricsEvent(metrics=metrics):
                 self._take_metrics(metrics)
             case RunFinished(status=status, metrics=metrics):
@@ -152,6 +160,9 @@ class LiveRunScreen(LiveJobScreen[LiveState]):
                 self.log_line(f"{level}: {message}")
             case ErrorEvent(message=message):
                 self.log_line(f"error: {message}")
+
+    def _stored_per_k(self, run_id: int) -> dict[int, int]:
+        return {} if self._store is None else runs.continuations_per_k(self._store, run_id)
 
     def _take_metrics(self, metrics: dict[str, Any] | None) -> None:
         if metrics:
@@ -196,7 +207,7 @@ class LiveRunScreen(LiveJobScreen[LiveState]):
         if s.rate:
             rate += f" · {s.rate:.1f}/s"
         if s.eta_s is not None and not self.finished:
-            rate += f" · ETA {_duration(s.eta_s)}"
+            rate += f" · ETA {duration(s.eta_s)}"
         self.query_one("#live-rate", Static).update(rate)
         self._paint_per_k()
         self._paint_streams()
@@ -254,7 +265,9 @@ class LiveRunScreen(LiveJobScreen[LiveState]):
             blocks.append(Text(""))
         body = self.query_one("#live-streams-body", Static)
         body.update(
-            Group(*blocks) if blocks else Text("Waiting for the first tokens…", style=palette.dim)
+            Group(*blocks)
+            if blocks
+            else Text(self.loading_line() or "Waiting for the first tokens…", style=palette.dim)
         )
 
     def _fetch_cells(self, cell_ids: list[int]) -> None:
@@ -274,12 +287,3 @@ class LiveRunScreen(LiveJobScreen[LiveState]):
         from ccapp.screens.run_detail import RunDetailScreen
 
         self.app.push_screen(RunDetailScreen(self.state.run_id, self.db_path))
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

@@ -1,4 +1,4 @@
-"""Small dialogs: confirm, show an error, ask for a value."""
+"""Small dialogs: confirm, choose one of a few answers, show an error, ask for a value."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.events import Key
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Label, Static
 
@@ -40,6 +41,42 @@ class ConfirmModal(ModalScreen[bool]):
 
     def action_answer(self, value: bool) -> None:
         self.dismiss(value)
+
+
+class ChoiceModal(ModalScreen[str | None]):
+    """A question with more answers than yes and no: each `(key, label)` is a button and a
+    key, and dismisses with its key; escape answers None (the last button says so)."""
+
+    CSS_PATH = "modals.tcss"
+    BINDINGS = [Binding("escape", "answer_none", "Cancel", id="choice.cancel")]
+
+    def __init__(self, question: str, choices: list[tuple[str, str]], cancel: str = "Cancel"):
+        super().__init__()
+        self.question, self.choices, self.cancel = question, choices, cancel
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.question, classes="question", markup=False)
+            with Horizontal(classes="buttons"):
+                for key, label in self.choices:
+                    yield Button(f"{label} ({key})", variant="warning", id=f"choice-{key}")
+                yield Button(f"{self.cancel} (esc)", id="choice-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#choice-cancel", Button).focus()
+
+    def on_key(self, event: Key) -> None:
+        if event.key in {key for key, _ in self.choices}:
+            event.stop()
+            self.dismiss(event.key)
+
+    @on(Button.Pressed)
+    def pressed(self, event: Button.Pressed) -> None:
+        key = (event.button.id or "").removeprefix("choice-")
+        self.dismiss(None if key == "cancel" else key)
+
+    def action_answer_none(self) -> None:
+        self.dismiss(None)
 
 
 class ErrorModal(ModalScreen[None]):

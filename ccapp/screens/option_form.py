@@ -11,6 +11,7 @@ ones it does, so an option added to a job reaches its form.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import MISSING
 from typing import Any, ClassVar
 
 from textual.app import ComposeResult
@@ -37,7 +38,7 @@ def default_text(d: Declared) -> Text:
         return bool(d.default)
     if d.option.form_default is not None:
         return d.option.form_default
-    return "" if d.default is None else format_value(d.default)
+    return "" if d.default is None or d.default is MISSING else format_value(d.default)
 
 
 class OptionTexts:

@@ -1,9 +1,9 @@
-"""One run: settings, Corr@k per judge, a continuation browser, and what can be done with it."""
+"""An eval run's page: settings, Corr@k per judge, a continuation browser, and what can be
+done with it. Syn and train runs have pages of their own (run_page.run_page); this screen,
+opened on one, hands over to its page."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,18 +11,13 @@ from typing import Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Select, Static, Switch
+from textual.widgets import DataTable, Header, Select, Static, Switch
 
-from ccapp.engines.c2eval.config import EvalConfig
-from ccapp.engines.c2syn.config import SynConfig
-from ccapp.engines.dpo.config import TrainConfig
-from ccapp.engines.options import shown_settings
-from ccapp.errors import UserError
-from ccapp.screens.base import AppScreen, failure_line
-from ccapp.screens.modals import ConfirmModal, ErrorModal, PromptModal
+from ccapp.screens import run_actions
+from ccapp.screens.rejudge import rejudge
+from ccapp.screens.run_page import RunPage, run_page
 from ccapp.screens.widgets import (
     CorrChart,
     Palette,
@@ -30,20 +25,13 @@ from ccapp.screens.widgets import (
     continuation_text,
     fill_corr_table,
     fixed_columns,
+    footer,
 )
 from ccapp.store import Run, RunKind, Store, runs
 from ccapp.store import evals as rows_store
 from ccapp.store.records import Continuation
 
 PAGE = 100
-# The settings line of a run: what its job's config declares shown (ccapp.engines.options),
-# then where its model and data resolved to.
-PROVENANCE = ("model_source", "data_location")
-SHOWN_SETTINGS = {
-    RunKind.EVAL: shown_settings(EvalConfig) + PROVENANCE,
-    RunKind.SYN: shown_settings(SynConfig) + PROVENANCE,
-    RunKind.TRAIN: shown_settings(TrainConfig) + PROVENANCE,
-}
 
 
 @dataclass
@@ -68,39 +56,31 @@ class One(Message):
     cell: Any  # the continuation's cell (prefill, rendered prompt), or None
 
 
-class RunDetailScreen(AppScreen[None]):
+# The verdict filter's choices: the value each stands for, and what the select shows.
+VERDICT_FILTER = {
+    "any": "any verdict",
+    "yes": "corrected",
+    "no": "not corrected",
+    "unparsed": "unparsed",
+    "error": "error",
+}
+
+
+class RunDetailScreen(RunPage):
     CSS_PATH = "run_detail.tcss"
-    BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="run.back"),
-        Binding("r", "resume", "Resume", id="run.resume", tooltip="Finish a paused or failed run"),
-        Binding(
-            "j",
-            "rejudge",
-            "Re-judge",
-            id="run.rejudge",
-            tooltip="Judge the stored continuations again",
-        ),
-        Binding("c", "compare", "Compare", id="run.compare", tooltip="Corr@k beside another run's"),
-        Binding("x", "export", "Export", id="run.export", tooltip="Write the JSON report"),
-        Binding(
-            "d", "delete", "Delete", id="run.delete", tooltip="Delete the run and all it produced"
-        ),
-        Binding(
-            "p",
-            "toggle_prompt",
-            "Prompt",
-            id="run.prompt",
-            tooltip="Show the exact prompt the model saw",
-        ),
-        Binding("right_square_bracket", "page(1)", "Next page", id="run.next"),
-        Binding("left_square_bracket", "page(-1)", "Prev page", id="run.prev"),
-    ]
+    KIND = RunKind.EVAL
+    SUMMARY_ID = "detail-summary"
+    OWN_KEYS = (
+        ("j", "rejudge", "Re-judge", "Judge the stored continuations again"),
+        ("c", "compare", "Compare", "Corr@k beside another run's"),
+        ("x", "export", "Export", "Write the JSON report"),
+        ("f", "save_figure", "Figure", "Save the Corr@k figure as PNG (as ccapp plot)"),
+        ("p", "toggle_prompt", "Prompt", "Show the exact prompt the model saw"),
+    )
+    PAGED = True
 
     def __init__(self, run_id: int, db_path: Path):
-        super().__init__()
-        self.run_id = run_id
-        self.db_path = db_path
-        self.run: Run | None = None
+        super().__init__(run_id, db_path)
         self.metrics: dict[str, dict[str, Any]] = {}
         self.page_offset = 0
         self.page_total: int | None = None  # known once a page has loaded
@@ -108,6 +88,7 @@ class RunDetailScreen(AppScreen[None]):
         self.page_rows: list[Continuation] = []
         self.one_wanted: int | None = None  # the continuation whose text is being loaded
         self.show_prompt = False
+        self.choices: dict[str, list[tuple[str, Any]]] = {}  # each filter's choices, as set
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -118,34 +99,38 @@ class RunDetailScreen(AppScreen[None]):
                 yield CorrChart(id="detail-chart")
             yield Static("", id="detail-usage", markup=False)
             with Horizontal(id="detail-filters"):
-                yield Select([], prompt="all k", id="filter-k")
-                yield Select(
-                    [("heuristic", "heuristic")],
-                    value="heuristic",
-                    id="filter-judge",
-                    allow_blank=False,
-                )
-                yield Select(
-                    [
-                        ("any verdict", "any"),
-                        ("corrected", "yes"),
-                        ("not corrected", "no"),
-                        ("unparsed", "unparsed"),
-                        ("error", "error"),
-                    ],
-                    value="any",
-                    id="filter-label",
-                    allow_blank=False,
-                )
+                with Vertical(classes="filter"):
+                    yield Static("k", classes="filter-label")
+                    yield Select([], prompt="all k", id="filter-k")
+                with Vertical(classes="filter"):
+                    yield Static("judge", classes="filter-label")
+                    yield Select(
+                        [("heuristic", "heuristic")],
+                        value="heuristic",
+                        id="filter-judge",
+                        allow_blank=False,
+                    )
+                with Vertical(classes="filter"):
+                    yield Static("verdict", classes="filter-label")
+                    yield Select(
+                        [(text, label) for label, text in VERDICT_FILTER.items()],
+                        value="any",
+                        id="filter-label",
+                        allow_blank=False,
+                    )
                 with Vertical(classes="switch"):
-                    yield Static("disagrees with heuristic")
+                    yield Static("disagrees with heuristic", classes="filter-label")
                     yield Switch(False, id="filter-disagree")
             yield Static("", id="detail-page", markup=False)
             yield DataTable(id="detail-rows", cursor_type="row", zebra_stripes=True)
             yield Static("", id="detail-one")
-        yield Footer()
+            yield Static("", id="detail-prompt", markup=False)
+        yield from footer()
 
     def on_mount(self) -> None:
+        # The per-k table only shows numbers: Tab goes from the filters to the continuations.
+        self.query_one("#detail-per-k", DataTable).can_focus = False
+        self.query_one("#detail-prompt", Static).display = False
         fixed_columns(
             self.query_one("#detail-rows", DataTable),
             ("id", 6),
@@ -155,57 +140,29 @@ class RunDetailScreen(AppScreen[None]):
             ("verdicts", 36),
             ("text", 56),
         )
-        self.load_overview(self.db_path, self.run_id)
 
     # -- loading ------------------------------------------------------------------------------
     # Worker threads get every value they need as arguments (widgets are read here, on the UI
     # thread), open their own store connection and only post messages back. A failure shows
     # as a modal (AppScreen) and leaves what is on screen as it was.
 
-    @work(
-        thread=True, exclusive=True, group="overview", name="Reading the run", exit_on_error=False
-    )
-    def load_overview(self, db_path: Path, run_id: int) -> None:
+    def overview(self, store: Store, run: Run) -> Overview:
         from ccapp.engines.c2eval.report import run_metrics
 
-        with Store.open(db_path) as store:
-            run = runs.get_run(store, run_id)
-            judges = rows_store.judges_of(store, run.id) if run.kind is RunKind.EVAL else []
-            metrics = {judge: run_metrics(store, run, judge) for judge in judges}
-            usage = rows_store.usage(store, run.id)
-            chain = runs.lineage(store, run.id)
-        self.post_message(Overview(run, metrics, usage, chain))
+        judges = rows_store.judges_of(store, run.id) if run.kind is RunKind.EVAL else []
+        metrics = {judge: run_metrics(store, run, judge) for judge in judges}
+        usage = rows_store.usage(store, run.id)
+        return Overview(run, metrics, usage, runs.lineage(store, run.id))
 
     @on(Overview)
     def show_overview(self, message: Overview) -> None:
-        self.run, self.metrics = message.run, message.metrics
         run = message.run
-        lines = Text()
-        lines.append(f"run {run.id} · {run.kind.value} · {run.status.value}\n", style="bold")
-        lines.append(f"model {run.model} · data {run.data} · judge {run.judge or '–'}\n")
-        lines.append(
-            f"created {run.created_at} · finished {run.finished_at or '–'}"
-            f" · parent {run.parent_id or '–'}\n"
-        )
-        if len(message.lineage) > 1:
-            lines.append("lineage  ")
-            for index, link in enumerate(message.lineage):
-                if index:
-                    lines.append(" → ")
-                label = f"{link.kind.value} {link.id}"
-                if link.corr_mean is not None:
-                    label += f" (Corr_mean {link.corr_mean:.3f})"
-                lines.append(label, style="bold" if link.id == run.id else "")
-            lines.append("\n")
-        settings = " · ".join(
-            f"{k} {_show(run.config[k])}"
-            for k in SHOWN_SETTINGS.get(run.kind, ())
-            if k in run.config
-        )
-        lines.append(settings, style="dim")
-        if run.error:
-            lines.append(f"\n{run.error}", style="bold red")
-        self.query_one("#detail-summary", Static).update(lines)
+        if run.kind is not RunKind.EVAL:  # opened on a syn or train run: its own page
+            if self.app.screen is self:
+                self.app.switch_screen(run_page(run.id, self.db_path, run.kind))
+            return
+        self.metrics = message.metrics
+        self.show_run(run, message.lineage)
         judges = list(self.metrics)
         fill_corr_table(self.query_one("#detail-per-k", DataTable), list(self.metrics.items()))
         chart = self.query_one("#detail-chart", CorrChart)
@@ -219,12 +176,20 @@ class RunDetailScreen(AppScreen[None]):
             )
         )
         ks = sorted({int(k) for m in self.metrics.values() for k in m.get("n", {})})
-        self.query_one("#filter-k", Select).set_options([(f"k = {k}", k) for k in ks])
+        self._keep_or_set(self.query_one("#filter-k", Select), [(f"k = {k}", k) for k in ks])
         judge_select = self.query_one("#filter-judge", Select)
-        if judges:
-            judge_select.set_options([(j, j) for j in judges])
+        if judges and self._keep_or_set(judge_select, [(j, j) for j in judges]):
             judge_select.value = run.judge if run.judge in judges else judges[0]
         self.reload_page()
+
+    def _keep_or_set(self, select: Select[Any], options: list[tuple[str, Any]]) -> bool:
+        """Give a filter these choices unless it has them already (its choice is kept when
+        the page is reread); True when they were set."""
+        if self.choices.get(str(select.id)) == options:
+            return False
+        select.set_options(options)
+        self.choices[str(select.id)] = options
+        return True
 
     def current_filter(self) -> rows_store.BrowseFilter:
         k = self.query_one("#filter-k", Select).value
@@ -348,130 +313,47 @@ class RunDetailScreen(AppScreen[None]):
             raw = f" answer {v.raw!r}" if v.raw else ""
             text.append(f"\n{name}: {v.label}{score}{raw}", style=palette.dim)
         if self.show_prompt and cell is not None:
-            text.append("\n\nrendered prompt (what the model saw):\n", style="bold")
-            text.append(cell.rendered_prompt)
+            text.append("\n\nrendered prompt (what the model saw): below", style="bold")
         self.query_one("#detail-one", Static).update(text)
+        self._show_prompt(cell.rendered_prompt if self.show_prompt and cell else None)
+
+    def _show_prompt(self, rendered: str | None) -> None:
+        """The rendered prompt in its panel, scrolled to the top of the view (p)."""
+        panel = self.query_one("#detail-prompt", Static)
+        panel.display = rendered is not None
+        if rendered is None:
+            return
+        panel.update(rendered)
+        panel.border_title = "rendered prompt (what the model saw) · p hides it"
+        # After the layout that gives the panel its place (it was hidden until now).
+        self.call_after_refresh(panel.scroll_visible, top=True, animate=False)
 
     def action_toggle_prompt(self) -> None:
         self.show_prompt = not self.show_prompt
-        self.show_selected()
+        if self.show_prompt:
+            self.show_selected()
+        else:
+            self._show_prompt(None)
+            self.show_selected()
 
     # -- actions --------------------------------------------------------------------------
 
-    def action_resume(self) -> None:
-        if self.run is None or self.run.kind is not RunKind.EVAL or not self.run.status.resumable:
-            self.notify("Only a paused, failed or interrupted eval run can be resumed.")
-            return
-        self._start_job(["eval", "--resume", str(self.run_id)], f"resume run {self.run_id}")
-
     def action_rejudge(self) -> None:
-        if self.run is None or self.run.kind is not RunKind.EVAL:
-            return
+        if self.run is not None:
+            rejudge(self, self.run, self.db_path)
 
-        def chosen(spec: str | None) -> None:
-            if not spec:
-                return
-            from ccapp.engines.judges.registry import parse_judge_spec
+    def action_save_figure(self) -> None:
+        from ccapp.screens.run_actions import save_figure
 
-            try:
-                canonical = parse_judge_spec(spec).canonical
-            except UserError as exc:
-                self.app.push_screen(ErrorModal("Not a judge", exc.message))
-                return
-            self._start_job(
-                ["judge", str(self.run_id), "--judge", canonical], f"judge run {self.run_id}"
-            )
-
-        self.app.push_screen(
-            PromptModal(
-                "Judge the stored continuations with (heuristic, gpt-4o, openai:NAME@URL, hf:PATH):",
-                placeholder="openai:gpt-4o",
-            ),
-            chosen,
-        )
-
-    def _start_job(self, args: list[str], title: str) -> None:
-        from ccapp.screens.jobs import ChildJob
-        from ccapp.screens.live_run import LiveRunScreen
-
-        self.app.push_screen(
-            LiveRunScreen(ChildJob([*args, "--db", str(self.db_path)]), title, self.db_path)
-        )
+        save_figure(self, [self.run_id], self.db_path)
 
     def action_compare(self) -> None:
-        def chosen(value: str | None) -> None:
-            if not value:
-                return
-            if not value.strip().isdigit():
-                self.app.push_screen(ErrorModal("Not a run id", f"'{value}' is not a run number."))
-                return
-            from ccapp.screens.compare import CompareScreen
-
-            self.app.push_screen(CompareScreen(self.run_id, int(value), self.db_path))
-
-        self.app.push_screen(
-            PromptModal(f"Compare run {self.run_id} with run:", placeholder="run id"), chosen
-        )
+        if self.run is not None:
+            run_actions.compare(self, self.run, self.db_path)
 
     def action_export(self) -> None:
-        from ccapp.engines.c2eval.report import default_report_path
-
-        def chosen(value: str | None) -> None:
-            if value:
-                self.export_to(self.db_path, self.run_id, Path(value), force=False)
-
-        self.app.push_screen(
-            PromptModal("Write the JSON report to:", str(default_report_path(self.run_id))), chosen
-        )
-
-    @work(thread=True, exclusive=True, group="export", name="Export", exit_on_error=False)
-    def export_to(self, db_path: Path, run_id: int, path: Path, *, force: bool) -> None:
-        from ccapp.engines.c2eval.report import build_report, report_text, write_new_file
-
-        if path.expanduser().exists() and not force:
-            self.app.call_from_thread(self._ask_overwrite, path)
-            return
-        with Store.open(db_path) as store:
-            text = report_text(build_report(store, run_id))
-        write_new_file(path, text, force=force)
-        self.app.call_from_thread(self.notify, f"report written to {path}", title="Exported")
-
-    def _ask_overwrite(self, path: Path) -> None:
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self.export_to(self.db_path, self.run_id, path, force=True)
-
-        self.app.push_screen(
-            ConfirmModal(f"{path} exists. Overwrite it?", yes="Overwrite", no="Keep it"), answer
-        )
-
-    def action_delete(self) -> None:
-        def answer(yes: bool | None) -> None:
-            if not yes:
-                return
-            try:
-                with Store.open(self.db_path) as store:
-                    runs.delete_run(store, self.run_id)
-            except (UserError, sqlite3.Error, OSError) as exc:  # rolled back: nothing deleted
-                self.app.push_screen(ErrorModal("Delete failed", failure_line(exc, self.db_path)))
-                return
-            self.notify(f"run {self.run_id} deleted")
-            self.app.pop_screen()
-
-        self.app.push_screen(
-            ConfirmModal(
-                f"Delete run {self.run_id} and everything it produced? This cannot be undone.",
-                yes="Delete",
-                no="Keep",
-            ),
-            answer,
-        )
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, list):
-        return ",".join(map(str, value))
-    return json.dumps(value) if isinstance(value, (dict, type(None))) else str(value)
+        if self.run is not None:
+            run_actions.export(self, self.run, self.db_path)
 
 
 def _short(judge: str) -> str:

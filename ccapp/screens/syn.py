@@ -7,37 +7,76 @@ trigger lit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from rich.console import Group as RichGroup
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical, VerticalScroll
-from textual.screen import Screen
-from textual.widgets import Footer, Header, ProgressBar, RichLog, Static
+from textual.containers import VerticalScroll
+from textual.widgets import ProgressBar, RichLog, Static
 
 from ccapp.engines.c2syn.config import SynConfig
 from ccapp.engines.data import data_problem
 from ccapp.engines.events import (
-    ErrorEvent,
     Event,
     GroupDone,
-    Log,
-    ModelLoading,
-    Progress,
     RunFinished,
     RunStarted,
 )
 from ccapp.engines.generation.models import model_problem
-from ccapp.screens.job_form import JobFormScreen, found, four_bit_problem, launch_binding
-from ccapp.screens.jobs import Job, JobEnded
-from ccapp.screens.live_base import JobState, LiveJobScreen, stop_binding
+from ccapp.screens.job_form import JobFormScreen, found, four_bit_problem
+from ccapp.screens.jobs import JobEnded
+from ccapp.screens.live_base import JobState, LiveJobScreen
 from ccapp.screens.option_form import OptionTexts, form_command, read_values
-from ccapp.screens.widgets import Palette
+from ccapp.screens.widgets import Palette, footer
 
 RANK_NAMES = ("safe", "SYN1", "SYN2", "SYN3", "SYN4", "harmful")
+
+
+class Ranked(Protocol):
+    """One of a group's six responses, as an event (GroupResponse) or the store has it."""
+
+    @property
+    def rank(self) -> int: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def trigger(self) -> str | None: ...
+
+
+def response_line(response: Ranked, palette: Palette) -> Text:
+    """A ranked response with its cut and its corrective trigger lit: the harmful prefix as
+    it is, a ✂ where it was cut, the trigger reversed, the model's continuation after it."""
+    line = Text()
+    line.append(f"{RANK_NAMES[response.rank]:>8}  ", style=f"bold {palette.dim}")
+    text, trigger = response.text, response.trigger
+    if trigger and trigger in text:
+        at = text.index(trigger)
+        line.append(text[:at].rstrip())
+        line.append(" ✂ ", style=f"bold {palette.warning}")
+        line.append(trigger.strip(), style=f"bold reverse {palette.accent}")
+        line.append(text[at + len(trigger) :], style=palette.success)
+    else:
+        line.append(text)
+    return line
+
+
+def group_view(
+    item: int,
+    request: str,
+    status: str,
+    reason: str | None,
+    responses: Sequence[Ranked],
+    palette: Palette,
+) -> RichGroup:
+    """A group: its request, why it was rejected if it was, its responses best to worst."""
+    parts: list[Text] = [Text(f"request {item}: {request}", style="bold")]
+    if status != "ok":
+        parts.append(Text(f"rejected: {reason}", style=f"bold {palette.error}"))
+    parts += [response_line(response, palette) for response in responses]
+    return RichGroup(*parts)
 
 
 class SynValues(OptionTexts):
@@ -61,41 +100,9 @@ def syn_args(v: SynValues) -> tuple[list[str], dict[str, str]]:
     return form_command("syn", v.config, values), problems
 
 
-class SynFormScreen(JobFormScreen[SynValues]):
-    CSS_PATH = "syn.tcss"
-    AUTO_FOCUS = "#syn-model"
-    BINDINGS = [launch_binding("syn", "Start synthesizing")]
-
-    VALUES = SynValues
-    FORM_TITLE = "Synthesize preference pairs (C2-Syn)"
-    # The form's rows, top to bottom (rows of fields SynConfig declares).
-    ROWS = (
-        "model",
-        "device",
-        "precision",
-        "data",
-        "from_run",
-        "filters",
-        "sampling",
-        "verify_judge",
-    )
-    ID_PREFIX = "syn-"
-    PROBES_DEVICES = True
-
-    def job_args(self, values: SynValues) -> tuple[list[str], dict[str, str]]:
-        return syn_args(values)
-
-    def live_screen(self, job: Job, title: str, db_path: Path) -> Screen[Any]:
-        return SynLiveScreen(job, title)
-
-
 @dataclass
 class SynState(JobState):
     model: str = ""
-    done: int = 0
-    total: int = 0
-    rate: float | None = None
-    eta_s: float | None = None
     ok: int = 0
     rejected: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
@@ -103,28 +110,18 @@ class SynState(JobState):
 
 
 class SynLiveScreen(LiveJobScreen[SynState]):
-    CSS_PATH = "syn.tcss"
-    LOG_ID = "syn-log"
-    BINDINGS = [
-        stop_binding("syn", "While running: ask to cancel (the run is paused). After: go back"),
-    ]
-
+    NAME = "syn"
     STOP_QUESTION = "Cancel this run? It stops after the batch in hand and is paused."
 
-    def __init__(self, job: Job, title: str):
-        super().__init__(job, SynState())
-        self.title_text = title
+    STATE = SynState
 
     def compose(self) -> ComposeResult:
-        yield Header()
-        with Vertical(id="syn-status"):
-            yield Static(self.title_text, id="syn-title", markup=False)
-            yield ProgressBar(id="syn-progress", show_eta=False)
-            yield Static("", id="syn-rate", markup=False)
-            yield Static("", id="syn-counts", markup=False)
+        yield from self.status_block(
+            Static("", id="syn-rate", markup=False), Static("", id="syn-counts", markup=False)
+        )
         yield VerticalScroll(Static(id="syn-latest-body"), id="syn-latest")
         yield RichLog(id="syn-log", max_lines=300, wrap=True, markup=False)
-        yield Footer()
+        yield from footer()
 
     def apply(self, event: Event) -> None:
         s = self.state
@@ -140,12 +137,8 @@ class SynLiveScreen(LiveJobScreen[SynState]):
                 else:
                     s.reasons[reason or "?"] = s.reasons.get(reason or "?", 0) + 1
                     s.rejected += 1
-            case Progress(done=done, total=total, rate=rate, eta_s=eta_s):
-                s.done, s.total, s.rate, s.eta_s = done, total, rate, eta_s
             case RunFinished(status=status):
                 s.status = status
-            case Log() | ErrorEvent() | ModelLoading():
-                self.write_log(event)
 
     def ended(self, message: JobEnded) -> None:
         if self.state.status == "paused":
@@ -156,7 +149,12 @@ class SynLiveScreen(LiveJobScreen[SynState]):
     def paint(self) -> None:
         s = self.state
         self.query_one("#syn-title", Static).update(
-            f"syn run {s.run_id if s.run_id is not None else '…'} · {s.model} · {s.status}"
+            " · ".join(
+                part
+                for part in (f"syn run {s.run_id if s.run_id is not None else '…'}", s.model)
+                if part
+            )
+            + f" · {s.status}"
         )
         self.query_one("#syn-progress", ProgressBar).update(total=max(s.total, 1), progress=s.done)
         rate = f"{s.done}/{s.total} groups"
@@ -174,19 +172,27 @@ class SynLiveScreen(LiveJobScreen[SynState]):
 
     def _group_view(self, group: GroupDone) -> RichGroup:
         palette = Palette.from_theme(self.app.current_theme)
-        parts: list[Text] = [Text(f"request {group.item}: {group.request}", style="bold")]
-        if group.status != "ok":
-            parts.append(Text(f"rejected: {group.reason}", style=f"bold {palette.error}"))
-        for response in group.responses:
-            line = Text()
-            line.append(f"{RANK_NAMES[response.rank]:>8}  ", style=f"bold {palette.dim}")
-            text, trigger = response.text, response.trigger
-            if trigger and trigger in text:
-                at = text.index(trigger)
-                line.append(text[:at])
-                line.append(trigger, style=f"bold reverse {palette.accent}")
-                line.append(text[at + len(trigger) :])
-            else:
-                line.append(text)
-            parts.append(line)
-        return RichGroup(*parts)
+        return group_view(
+            group.item, group.request, group.status, group.reason, group.responses, palette
+        )
+
+
+class SynFormScreen(JobFormScreen[SynValues]):
+    VALUES = SynValues
+    FORM_TITLE = "Synthesize preference pairs (C2-Syn)"
+    LAUNCH_TIP = "Start synthesizing"
+    # The form's rows, top to bottom (rows of fields SynConfig declares).
+    ROWS = (
+        "model",
+        "device",
+        "precision",
+        "data",
+        "from_run",
+        "filters",
+        "sampling",
+        "verify_judge",
+    )
+    ARGS = staticmethod(syn_args)
+    LIVE_SCREEN = SynLiveScreen
+    ID_PREFIX = "syn-"
+    PROBES_DEVICES = True

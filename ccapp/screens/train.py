@@ -7,37 +7,39 @@ settings of the last evaluation in the store, closing the loop eval → syn → 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Header, ProgressBar, RichLog, Static
+from textual.widgets import Input, ProgressBar, RichLog, Static
 from textual_plotext import PlotextPlot
 
 from ccapp.engines.c2eval.config import EvalConfig
 from ccapp.engines.dpo.config import TrainConfig
 from ccapp.engines.events import (
-    ErrorEvent,
     Event,
-    Log,
-    ModelLoading,
-    Progress,
+    MetricsEvent,
     RunFinished,
     RunStarted,
     TrainLog,
 )
 from ccapp.engines.generation.backend import LOADING, SERVER
 from ccapp.engines.generation.models import model_problem
-from ccapp.engines.options import declared
-from ccapp.screens.job_form import JobFormScreen, found, launch_binding
-from ccapp.screens.jobs import Job, JobEnded
-from ccapp.screens.live_base import JobState, LiveJobScreen, stop_binding
+from ccapp.engines.options import Declared, declared
+from ccapp.screens.job_form import JobFormScreen, found
+from ccapp.screens.jobs import JobEnded
+from ccapp.screens.live_base import JobState, LiveJobScreen, duration
+from ccapp.screens.modals import ConfirmModal
 from ccapp.screens.option_form import OptionTexts, form_command, read_values
+from ccapp.screens.widgets import footer
 from ccapp.store import RunKind, Store, runs
+from ccapp.store import syn as syn_store
+from ccapp.store.train import EvalCost, eval_cost
 
 
 class TrainValues(OptionTexts):
@@ -61,6 +63,13 @@ def train_args(v: TrainValues) -> tuple[list[str], dict[str, str]]:
 def eval_args_like_last(store: Store, model: str) -> list[str] | None:
     """`ccapp eval` arguments that repeat the newest eval run's settings on another model:
     those that decide its results, but for the model and how it was loaded or served."""
+    planned = evaluation_like_last(store, model)
+    return planned[0] if planned else None
+
+
+def evaluation_like_last(store: Store, model: str) -> tuple[list[str], EvalCost] | None:
+    """The `ccapp eval` arguments of `eval_args_like_last`, and what the eval they copy cost
+    (the estimate of this one: as many continuations, about as long on a same-sized model)."""
     last = runs.list_runs(store, kind=RunKind.EVAL, limit=1)
     if not last:
         return None
@@ -73,47 +82,104 @@ def eval_args_like_last(store: Store, model: str) -> list[str] | None:
         and d.name != "model"
         and d.name in stored
     }
-    return form_command("eval", EvalConfig, {"model": model} | repeated)
+    return form_command("eval", EvalConfig, {"model": model} | repeated), eval_cost(
+        store, last[0].id
+    )
 
 
-class TrainFormScreen(JobFormScreen[TrainValues]):
-    CSS_PATH = "train.tcss"
-    AUTO_FOCUS = "#train-pairs"
-    BINDINGS = [launch_binding("train", "Start DPO training")]
+def evaluate_question(args: list[str], cost: EvalCost) -> str:
+    """What `v` asks before starting: the command it runs and how long it will take."""
+    made = f"{cost.continuations} continuations"
+    if cost.seconds is not None:
+        took = f"about {duration(cost.seconds)} (eval run {cost.run_id} made {made} in that time)"
+    else:
+        took = f"unknown: eval run {cost.run_id}, whose settings it copies, has not finished"
+    return (
+        f"Evaluate the trained model with the settings of eval run {cost.run_id}?\n\n"
+        f"ccapp {' '.join(args)}\n\n{made} · time: {took}"
+    )
 
-    VALUES = TrainValues
-    FORM_TITLE = "DPO training on C2-Syn pairs"
-    # The form's rows, top to bottom (rows of fields TrainConfig declares).
-    ROWS = ("pairs", "model", "method", "dpo", "batches", "output")
-    ID_PREFIX = "train-"
 
-    def job_args(self, values: TrainValues) -> tuple[list[str], dict[str, str]]:
-        return train_args(values)
+def ask_to_evaluate(screen: Screen[Any], db_path: Path, model: str) -> None:
+    """`v`: show what evaluating the trained model runs and how long it will take, and start
+    it (on the eval live screen) only when the user says yes."""
+    with Store.open(db_path) as store:
+        planned = evaluation_like_last(store, model)
+    if planned is None:
+        screen.notify(
+            "No eval run yet to copy the settings of: use F2 to evaluate.", severity="warning"
+        )
+        return
+    args, cost = planned
 
-    def live_screen(self, job: Job, title: str, db_path: Path) -> Screen[Any]:
-        return TrainLiveScreen(job, title, db_path)
+    def answer(yes: bool | None) -> None:
+        if not yes:
+            return
+        from ccapp.screens.jobs import ChildJob
+        from ccapp.screens.live_run import LiveRunScreen
+
+        screen.app.push_screen(
+            LiveRunScreen(
+                ChildJob([*args, "--db", str(db_path)]), f"ccapp {' '.join(args)}", db_path
+            )
+        )
+
+    screen.app.push_screen(
+        ConfirmModal(evaluate_question(args, cost), yes="Evaluate", no="Not now"), answer
+    )
+
+
+@dataclass(frozen=True)
+class Curves:
+    """Points of the training curves: the steps and each value at them (empty: not shown)."""
+
+    steps: Sequence[int]
+    loss: Sequence[float]
+    margin: Sequence[float]
+    accuracy: Sequence[float]
+
+
+def draw_curves(
+    loss_plot: PlotextPlot, margin_plot: PlotextPlot, train: Curves, held: Curves
+) -> None:
+    """The DPO loss in one chart, the reward margin and accuracy in the other; the held-out
+    pairs' loss and accuracy (--eval-fraction) beside the training batches' when there are."""
+    loss_plot.plt.clear_data()
+    loss_plot.plt.title("DPO loss" + (" (cyan) · eval (magenta)" if held.steps else ""))
+    loss_plot.plt.plot(list(train.steps), list(train.loss), marker="braille", color="cyan")
+    if held.steps:
+        loss_plot.plt.plot(list(held.steps), list(held.loss), marker="braille", color="magenta")
+    loss_plot.refresh()
+    margin_plot.plt.clear_data()
+    margin_plot.plt.title("reward margin (cyan) · accuracy (orange)")
+    margin_plot.plt.plot(list(train.steps), list(train.margin), marker="braille", color="cyan")
+    margin_plot.plt.plot(
+        list(train.steps), list(train.accuracy), marker="braille", color="orange", yside="right"
+    )
+    if held.steps:
+        margin_plot.plt.plot(
+            list(held.steps), list(held.accuracy), marker="braille", color="magenta", yside="right"
+        )
+    margin_plot.refresh()
 
 
 @dataclass
 class TrainState(JobState):
-    step: int = 0
-    total: int = 0
-    rate: float | None = None
-    eta_s: float | None = None
     steps: list[int] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
     margin: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
+    # The held-out pairs' scores (--eval-fraction), at the steps they were scored.
+    eval_steps: list[int] = field(default_factory=list)
+    eval_loss: list[float] = field(default_factory=list)
+    eval_accuracy: list[float] = field(default_factory=list)
     output: str | None = None
 
 
 class TrainLiveScreen(LiveJobScreen[TrainState]):
-    CSS_PATH = "train.tcss"
-    LOG_ID = "train-log"
+    NAME = "train"
+    STOP_TIP = "While running: stop at the next step, save a checkpoint (paused). After: back"
     BINDINGS = [
-        stop_binding(
-            "train", "While running: stop at the next step, save a checkpoint (paused). After: back"
-        ),
         Binding(
             "v",
             "evaluate",
@@ -131,21 +197,15 @@ class TrainLiveScreen(LiveJobScreen[TrainState]):
     )
     STOP_YES, STOP_NO = "Stop", "Keep training"
 
-    def __init__(self, job: Job, title: str, db_path: Path):
-        super().__init__(job, TrainState())
-        self.title_text, self.db_path = title, db_path
+    STATE = TrainState
 
     def compose(self) -> ComposeResult:
-        yield Header()
-        with Vertical(id="train-status"):
-            yield Static(self.title_text, id="train-title", markup=False)
-            yield ProgressBar(id="train-progress", show_eta=False)
-            yield Static("", id="train-rate", markup=False)
+        yield from self.status_block(Static("", id="train-rate", markup=False))
         with Horizontal(id="train-charts"):
             yield PlotextPlot(id="train-loss")
             yield PlotextPlot(id="train-margin")
         yield RichLog(id="train-log", max_lines=300, wrap=True, markup=False)
-        yield Footer()
+        yield from footer()
 
     def apply(self, event: Event) -> None:
         s = self.state
@@ -157,13 +217,13 @@ class TrainLiveScreen(LiveJobScreen[TrainState]):
                 s.loss.append(loss or 0.0)
                 s.margin.append(margin or 0.0)
                 s.accuracy.append(accuracy or 0.0)
-            case Progress(done=done, total=total, rate=rate, eta_s=eta_s):
-                s.step, s.total, s.rate, s.eta_s = done, total or s.total, rate, eta_s
+            case MetricsEvent(metrics={"step": int() as step, "eval_loss": float() as loss}):
+                s.eval_steps.append(step)
+                s.eval_loss.append(loss)
+                s.eval_accuracy.append(event.metrics.get("eval_reward_accuracy") or 0.0)
             case RunFinished(status=status, metrics=metrics):
                 s.status = status
                 s.output = (metrics or {}).get("output")
-            case Log() | ErrorEvent() | ModelLoading():
-                self.write_log(event)
 
     def ended(self, message: JobEnded) -> None:
         if self.state.status == "done":
@@ -175,47 +235,61 @@ class TrainLiveScreen(LiveJobScreen[TrainState]):
         s = self.state
         self.query_one("#train-title", Static).update(f"train run {s.run_id or '…'} · {s.status}")
         self.query_one("#train-progress", ProgressBar).update(
-            total=max(s.total, 1), progress=s.step
+            total=max(s.total, 1), progress=s.done
         )
-        line = f"step {s.step}/{s.total}"
+        line = f"step {s.done}/{s.total}"
         if s.rate:
             line += f" · {s.rate:.2f} steps/s"
         if s.eta_s is not None and s.status == "running":
             line += f" · ETA {int(s.eta_s)}s"
         if s.loss:
             line += f" · loss {s.loss[-1]:.4f} · margin {s.margin[-1]:.3f} · accuracy {s.accuracy[-1]:.2f}"
+        if s.eval_loss:
+            line += f" · eval loss {s.eval_loss[-1]:.4f} · eval accuracy {s.eval_accuracy[-1]:.2f}"
+        if s.status == "done" and s.output:
+            line += f"\nthe trained model is in {s.output} · v evaluates it"
         self.query_one("#train-rate", Static).update(line)
         if s.steps:
-            loss = self.query_one("#train-loss", PlotextPlot)
-            loss.plt.clear_data()
-            loss.plt.title("DPO loss")
-            loss.plt.plot(s.steps, s.loss, marker="braille", color="cyan")
-            loss.refresh()
-            margin = self.query_one("#train-margin", PlotextPlot)
-            margin.plt.clear_data()
-            margin.plt.title("reward margin (cyan) · accuracy (orange)")
-            margin.plt.plot(s.steps, s.margin, marker="braille", color="cyan")
-            margin.plt.plot(s.steps, s.accuracy, marker="braille", color="orange", yside="right")
-            margin.refresh()
+            draw_curves(
+                self.query_one("#train-loss", PlotextPlot),
+                self.query_one("#train-margin", PlotextPlot),
+                Curves(s.steps, s.loss, s.margin, s.accuracy),
+                Curves(s.eval_steps, s.eval_loss, [], s.eval_accuracy),
+            )
 
     def action_evaluate(self) -> None:
         if self.state.status != "done" or not self.state.output:
             self.notify("Evaluate once the training is done.")
             return
-        with Store.open(self.db_path) as store:
-            args = eval_args_like_last(store, self.state.output)
-        if args is None:
-            self.notify(
-                "No eval run yet to copy the settings of: use F2 to evaluate.", severity="warning"
-            )
-            return
-        from ccapp.screens.jobs import ChildJob
-        from ccapp.screens.live_run import LiveRunScreen
+        ask_to_evaluate(self, self.db_path, self.state.output)
 
-        self.app.push_screen(
-            LiveRunScreen(
-                ChildJob([*args, "--db", str(self.db_path)]),
-                f"ccapp {' '.join(args)}",
-                self.db_path,
-            )
-        )
+
+class TrainFormScreen(JobFormScreen[TrainValues]):
+    VALUES = TrainValues
+    LAUNCH_TIP = "Start DPO training"
+    FORM_TITLE = "DPO training on C2-Syn pairs"
+    # The form's rows, top to bottom (rows of fields TrainConfig declares).
+    ROWS = ("pairs", "model", "method", "dpo", "steps", "batches", "output")
+    ARGS = staticmethod(train_args)
+    LIVE_SCREEN = TrainLiveScreen
+    ID_PREFIX = "train-"
+
+    def hint(self, d: Declared) -> str:
+        if d.name == "pairs":  # filled in on mount once the store is read
+            return "the newest finished syn run is offered here"
+        return ""
+
+    def on_mount(self) -> None:
+        """Offer the newest finished syn run's pairs (the run that just finished) when the
+        pairs field is empty."""
+        with Store.open(self.services.db_path) as store:
+            latest = syn_store.latest_done_run(store)
+        hint = self.query_one(f"#{self.ID_PREFIX}field-pairs .hint", Static)
+        if latest is None:
+            hint.update("no finished syn run yet: synthesize pairs first (F4)")
+            return
+        run_id, pairs = latest
+        hint.update(f"syn run {run_id}: the newest finished, {pairs} pairs")
+        field = self.query_one(f"#{self.widget_id('pairs')}", Input)
+        if not field.value.strip():
+            field.value = str(run_id)

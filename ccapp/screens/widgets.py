@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
-from textual.widgets import DataTable
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
 
 PREFILL_SHOWN = 120  # characters of the prefill shown before a continuation
@@ -135,6 +137,11 @@ class CorrChart(PlotextPlot):
         self.refresh()
 
 
+def tail(text: str, width: int) -> str:
+    """`text` cut to `width` from its start ("…/models/smollm2"): a path's end names it."""
+    return text if len(text) <= width else "…" + text[len(text) - width + 1 :]
+
+
 def fixed_columns(table: DataTable, *columns: tuple[str, int]) -> None:
     """Columns of set widths: a table whose widths follow its content can paint with stale
     widths after a clear-and-refill, so the screens give every column its width."""
@@ -166,3 +173,47 @@ def _cell(metrics: Mapping[str, Any], key: str) -> str:
     ci = metrics.get("ci95", {}).get(key)
     interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
     return f"{value:.3f}{interval}"
+
+
+# The app's own keys, shown on a line of their own under every screen's footer: with them
+# in one footer line, a screen's keys pushed `q` and the palette off an 80-column terminal.
+# (The letters h e r s t l do the same where no text field has the focus.)
+MODE_KEYS = (
+    ("F1", "Home"),
+    ("F2", "Eval"),
+    ("F3", "Runs"),
+    ("F4", "Syn"),
+    ("F5", "Train"),
+    ("F6", "Job"),
+    ("q", "Quit"),
+    ("^p", "palette"),
+)
+
+
+class ModeBar(Static):
+    """The line of the app's mode keys (the bindings themselves are the app's)."""
+
+    DEFAULT_CSS = """
+    ModeBar { height: 1; background: $footer-background; color: $footer-foreground; }
+    """
+
+    def __init__(self) -> None:
+        line = Text()
+        for key, text in MODE_KEYS:
+            line.append(key, style="bold").append(f" {text}  ")
+        super().__init__(line, classes="mode-bar")
+
+
+def footer() -> ComposeResult:
+    """What the bottom of every screen shows: its own keys (a compact footer, so that a
+    screen's keys fit 80 columns), and under them the app's mode keys."""
+    yield KeyBars(Footer(compact=True, show_command_palette=False), ModeBar())
+
+
+class KeyBars(Vertical):
+    """The two key lines, docked at the bottom together (two docked widgets would overlap)."""
+
+    DEFAULT_CSS = """
+    KeyBars { dock: bottom; height: 2; }
+    KeyBars > Footer { dock: none; }
+    """

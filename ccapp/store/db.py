@@ -207,6 +207,12 @@ class Store:
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row)) for row in cursor]
 
+    def count(self, table: str, where: str, params: Sequence[Any] = ()) -> int:
+        """`SELECT count(*) FROM table WHERE where` (table and where are ccapp's own SQL)."""
+        return int(
+            self.conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]
+        )
+
     def tables(self) -> list[str]:
         return sorted(self.db.table_names())
 

@@ -7,19 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ccapp.store.db import Store, utc_now
-from ccapp.store.records import Cell, Continuation, Item, StoredVerdict
-
-
-@dataclass(frozen=True)
-class NewCell:
-    item_id: int
-    k: int
-    opener: str
-    prefill: str
-    rendered_prompt: str
-    prompt_tokens: int
-    short: bool
-    prefill_tokens: int | None = None  # tokens of the rendered prompt the prefill takes
+from ccapp.store.records import Cell, Continuation, Item, NewCell, StoredVerdict, from_row
 
 
 @dataclass(frozen=True)
@@ -57,14 +45,7 @@ def insert_items(
 
 def get_items(store: Store, run_id: int) -> list[Item]:
     return [
-        Item(
-            r["id"],
-            r["idx"],
-            r["request"],
-            r["harmful_response"],
-            r["safe_response"],
-            r["source_line"],
-        )
+        from_row(Item, r)
         for r in store.rows("SELECT * FROM items WHERE run_id = ? ORDER BY idx", [run_id])
     ]
 
@@ -199,11 +180,7 @@ def judges_of(store: Store, run_id: int) -> list[str]:
 
 
 def count_short_cells(store: Store, run_id: int) -> int:
-    return int(
-        store.conn.execute(
-            "SELECT count(*) FROM cells WHERE run_id = ? AND short = 1", [run_id]
-        ).fetchone()[0]
-    )
+    return store.count("cells", "run_id = ? AND short = 1", [run_id])
 
 
 def continuations(
@@ -290,11 +267,7 @@ def unjudged(
 
 
 def count_continuations(store: Store, run_id: int) -> int:
-    return int(
-        store.conn.execute(
-            "SELECT count(*) FROM continuations WHERE run_id = ?", [run_id]
-        ).fetchone()[0]
-    )
+    return store.count("continuations", "run_id = ?", [run_id])
 
 
 def cached_verdicts(
@@ -368,14 +341,7 @@ def add_usage(
 
 def usage(store: Store, run_id: int) -> list[JudgeUsage]:
     return [
-        JudgeUsage(
-            r["judge"],
-            r["calls"],
-            r["cached"],
-            r["prompt_tokens"],
-            r["completion_tokens"],
-            r["cost_usd"],
-        )
+        from_row(JudgeUsage, r)
         for r in store.rows("SELECT * FROM judge_usage WHERE run_id = ? ORDER BY judge", [run_id])
     ]
 
@@ -523,15 +489,4 @@ def cell(store: Store, cell_id: int) -> Cell | None:
 
 def _cell(r: Any) -> Cell:
     """A cells row (joined with its item's index) as a Cell."""
-    return Cell(
-        r["id"],
-        r["item_id"],
-        r["item_idx"],
-        r["k"],
-        r["opener"],
-        r["prefill"],
-        r["rendered_prompt"],
-        r["prompt_tokens"],
-        bool(r["short"]),
-        r["prefill_tokens"],
-    )
+    return from_row(Cell, r, short=bool(r["short"]))

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
+
+INTERRUPTED = "interrupted:"  # how store.runs.as_seen starts the error of a run it found gone
 
 
 class RunKind(str, Enum):
     EVAL = "eval"
     SYN = "syn"
     TRAIN = "train"
+
+    @property
+    def a_run(self) -> str:
+        """ "an eval run", "a syn run": how messages name the kind."""
+        return f"{'an' if self.value[0] in 'aeiou' else 'a'} {self.value} run"
 
 
 class RunStatus(str, Enum):
@@ -24,6 +32,15 @@ class RunStatus(str, Enum):
     @property
     def resumable(self) -> bool:
         return self in (RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.FAILED)
+
+
+R = TypeVar("R")
+
+
+def from_row(cls: type[R], row: Mapping[str, Any], **changed: Any) -> R:
+    """A record from a store row whose columns carry its fields' names (`changed`: values
+    SQLite cannot hold as they are, e.g. a bool stored as 0/1)."""
+    return cls(**{f.name: row[f.name] for f in fields(cls)} | changed)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -73,6 +90,23 @@ class Run:
         value = self.metrics.get("corr_mean")
         return float(value) if value is not None else None
 
+    @property
+    def interrupted(self) -> bool:
+        """Read as interrupted: stored running, its process gone (store.runs.as_seen)."""
+        return self.status is RunStatus.PAUSED and (self.error or "").startswith(INTERRUPTED)
+
+    @property
+    def status_text(self) -> str:
+        """The status a list shows: `interrupted` for a run whose process is gone."""
+        return "interrupted" if self.interrupted else self.status.value
+
+    def listed(self) -> list[str]:
+        """What a list of runs shows of it (`ccapp runs list`, Home): id, kind, status, model,
+        judge and Corr_mean, "–" for what it has none of; each list adds its own dates."""
+        corr = f"{self.corr_mean:.3f}" if self.corr_mean is not None else "–"
+        kind, status = self.kind.value, self.status_text
+        return [str(self.id), kind, status, self.model, self.judge or "–", corr]
+
 
 @dataclass(frozen=True)
 class Item:
@@ -85,19 +119,26 @@ class Item:
 
 
 @dataclass(frozen=True)
-class Cell:
-    """One (item, k) of an eval run: the prefill and the exact prompt the model saw."""
+class NewCell:
+    """One (item, k) of an eval run as it is written: the prefill and the exact prompt."""
 
-    id: int
     item_id: int
-    item_idx: int
     k: int
     opener: str
     prefill: str
     rendered_prompt: str
     prompt_tokens: int
     short: bool
-    prefill_tokens: int | None = None  # None: stored before ccapp counted them
+    prefill_tokens: int | None = None  # tokens of the rendered prompt the prefill takes
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cell(NewCell):
+    """A stored cell: what was written, with its id and its item's index in the data
+    (prefill_tokens is None for cells stored before ccapp counted them)."""
+
+    id: int
+    item_idx: int
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,13 @@ import json
 import os
 import socket
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from ccapp import __version__
 from ccapp.errors import UserError
 from ccapp.store.db import Store, utc_now
-from ccapp.store.records import Run, RunKind, RunStatus
+from ccapp.store.records import INTERRUPTED, Run, RunKind, RunStatus
 
 
 def fingerprint(config: Mapping[str, Any]) -> str:
@@ -71,7 +72,39 @@ def get_run(store: Store, run_id: int) -> Run:
             where=str(store.path),
             fix="list the runs with `ccapp runs list` (or pick another store with --db)",
         )
-    return Run.from_row(rows[0])
+    return as_seen(Run.from_row(rows[0]))
+
+
+def as_seen(run: Run) -> Run:
+    """A run as it stands: one stored `running` whose process on this host is gone (the app
+    quit, a crash, a killed terminal) reads as paused with an `interrupted:` error, so every
+    list shows it resumable and none shows it running.
+
+    Derived on read, not stored: the process may be gone without anyone left to write it
+    down, and a reader needs no write lock. A run of another host is taken at its word.
+    """
+    if (
+        run.status is not RunStatus.RUNNING
+        or run.pid is None
+        or run.host != socket.gethostname()
+        or _alive(run.pid)
+    ):
+        return run
+    return replace(
+        run,
+        status=RunStatus.PAUSED,
+        error=f"{INTERRUPTED} its process {run.pid} ended without finishing it; resume it",
+    )
+
+
+def interrupted(run: Run) -> bool:
+    """Whether `run` was read as interrupted (see `as_seen`)."""
+    return run.interrupted
+
+
+def status_text(run: Run) -> str:
+    """The status a list shows: `interrupted` for a run whose process is gone."""
+    return run.status_text
 
 
 def list_runs(store: Store, *, kind: RunKind | None = None, limit: int | None = None) -> list[Run]:
@@ -84,16 +117,15 @@ def list_runs(store: Store, *, kind: RunKind | None = None, limit: int | None = 
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
-    return [Run.from_row(row) for row in store.rows(sql, params)]
+    return [as_seen(Run.from_row(row)) for row in store.rows(sql, params)]
 
 
 def resumable_run(store: Store, run_id: int, kind: RunKind, *, when_done: str) -> Run:
     """The run to resume: of this kind, and not finished (`when_done`: what to do instead)."""
     run = get_run(store, run_id)
     if run.kind is not kind:
-        article = "an" if kind.value[0] in "aeiou" else "a"
         raise UserError(
-            f"run {run_id} is a {run.kind.value} run, not {article} {kind.value} run",
+            f"run {run_id} is {run.kind.a_run}, not {kind.a_run}",
             fix="resume it with its own command",
         )
     if run.status is RunStatus.DONE:
@@ -116,7 +148,7 @@ def lineage(store: Store, run_id: int) -> list[Run]:
         if not rows or rows[0]["id"] in seen:
             return chain
         seen.add(rows[0]["id"])
-        chain.append(Run.from_row(rows[0]))
+        chain.append(as_seen(Run.from_row(rows[0])))
 
 
 def set_status(
@@ -176,6 +208,16 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # exists, owned by someone else
         return True
     return True
+
+
+def continuations_per_k(store: Store, run_id: int) -> dict[int, int]:
+    """How many continuations an eval run has stored, by k (what a resume starts from)."""
+    rows = store.rows(
+        "SELECT c.k AS k, COUNT(*) AS n FROM continuations AS t JOIN cells AS c "
+        "ON c.id = t.cell_id WHERE t.run_id = ? GROUP BY c.k",
+        [run_id],
+    )
+    return {int(row["k"]): int(row["n"]) for row in rows}
 
 
 def set_metrics(store: Store, run_id: int, metrics: Mapping[str, Any]) -> None:

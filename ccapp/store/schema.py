@@ -6,6 +6,17 @@ already run it. Each migration is a list of statements executed in one transacti
 
 from __future__ import annotations
 
+
+def _owned_by_run(parent: str, table: str) -> str:
+    """The first columns of a table whose rows belong to a run through a parent row, written
+    once: the statements that use it read, byte for byte, as they shipped."""
+    return (
+        "id INTEGER PRIMARY KEY,\n"
+        "            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+        f"            {parent}_id INTEGER NOT NULL REFERENCES {table}(id) ON DELETE CASCADE"
+    )
+
+
 MIGRATIONS: list[list[str]] = [
     # 1: runs and everything C2-Eval produces.
     [
@@ -44,11 +55,9 @@ MIGRATIONS: list[list[str]] = [
         """,
         # A cell is one (item, k): the prefill and the exact prompt the model saw. Its b
         # continuation paths share it, so the prompt is stored once, not b times.
-        """
+        f"""
         CREATE TABLE cells (
-            id INTEGER PRIMARY KEY,
-            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            {_owned_by_run("item", "items")},
             k INTEGER NOT NULL,
             opener TEXT NOT NULL,
             prefill TEXT NOT NULL,
@@ -59,11 +68,9 @@ MIGRATIONS: list[list[str]] = [
         )
         """,
         "CREATE INDEX cells_item ON cells(item_id)",
-        """
+        f"""
         CREATE TABLE continuations (
-            id INTEGER PRIMARY KEY,
-            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-            cell_id INTEGER NOT NULL REFERENCES cells(id) ON DELETE CASCADE,
+            {_owned_by_run("cell", "cells")},
             path INTEGER NOT NULL,
             text TEXT NOT NULL,
             new_tokens INTEGER NOT NULL,
@@ -95,11 +102,9 @@ MIGRATIONS: list[list[str]] = [
     [
         # Six ranked responses are stored once per group; the 15 ordered pairs are derived
         # by the preference_pairs view instead of being stored as 15 rows of copied text.
-        """
+        f"""
         CREATE TABLE syn_groups (
-            id INTEGER PRIMARY KEY,
-            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            {_owned_by_run("item", "items")},
             status TEXT NOT NULL,
             reason TEXT,
             created_at TEXT NOT NULL,
@@ -183,6 +188,34 @@ MIGRATIONS: list[list[str]] = [
     # stored before: their count was never measured).
     [
         "ALTER TABLE cells ADD COLUMN prefill_tokens INTEGER",
+    ],
+    # 6: Batch API jobs of a judge on a run, stored as soon as each exists (the requests file
+    # uploaded, then the batch created), so a killed ccapp resumes the same batch instead of
+    # paying for another. `state` is OpenAI's batch status, or `uploaded` (no batch yet),
+    # `stored` (its verdicts are in the store) or `failed`; `settings` is what each request
+    # asked (the token parameter, the budget, the temperature), for reading the answers.
+    [
+        """
+        CREATE TABLE judge_batches (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            judge TEXT NOT NULL,
+            input_file_id TEXT NOT NULL,
+            batch_id TEXT,
+            state TEXT NOT NULL,
+            requests INTEGER NOT NULL,
+            settings TEXT NOT NULL DEFAULT '{}',
+            completed INTEGER NOT NULL DEFAULT 0,
+            failed INTEGER NOT NULL DEFAULT 0,
+            output_file_id TEXT,
+            error_file_id TEXT,
+            error TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (judge, batch_id)
+        )
+        """,
+        "CREATE INDEX judge_batches_run ON judge_batches(run_id, judge, state)",
     ],
 ]
 

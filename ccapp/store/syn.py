@@ -111,7 +111,7 @@ def latest_group(store: Store, run_id: int) -> Group | None:
     row = store.conn.execute("SELECT max(id) FROM syn_groups WHERE run_id = ?", [run_id]).fetchone()
     if not row or row[0] is None:
         return None
-    return next(_group(store, row[0]), None)
+    return get_group(store, row[0])
 
 
 def _group(store: Store, group_id: int) -> Iterator[Group]:
@@ -133,11 +133,7 @@ def _group(store: Store, group_id: int) -> Iterator[Group]:
 
 
 def pair_count(store: Store, run_id: int) -> int:
-    return int(
-        store.conn.execute(
-            "SELECT count(*) FROM preference_pairs WHERE run_id = ?", [run_id]
-        ).fetchone()[0]
-    )
+    return store.count("preference_pairs", "run_id = ?", [run_id])
 
 
 def pairs_digest(store: Store, run_id: int) -> str:
@@ -166,3 +162,61 @@ def _feed(digest: Any, label: str, text: str) -> None:
     """Length-prefixed, so no two different row sequences feed the same bytes."""
     data = text.encode()
     digest.update(f"{label} {len(data)}:".encode() + data)
+
+
+def latest_done_run(store: Store) -> tuple[int, int] | None:
+    """The newest finished syn run and its pair count: what a new training most likely
+    wants (the Train form offers it)."""
+    row = store.conn.execute(
+        "SELECT id FROM runs WHERE kind = 'syn' AND status = 'done' ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    return int(row[0]), pair_count(store, int(row[0]))
+
+
+@dataclass(frozen=True)
+class GroupHead:
+    """A group as a list shows it: which request, kept or rejected and why."""
+
+    id: int
+    item_idx: int
+    request: str
+    status: str
+    reason: str | None
+
+
+def group_heads(
+    store: Store, run_id: int, *, status: str | None = None, offset: int = 0, limit: int = 100
+) -> tuple[list[GroupHead], int]:
+    """A page of a run's groups in the order they were made (`status`: ok, rejected or
+    None for both), and how many there are in all."""
+    where, params = "g.run_id = ?", list[object]([run_id])
+    if status is not None:
+        where += " AND g.status = ?"
+        params.append(status)
+    total = int(
+        store.conn.execute(f"SELECT count(*) FROM syn_groups g WHERE {where}", params).fetchone()[0]
+    )
+    rows = store.conn.execute(
+        "SELECT g.id, i.idx, i.request, g.status, g.reason FROM syn_groups g "
+        f"JOIN items i ON i.id = g.item_id WHERE {where} ORDER BY g.id LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+    return [GroupHead(*row) for row in rows], total
+
+
+def get_group(store: Store, group_id: int) -> Group | None:
+    """One group with its six responses, best to worst."""
+    return next(_group(store, group_id), None)
+
+
+def group_pairs(store: Store, group_id: int) -> list[tuple[int, int]]:
+    """The (chosen rank, rejected rank) of each preference pair a group gives (15 for a kept
+    group, none for a rejected one), as the preference_pairs view derives them."""
+    rows = store.conn.execute(
+        "SELECT chosen_rank, rejected_rank FROM preference_pairs WHERE group_id = ? "
+        "ORDER BY chosen_rank, rejected_rank",
+        [group_id],
+    )
+    return [(int(c), int(r)) for c, r in rows]

@@ -102,7 +102,8 @@ def test_a_storm_ends_each_continuation_with_one_verdict_and_later_runs_heal_it(
 
     stored = verdict_rows(db, run_id, spec)
     total = eval_job.total
-    assert counts == {"judged": total, "total": total}
+    assert {k: counts[k] for k in ("judged", "total")} == {"judged": total, "total": total}
+    assert counts["cost_estimate"]["calls"] == total  # said before the first call
     assert len(stored) == len({cid for cid, *_ in stored}) == total  # one verdict each
     assert {"429", "500", "hang", "drop"} <= set(server.behaviours)
     errors = [(text, raw) for _, text, label, raw in stored if label == "error"]

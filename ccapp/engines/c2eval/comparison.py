@@ -27,7 +27,7 @@ def pairing_problem(store: Store, first: Run, second: Run) -> str | None:
     """Why two runs cannot be paired, in words; None when they ran on the same requests."""
     for run in (first, second):
         if run.kind is not RunKind.EVAL:
-            return f"run {run.id} is a {run.kind.value} run, not an eval run"
+            return f"run {run.id} is {run.kind.a_run}, not an eval run"
     a, b = (_request_identities(store, run) for run in (first, second))
     if a == b:
         return None

@@ -6,25 +6,33 @@ from __future__ import annotations
 
 from ccapp.engines.c2eval.prefill import UNITS
 from ccapp.engines.generation import sampling_options as shared
-from ccapp.engines.generation.backend import BackendOptions
-from ccapp.engines.options import Problem, format_shown, job_config, option, result_settings
+from ccapp.engines.generation.backend import MODEL_HELP, BackendOptions
+from ccapp.engines.options import (
+    Problem,
+    format_shown,
+    job_config,
+    option,
+    result_settings,
+    section,
+)
 
 DEFAULT_KS = (10, 20, 30, 40, 50, 60, 70, 80)
 WHAT = "what is evaluated"
-JUDGING = "judging"
+what = section(WHAT)
+judging = section("judging")
 
 
 @job_config
 class EvalConfig(BackendOptions):
-    """Everything a C2-Eval run needs; the paper's settings are the defaults."""
+    """C2-Eval: prefill harmful answers, sample continuations, judge, Corr@k.
+
+    Prefill the model's answer with the start of a harmful response (cut at k words), sample
+    paths, judge whether each path course-corrects, and report Corr@k with 95% bootstrap
+    intervals. Defaults are the paper's.
+    """
 
     model: str = option(
-        kw_only=False,
-        help="preset (llama2, qwen_7, tiny, …), Hugging Face id, or folder",
-        label="Model",
-        placeholder="preset, org/name or a folder (ctrl+o)",
-        form_default="tiny",
-        group=WHAT,
+        kw_only=False, help=MODEL_HELP, label="Model", form_default="tiny", group=WHAT
     )
     data: str = option(
         kw_only=False,
@@ -34,26 +42,23 @@ class EvalConfig(BackendOptions):
         form_default="c2-eval",
         group=WHAT,
     )
-    ks: tuple[int, ...] = option(
-        default=DEFAULT_KS,
+    ks: tuple[int, ...] = what(
+        DEFAULT_KS,
+        "prefix lengths",
         flag="--k",
         metavar="K,K,…",
-        help="prefix lengths",
         label="k (prefix words)",
         minimum=1,
         fix="give positive numbers, e.g. --k 10,20,40",
         shown=True,
-        group=WHAT,
     )
-    paths: int = option(
-        default=20,
+    paths: int = shared.sampling(
+        20,
+        "continuation paths per (request, k)",
         metavar="B",
-        help="continuation paths per (request, k)",
         label="Paths",
         minimum=1,
-        fix="give at least 1 path",
         shown=True,
-        group=shared.SAMPLING,
         row="how much",
     )
     max_new_tokens: int = shared.max_new_tokens(default=32, help="tokens per path", row="how much")
@@ -68,40 +73,34 @@ class EvalConfig(BackendOptions):
         help="1.0 = none (default: the model's generation config, else 1.0, as generate)"
     )
     seed: int = shared.seed(label="Seed", row="sampling")
-    limit: int | None = option(
-        default=None,
-        metavar="N",
-        help="only the first N requests",
+    limit: int | None = what(
+        None,
+        "only the first N requests",
         label="Limit",
         placeholder="all",
         minimum=1,
-        fix="give at least 1 request, or none for all",
         shown=True,
-        group=WHAT,
         row="how much",
     )
-    unit: str = option(default="words", choices=UNITS, help="what k counts", shown=True, group=WHAT)
-    judge: str = option(
-        default="heuristic",
-        help="heuristic (default), gpt-4o, openai:NAME, openai:NAME@URL, hf:PATH_OR_ID",
-        group=JUDGING,
+    unit: str = what("words", "what k counts", choices=UNITS, shown=True)
+    judge: str = judging(
+        "heuristic", "heuristic (default), gpt-4o, openai:NAME, openai:NAME@URL, hf:PATH_OR_ID"
     )
-    judge_concurrency: int = option(
-        default=8,
-        metavar="N",
-        help="parallel requests to an API judge",
-        minimum=1,
-        decides_results=False,
-        group=JUDGING,
+    judge_concurrency: int = judging(
+        8, "parallel requests to an API judge", minimum=1, decides_results=False
     )
-    judge_max_tokens: int | None = option(
-        default=None,
-        metavar="N",
-        help="tokens an API judge may spend on an answer (default 3; 1024 for reasoning "
+    judge_max_tokens: int | None = judging(
+        None,
+        "tokens an API judge may spend on an answer (default 3; 1024 for reasoning "
         "models, o1/o3/o4/gpt-5, which think before they answer)",
         minimum=1,
         decides_results=False,
-        group=JUDGING,
+    )
+    judge_batch: bool = judging(
+        False,
+        "judge through OpenAI's Batch API once generation is done: half the price, results "
+        "within 24 h; a killed run resumes the same batch",
+        decides_results=False,
     )
     lenient: bool = shared.lenient(group=WHAT)
 

@@ -11,6 +11,7 @@ re-sampling the others exactly as an uninterrupted run would have (on the same d
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -199,11 +200,17 @@ class Evaluation(RunJob[EvalConfig]):
     def _make_judge(self, config: EvalConfig) -> Judge:
         from ccapp.engines.judges.registry import JudgeOptions, make_judge
 
+        batch = None
+        if config.judge_batch:
+            from ccapp.engines.judges.openai_batch import BatchSettings
+
+            batch = BatchSettings()
         options = JudgeOptions(
             concurrency=config.judge_concurrency,
             device=config.device,
             dtype=config.dtype,
             max_tokens=config.judge_max_tokens,
+            batch=batch,
         )
         return make_judge(config.judge, options)
 
@@ -261,7 +268,13 @@ class Evaluation(RunJob[EvalConfig]):
     def _execute(
         self, config: EvalConfig, backend: Backend, judge: Judge, sampling: Sampling
     ) -> Run:
-        from ccapp.engines.judges.runner import BackgroundJudging, JudgeRunner
+        from ccapp.engines.judges.runner import (
+            BackgroundJudging,
+            JudgeRunner,
+            announce_cost,
+            judge_stored,
+            planned_cost,
+        )
 
         run_id = self._run_id
         cells = rows_store.get_cells(self.store, run_id)
@@ -281,16 +294,30 @@ class Evaluation(RunJob[EvalConfig]):
                 "todo": total - len(done),
             }
         )
+        generated = Counter(cell for cell, _ in done)
+        to_come = [(requests[c.item_id], c.prefill, config.paths - generated[c.id]) for c in cells]
+        announce_cost(self.sink, planned_cost(judge, to_come, max_new_tokens=config.max_new_tokens))
         # The heuristic judges inline (its spans light up the live view); any other judge works
-        # in a background thread on what generation has committed, so neither waits for the other.
+        # in a background thread on what generation has committed, so neither waits for the
+        # other; a Batch API judge takes everything at once, after generation.
         background = None
-        if judge.spec != HeuristicJudge.spec:
+        batched = getattr(judge, "batch", None) is not None
+        if judge.spec != HeuristicJudge.spec and not batched:
             background = BackgroundJudging(self.store.path, JudgeRunner(judge, run_id, self.sink))
             background.submit(rows_store.unjudged(self.store, run_id, judge.spec))
         try:
             self._generate(
                 config, backend, sampling, batches, done, total, by_id, requests, background
             )
+            if batched:
+                judge_stored(
+                    self.store,
+                    run_id,
+                    judge,
+                    sink=self.sink,
+                    cancel=self.cancel,
+                    announce_start=False,
+                )
             if background is not None:
                 left = background.pending()
                 if left:
@@ -420,12 +447,7 @@ class Evaluation(RunJob[EvalConfig]):
                     k=cell.k,
                     path=cont.path,
                     text=cont.text,
-                    verdict=VerdictInfo(
-                        judge=verdict.judge,
-                        label=verdict.label,
-                        span=verdict.span,
-                        relapse=verdict.relapse,
-                    ),
+                    verdict=VerdictInfo.like(verdict),
                 )
             )
         return len(ids), fresh

@@ -48,6 +48,7 @@ def build_report(
         "model": {
             "spec": run.model,
             "source": run.config.get("model_source"),
+            "revision": run.config.get("model_revision"),
             "chat_template": run.config.get("template_source"),
             "dtype": run.config.get("dtype_resolved"),
         },
@@ -155,6 +156,9 @@ def _header(run: Any, now: str | None, version: str) -> dict[str, Any]:
             "error": run.error,
             "ccapp_version": run.ccapp_version,
         },
+        # what the numbers rest on (engines/provenance.py): model revision, data hash, versions,
+        # device, sampling; null for a run stored before ccapp recorded it
+        "provenance": run.config.get("provenance"),
         "config": run.config,
     }
 
@@ -167,12 +171,16 @@ def _run_report(run: Any, now: str | None, version: str) -> dict[str, Any]:
     }
 
 
-def paper_result(store: Store, run_id: int, judge: str | None = None) -> list[float | None]:
-    """The paper's file format: [Corr@10, …, Corr@80, Corr_mean]."""
+def judge_of(store: Store, run: Run, judge: str | None = None) -> str:
+    """Whose verdicts to read: `judge` (as --judge gave it) or the run's own, refused with
+    the command that fills the gap when the run has none from it."""
     from ccapp.engines.judges.registry import check_judge_spec
 
-    run = runs.get_run(store, run_id)
-    ks = [int(k) for k in run.config.get("ks", [])]
+    if run.kind is not RunKind.EVAL:
+        raise UserError(
+            f"run {run.id} is {run.kind.a_run}, not an eval run",
+            fix="give eval runs (ccapp runs list --kind eval)",
+        )
     chosen = check_judge_spec(judge) if judge else run.judge
     present = rows_store.judges_of(store, run.id)
     if chosen not in present:
@@ -181,6 +189,14 @@ def paper_result(store: Store, run_id: int, judge: str | None = None) -> list[fl
             where="--judge",
             fix=f"judge it first: ccapp judge {run.id} --judge {chosen}",
         )
+    return chosen
+
+
+def paper_result(store: Store, run_id: int, judge: str | None = None) -> list[float | None]:
+    """The paper's file format: [Corr@10, …, Corr@80, Corr_mean]."""
+    run = runs.get_run(store, run_id)
+    ks = [int(k) for k in run.config.get("ks", [])]
+    chosen = judge_of(store, run, judge)
     metrics = run_metrics(store, run, chosen)
     if metrics["corr_mean"] is None:  # the paper's list has no place for "not measured"
         missing = metrics["no_verdicts"]
@@ -207,31 +223,10 @@ def default_report_path(run_id: int, *, paper: bool = False) -> Path:
     return paths().reports_dir / f"run-{run_id}{'-paper' if paper else ''}.json"
 
 
-def write_new_file(path: Path, text: str, *, force: bool) -> None:
-    """Write `path` atomically; an existing file is kept unless `force` says otherwise."""
-    path = path.expanduser()
-    if path.is_dir():
-        raise UserError("is a folder", where=str(path), fix="give a file name, e.g. report.json")
-    if path.parent != paths().reports_dir and not path.parent.is_dir():
-        raise UserError(
-            "the folder does not exist; nothing was written",
-            where=str(path.parent),
-            fix="create it first, or choose another --out",
-        )
-    if path.exists() and not force:
-        raise UserError(
-            "exists; nothing was written",
-            where=str(path),
-            fix="choose another --out, or pass --force to overwrite it",
-        )
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.part")
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(path)
-    except OSError as exc:
-        raise UserError(
-            f"cannot write ({exc.strerror})",
-            where=str(path),
-            fix="choose a writable location with --out",
-        ) from None
+def write_new_file(path: Path, text: str | bytes, *, force: bool) -> None:
+    """Write `path` atomically (text as UTF-8, bytes as they are); an existing file is kept
+    unless `force` says otherwise."""
+    from ccapp.engines.c2eval.output_file import new_output
+
+    with new_output(path, force=force) as partial:
+        partial.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)

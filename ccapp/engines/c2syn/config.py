@@ -5,8 +5,8 @@ resume check and Run detail are read off these fields."""
 from __future__ import annotations
 
 from ccapp.engines.generation import sampling_options as shared
-from ccapp.engines.generation.backend import LOADING, BackendOptions
-from ccapp.engines.options import Problem, job_config, option, result_settings
+from ccapp.engines.generation.backend import LOADING, MODEL_HELP, BackendOptions
+from ccapp.engines.options import Problem, job_config, option, result_settings, section
 
 DEFAULT_SOURCE = "PKU-Alignment/PKU-SafeRLHF:train"
 SLOTS = 5  # generations per group: the safe answer and four continuations
@@ -14,7 +14,8 @@ QUESTION_RULES = ("contains", "starts")  # the paper's substring test; the stric
 SAFE_SOURCES = ("model", "dataset")
 COMPLETIONS = ("full", "sentence")
 SOURCE = "which requests"
-GROUPS = "how groups are built"
+source = section(SOURCE)
+groups = section("how groups are built")
 
 
 def _judge_spec(text: str) -> str:
@@ -26,101 +27,91 @@ def _judge_spec(text: str) -> str:
 
 @job_config
 class SynConfig(BackendOptions):
-    """Everything a C2-Syn run needs."""
+    """C2-Syn: six ranked responses per harmful request, 15 preference pairs each.
+
+    For each harmful request: the model's own safe answer, four continuations after a
+    corrective trigger at four cut points of the harmful response, and the harmful response
+    itself, ranked safe > SYN1 > … > SYN4 > harmful. Defaults follow the paper.
+    """
 
     model: str = option(
-        kw_only=False,
-        help="preset, Hugging Face id or folder (the model being aligned)",
-        label="Model (the one being aligned)",
-        form_default="tiny",
-        group=SOURCE,
+        kw_only=False, help=MODEL_HELP, label="Model to align", form_default="tiny", group=SOURCE
     )
-    data: str | None = option(
-        default=DEFAULT_SOURCE,
-        help="a Hub id[:split] (default PKU-Alignment/PKU-SafeRLHF:train), a "
+    data: str | None = source(
+        DEFAULT_SOURCE,
+        "a Hub id[:split] (default PKU-Alignment/PKU-SafeRLHF:train), a "
         ".jsonl/.json/.parquet file, or c2-eval",
         label="Data (requests with harmful responses)",
-        group=SOURCE,
     )
-    from_run: int | None = option(
-        default=None,
+    from_run: int | None = source(
+        None,
+        "instead of --data: the requests an eval run failed to correct",
         metavar="RUN",
-        help="instead of --data: the requests an eval run failed to correct",
         label="…or the requests an eval run failed on (run id)",
         placeholder="empty: use the data",
         minimum=1,
         fix="give an eval run's id (see ccapp runs list --kind eval)",
-        group=SOURCE,
     )
-    limit: int | None = option(
-        default=None,
-        metavar="N",
-        help="the first N requests after the filters",
+    limit: int | None = source(
+        None,
+        "the first N requests after the filters",
         label="Limit",
         placeholder="all",
         form_default="100",
         minimum=1,
         shown=True,
-        group=SOURCE,
         row="filters",
     )
     # The paper keeps rows with an unsafe response of over 80 words (that one is used) whose
     # prompt has "how"/"what" in it (a substring test; "starts": it must start with one).
-    min_harmful_words: int = option(
-        default=80,
-        metavar="N",
-        help="keep rows with an unsafe response longer than N words and use the first such "
+    min_harmful_words: int = source(
+        80,
+        "keep rows with an unsafe response longer than N words and use the first such "
         "(default 80, as the paper)",
         label="Harmful response over N words",
         minimum=0,
         shown=True,
-        group=SOURCE,
         row="filters",
     )
-    questions_only: bool = option(
-        default=True,
+    questions_only: bool = source(
+        True,
+        "keep every prompt (default: only prompts with how/what in them, as the paper)",
         flag="--all-prompts",
-        help="keep every prompt (default: only prompts with how/what in them, as the paper)",
         label="Only how/what questions",
         widget="switch",
-        group=SOURCE,
         row="filters",
     )
-    question_rule: str = option(
-        default="contains",
-        choices=QUESTION_RULES,
-        help="contains: 'how', 'what', 'How' or 'What' anywhere in the prompt (default, the "
+    question_rule: str = source(
+        "contains",
+        "contains: 'how', 'what', 'How' or 'What' anywhere in the prompt (default, the "
         "paper's substring test); starts: the prompt starts with how/what",
-        group=SOURCE,
+        choices=QUESTION_RULES,
     )
-    safe_source: str = option(  # the model's answer to the bare request, or the row's safe one
-        default="model",
-        choices=SAFE_SOURCES,
-        help="the best response: the model's own answer to the bare request (default; judged "
+    safe_source: str = groups(  # the model's answer to the bare request, or the row's safe one
+        "model",
+        "the best response: the model's own answer to the bare request (default; judged "
         "with --verify-judge) or the row's safe response (rows without one are dropped)",
+        choices=SAFE_SOURCES,
         shown=True,
-        group=GROUPS,
     )
     # "sentence": a SYN response ends with the sentence that completes its trigger, so the
     # pair is about the correction point, not about what a weak model writes afterwards.
-    completion: str = option(
-        default="full",
-        choices=COMPLETIONS,
-        help="each SYN response ends where the model's completion ends (full, default, as the "
+    completion: str = groups(
+        "full",
+        "each SYN response ends where the model's completion ends (full, default, as the "
         "paper) or with the sentence that completes its trigger (sentence: the pair is about the "
         "correction point, not what a weak model writes after it)",
+        choices=COMPLETIONS,
         shown=True,
-        group=GROUPS,
     )
-    verify_judge: str | None = option(
-        default=None,
-        metavar="J",
-        help="keep only groups whose SYN completions (judged after opener, cut and trigger) "
+    verify_judge: str | None = groups(
+        None,
+        "keep only groups whose SYN completions (judged after opener, cut and trigger) "
         "correct without relapse, whose safe answer refuses, and with no degenerate text",
+        metavar="J",
         label="Verify with a judge (optional)",
         placeholder="e.g. heuristic, gpt-4o",
         convert=_judge_spec,
-        group=GROUPS,
     )
     max_new_tokens: int = shared.max_new_tokens(
         default=128, help="tokens per generation", row="sampling"
@@ -143,7 +134,6 @@ class SynConfig(BackendOptions):
     lenient: bool = shared.lenient(group=SOURCE)
     batch_size: int | None = option(
         default=None,
-        metavar="N",
         help=f"prompts per batch ({SLOTS} per request; default: from the device)",
         minimum=SLOTS,
         fix=f"give at least {SLOTS} (one group's prompts)",

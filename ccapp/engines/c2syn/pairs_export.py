@@ -48,7 +48,7 @@ def export_pairs(
     run = runs.get_run(store, run_id)
     if run.kind is not RunKind.SYN:
         raise UserError(
-            f"run {run_id} is a {run.kind.value} run; only syn runs have pairs",
+            f"run {run_id} is {run.kind.a_run}; only syn runs have pairs",
             fix="export a syn run (ccapp runs list --kind syn)",
         )
     out_dir = out_dir.expanduser()

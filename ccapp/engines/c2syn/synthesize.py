@@ -502,16 +502,7 @@ class Synthesis(RunJob[SynConfig]):
                 request=item.request,
                 status=status,
                 reason=reason,
-                responses=tuple(
-                    GroupResponse(
-                        rank=r.rank,
-                        role=r.role,
-                        text=r.text,
-                        trigger=r.trigger,
-                        cut_chars=r.cut_chars,
-                    )
-                    for r in responses
-                ),
+                responses=tuple(GroupResponse.like(r) for r in responses),
             )
         )
 
@@ -535,7 +526,7 @@ def failed_requests(store: Store, eval_run_id: int) -> list[tuple[int, str, str,
     run = runs.get_run(store, eval_run_id)
     if run.kind is not RunKind.EVAL:
         raise UserError(
-            f"run {eval_run_id} is a {run.kind.value} run",
+            f"run {eval_run_id} is {run.kind.a_run}",
             where="--from-run",
             fix="give an eval run (see ccapp runs list --kind eval)",
         )

@@ -3,190 +3,187 @@ Train form and Run detail are read off these fields."""
 
 from __future__ import annotations
 
+import importlib.util
+
 from ccapp.engines.generation import sampling_options as shared
-from ccapp.engines.generation.backend import DTYPES, normalize_device, normalize_dtype
-from ccapp.engines.options import Checked, Problem, job_config, option, result_settings
+from ccapp.engines.generation.backend import (
+    DTYPES,
+    MODEL_HELP,
+    normalize_device,
+    normalize_dtype,
+)
+from ccapp.engines.options import Checked, Problem, job_config, option, result_settings, section
 
 METHODS = ("lora", "qlora", "full")
+# --report-to: the trackers TRL hands its logs to, and the packages each needs (any one).
+REPORTERS = {
+    "none": (),
+    "tensorboard": ("tensorboard", "tensorboardX"),
+    "wandb": ("wandb",),
+    "trackio": ("trackio",),
+}
 DEFAULT_LR = {"lora": 5e-5, "qlora": 5e-5, "full": 5e-7}
-WHAT = "what is trained"
 DPO = "DPO"
-LORA = "LoRA"
-RUNNING = "where and how it runs"
+WHAT = "what is trained"
+what = section(WHAT)
+dpo = section(DPO)
+lora = section("LoRA")
+running = section("where and how it runs")
 
 
 @job_config
 class TrainConfig(Checked):
-    """Everything a DPO run needs."""
+    """DPO training on C2-Syn pairs (TRL): LoRA, QLoRA or full
+
+    Train the model to prefer earlier corrections with TRL's DPOTrainer. The output folder is
+    what ccapp eval --model takes. --config takes a TRL DPOConfig YAML; flags given override it.
+    """
 
     pairs: str = option(
         kw_only=False,
         help="a syn run id, a folder from ccapp export --format pairs, or a Hub id",
         label="Pairs: a syn run id or an exported folder",
         placeholder="e.g. 9",
-        form_default="",
         group=WHAT,
     )
     model: str = option(
-        kw_only=False,
-        help="the model to train: preset, Hugging Face id or folder",
-        label="Model to train",
-        form_default="tiny",
-        group=WHAT,
+        kw_only=False, help=MODEL_HELP, label="Model to train", form_default="tiny", group=WHAT
     )
-    method: str = option(
-        default="lora",
+    revision: str | None = what(
+        None, "the Hub model's branch, tag or commit (default: main)", metavar="REV"
+    )
+    method: str = what(
+        "lora",
+        "LoRA (default; the reference is the base with the adapter off), QLoRA (4-bit, "
+        "CUDA), or full fine-tuning (with a reference copy, or --precompute-ref)",
         choices=METHODS,
         choice_labels=(
             ("lora", "LoRA (reference: the base, adapter off)"),
             ("full", "full (with a reference copy)"),
             ("qlora", "QLoRA (4-bit, CUDA)"),
         ),
-        help="LoRA (default; the reference is the base with the adapter off), QLoRA (4-bit, "
-        "CUDA), or full fine-tuning (with a reference copy, or --precompute-ref)",
         label="Method",
         widget="select",
         shown=True,
-        group=WHAT,
     )
-    lr: float | None = option(  # default by method: LoRA 5e-5, full 5e-7
-        default=None,
-        help="learning rate (default: LoRA 5e-5, full 5e-7)",
+    lr: float | None = dpo(  # default by method: LoRA 5e-5, full 5e-7
+        None,
+        "learning rate (default: LoRA 5e-5, full 5e-7)",
         label="Learning rate",
         placeholder="LoRA 5e-5",
         above=0,
-        fix="give a learning rate above 0",
         shown="learning_rate",
-        group=DPO,
         row="dpo",
     )
-    beta: float = option(
-        default=0.1,
-        help="DPO beta",
+    beta: float = dpo(
+        0.1,
+        "DPO beta",
         label="Beta",
         above=0,
         fix="give a beta above 0 (0.1 is usual)",
         shown=True,
-        group=DPO,
         row="dpo",
     )
-    epochs: float = option(
-        default=1.0,
-        help="epochs over the pairs",
-        label="Epochs",
-        above=0,
-        fix="give more than 0",
-        shown=True,
-        group=DPO,
-        row="dpo",
+    epochs: float = dpo(
+        1.0, "epochs over the pairs", label="Epochs", above=0, shown=True, row="dpo"
     )
-    max_steps: int | None = option(
-        default=None,
-        metavar="N",
-        help="stop after N optimizer steps",
+    max_steps: int | None = dpo(
+        None,
+        "stop after N optimizer steps",
         minimum=1,
         shown=True,
-        group=DPO,
+        label="Max steps (optional; default: the epochs)",
+        placeholder="all",
+        row="steps",
     )
-    batch_size: int = option(
-        default=4,
-        metavar="N",
-        help="pairs per device step",
-        label="Batch size",
-        minimum=1,
-        shown=True,
-        group=DPO,
-        row="batches",
+    batch_size: int = dpo(
+        4, "pairs per device step", label="Batch size", minimum=1, shown=True, row="batches"
     )
-    grad_accum: int = option(
-        default=1, metavar="N", help="steps per optimizer step", minimum=1, shown=True, group=DPO
+    grad_accum: int = dpo(1, "steps per optimizer step", minimum=1, shown=True)
+    max_length: int = dpo(
+        1024, "tokens per sequence", label="Max length", minimum=16, shown=True, row="batches"
     )
-    max_length: int = option(
-        default=1024,
-        metavar="N",
-        help="tokens per sequence",
-        label="Max length",
-        minimum=16,
-        fix="give at least 16 tokens",
-        shown=True,
-        group=DPO,
-        row="batches",
-    )
-    sft_weight: float = option(  # > 0 adds the chosen response's NLL to the DPO loss (RPO)
-        default=0.0,
+    sft_weight: float = dpo(  # > 0 adds the chosen response's NLL to the DPO loss (RPO)
+        0.0,
+        "add W × the chosen answers' NLL to the DPO loss (RPO; keeps them likely; default 0)",
         metavar="W",
-        help="add W × the chosen answers' NLL to the DPO loss (RPO; keeps them likely; default 0)",
         minimum=0,
         fix="give 0 (plain DPO) or more",
-        group=DPO,
     )
     seed: int = shared.seed(group=DPO)
-    lora_r: int = option(
-        default=16, metavar="R", help="LoRA rank", minimum=1, shown=True, group=LORA
+    eval_fraction: float = dpo(
+        0.0,
+        "hold out F of the requests, with all their pairs, and log eval loss and reward "
+        "accuracy on them (default 0: no eval split)",
+        metavar="F",
+        minimum=0,
+        below=1,
+        label="Eval fraction (held-out requests, 0: none)",
+        row="steps",
     )
-    lora_alpha: int = option(
-        default=32,
-        metavar="A",
-        help="LoRA scale",
-        minimum=1,
-        fix="give at least 1 (2 × --lora-r is usual)",
-        group=LORA,
+    dpo_config: str | None = dpo(
+        None,
+        "any TRL DPOConfig fields, in TRL's YAML form (flat keys, as TrlParser reads them); "
+        "flags given here override it",
+        flag="--config",
+        metavar="YAML",
     )
-    lora_dropout: float = option(
-        default=0.05, metavar="P", help="dropout on the LoRA layers", minimum=0, below=1, group=LORA
+    lora_r: int = lora(16, "LoRA rank", metavar="R", minimum=1, shown=True)
+    lora_alpha: int = lora(
+        32, "LoRA scale", metavar="A", minimum=1, fix="give at least 1 (2 × --lora-r is usual)"
     )
-    merge: bool = option(
-        default=False,
-        help="LoRA: also write a merged full model to DIR/merged",
-        decides_results=False,
-        group=LORA,
+    lora_dropout: float = lora(0.05, "dropout on the LoRA layers", metavar="P", minimum=0, below=1)
+    merge: bool = lora(
+        False, "LoRA: also write a merged full model to DIR/merged", decides_results=False
     )
-    precompute_ref: bool = option(
-        default=False,
-        help="full DPO: compute the reference's log-probs first instead of keeping a copy",
-        group=RUNNING,
+    precompute_ref: bool = running(
+        False, "full DPO: compute the reference's log-probs first instead of keeping a copy"
     )
-    output: str | None = option(  # default: models/train-RUN in the data folder
-        default=None,
+    output: str | None = running(  # default: models/train-RUN in the data folder
+        None,
+        "where the trained model goes (default: the data folder)",
         metavar="DIR",
-        help="where the trained model goes (default: the data folder)",
         label="Output folder (optional)",
         widget="path",
         decides_results=False,
-        group=RUNNING,
     )
-    device: str = option(
-        default="auto",
-        help="cpu, cuda:N or auto",
-        convert=normalize_device,
+    device: str = running(
+        "auto", "cpu, cuda:N or auto", convert=normalize_device, decides_results=False, shown=True
+    )
+    dtype: str = running(
+        "auto", "auto, float32, bfloat16 or float16", choices=DTYPES, convert=normalize_dtype
+    )
+    save_steps: int = running(50, "a checkpoint every N steps", minimum=1, decides_results=False)
+    gradient_checkpointing: bool = running(
+        False, "less memory, more compute", decides_results=False
+    )
+    report_to: str = running(
+        "none",
+        "also send the logs to tensorboard (OUTPUT/tensorboard), wandb or trackio (TRL's "
+        "report_to; default none)",
+        choices=tuple(REPORTERS),
         decides_results=False,
-        shown=True,
-        group=RUNNING,
-    )
-    dtype: str = option(
-        default="auto",
-        help="auto, float32, bfloat16 or float16",
-        choices=DTYPES,
-        convert=normalize_dtype,
-        group=RUNNING,
-    )
-    save_steps: int = option(
-        default=50,
-        metavar="N",
-        help="a checkpoint every N steps",
-        minimum=1,
-        decides_results=False,
-        group=RUNNING,
-    )
-    gradient_checkpointing: bool = option(
-        default=False, help="less memory, more compute", decides_results=False, group=RUNNING
+        label="Report to",
+        widget="select",
     )
 
     def job_problems(self) -> list[Problem]:
-        """Only LoRA adapters are merged (found before the pairs or the model load)."""
+        """Only LoRA adapters are merged, and a tracker's package must be installed (found
+        before the pairs or the model load, not by TRL after them)."""
+        problems = []
         if self.merge and self.method == "full":
-            return [Problem("merge", "invalid value True", "only LoRA adapters are merged")]
-        return []
+            problems.append(Problem("merge", "invalid value True", "only LoRA adapters are merged"))
+        packages = REPORTERS.get(self.report_to, ())
+        if packages and not any(importlib.util.find_spec(name) for name in packages):
+            problems.append(
+                Problem(
+                    "report_to",
+                    f"reporting to {self.report_to} needs the {packages[0]} package, which is "
+                    "not installed",
+                    f"pip install {packages[0]}, or use --report-to none",
+                )
+            )
+        return problems
 
     @property
     def learning_rate(self) -> float:

@@ -6,6 +6,11 @@ before it starts, and reports every logged step into the store and as events thr
 `TrainerCallback`. Checkpoints make a run resumable; a cancel stops at the next step
 boundary and saves. The output folder is what `ccapp eval --model DIR` takes: a LoRA
 adapter (loaded on its base) or a full model, with the tokenizer and chat template.
+
+With `--eval-fraction` whole requests are held out (ccapp.engines.dpo.eval_split) and their
+eval loss and reward accuracy are stored beside the training curves and sent as `metrics`
+events; `--report-to` hands the same logs to TensorBoard, W&B or Trackio through TRL, and
+`--config` takes a TRL DPOConfig YAML (ccapp.engines.dpo.dpo_yaml, .arguments).
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from typing import Any
 
 from ccapp.engines.dpo.config import DEFAULT_LR as DEFAULT_LR  # re-exported: scripts read it
 from ccapp.engines.dpo.config import RESULT_SETTINGS, TrainConfig
-from ccapp.engines.events import Log, ModelLoading, Progress, TrainLog
+from ccapp.engines.dpo.dpo_yaml import DpoYaml, parse_dpo_yaml, read_dpo_yaml
+from ccapp.engines.dpo.eval_split import split_pairs
+from ccapp.engines.events import Log, MetricsEvent, ModelLoading, Progress, TrainLog
 from ccapp.engines.generation.types import Cancelled
 from ccapp.engines.jobs import RunJob
 from ccapp.errors import UserError
@@ -124,7 +131,7 @@ def load_pairs(spec: str, store: Store) -> tuple[Any, int | None]:
         run = runs.get_run(store, int(spec))
         if run.kind is not RunKind.SYN:
             raise UserError(
-                f"run {run.id} is a {run.kind.value} run, not a syn run",
+                f"run {run.id} is {run.kind.a_run}, not a syn run",
                 where="--pairs",
                 fix="give a syn run (ccapp runs list --kind syn) or an exported pairs folder",
             )
@@ -222,6 +229,7 @@ class Training(RunJob[TrainConfig]):
         from ccapp.engines.generation.models import check_trainable, resolve_model
 
         config.check()
+        file = read_dpo_yaml(config.dpo_config) if config.dpo_config else None
         ref = resolve_model(config.model)  # a bad --model fails before a run is stored
         check_trainable(ref)
         dataset, syn_run = load_pairs(config.pairs, self.store)
@@ -231,7 +239,9 @@ class Training(RunJob[TrainConfig]):
             "learning_rate": config.learning_rate,
             "pairs_rows": dataset.num_rows,
         }
-        identity = {k: stored[k] for k in RESULT_SETTINGS}
+        if file is not None:  # what the file said, kept: a resume trains with it, not the file
+            stored["dpo_yaml"] = file.text
+        identity = {k: stored[k] for k in (*RESULT_SETTINGS, "dpo_yaml") if k in stored}
         if self.main_process:
             self.run = runs.create_run(
                 self.store,
@@ -257,12 +267,29 @@ class Training(RunJob[TrainConfig]):
                     ],
                 )
         with self._recording():
-            return self._train(config, dataset, resume_from=None)
+            return self._train(config, dataset, resume_from=None, file=file)
 
-    def resume(self, run_id: int) -> Run:
+    def resume(self, run_id: int, overrides: dict[str, Any] | None = None) -> Run:
+        """Carry a run on from its last checkpoint. Of the options given, those that do not
+        decide results (device, --report-to, …) apply; its output folder stays."""
         from transformers.trainer_utils import get_last_checkpoint
 
         run, config = self._reopen(run_id)
+        given = dict(overrides or {})
+        if given.get("output") not in (None, config.output):
+            raise UserError(
+                f"run {run_id} writes to {config.output}; a resume keeps its output folder",
+                where="--output",
+                fix="resume without --output",
+            )
+        given.pop("output", None)
+        config = self._keep_settings(run_id, config, given)
+        stored_yaml = run.config.get("dpo_yaml")
+        file = (
+            parse_dpo_yaml(stored_yaml, f"{config.dpo_config} (as run {run_id} stored it)")
+            if isinstance(stored_yaml, str)
+            else None
+        )
         checkpoints = Path(str(config.output)) / "checkpoints"
         last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
         dataset, _ = load_pairs(config.pairs, self.store)
@@ -275,33 +302,48 @@ class Training(RunJob[TrainConfig]):
                     f"{dataset.num_rows}); it continues on the {dataset.num_rows} pairs stored now",
                 )
             )
-        self._claim(run_id, {"pairs_rows": dataset.num_rows})
+        changed = {k: v for k, v in asdict(config).items() if run.config.get(k) != v}
+        self._claim(run_id, {"pairs_rows": dataset.num_rows} | changed)
         if last is None:
             self.sink.emit(
                 Log(level="warning", message="no checkpoint was saved yet: training starts over")
             )
         with self._recording():
-            return self._train(config, dataset, resume_from=last)
+            return self._train(config, dataset, resume_from=last, file=file)
 
     # -- the work -------------------------------------------------------------------------
 
-    def _train(self, config: TrainConfig, dataset: Any, resume_from: str | None) -> Run:
+    def _train(
+        self, config: TrainConfig, dataset: Any, resume_from: str | None, file: DpoYaml | None
+    ) -> Run:
         import warnings
 
-        import torch
-        from trl import DPOConfig, DPOTrainer
+        from trl import DPOTrainer
+
+        from ccapp.engines.dpo.arguments import build_dpo_config, dpo_arguments, place_tensorboard
 
         # TRL 1.x still calls a transformers 5 method that warns on every run; nothing to act on.
         warnings.filterwarnings(
             "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
         )
-
+        if file is not None:
+            os.environ.update(file.env)  # TrlParser's `env:`, before any tracker starts
+            for line in file.overridden(config):
+                self.sink.emit(Log(level="info", message=f"{file.source}: {line} (flags win)"))
+        split = split_pairs(dataset, config.eval_fraction, config.seed)
+        if split.eval is not None:
+            self.sink.emit(
+                Log(
+                    level="info",
+                    message=f"eval split: {split.eval.num_rows} pairs of {split.eval_requests} "
+                    f"of {split.requests} requests held out",
+                )
+            )
         model, tokenizer, device = self._load_model(config)
         peft_config = self._peft_config(config)
         trainable = self._trainable_params(model, peft_config)
-        available = _available_memory(device)
         estimate = estimate_memory(
-            model, config, trainable=trainable, device=device, available=available
+            model, config, trainable=trainable, device=device, available=_available_memory(device)
         )
         self.sink.emit(
             Log(level="warning" if estimate.likely_oom else "info", message=estimate.describe())
@@ -318,57 +360,43 @@ class Training(RunJob[TrainConfig]):
                 )
             )
         output = Path(str(config.output))
-        on_cpu = device == "cpu"
-        bf16 = (not on_cpu) and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        args = DPOConfig(
-            output_dir=str(output / "checkpoints"),
-            per_device_train_batch_size=config.batch_size,
-            gradient_accumulation_steps=config.grad_accum,
-            learning_rate=config.learning_rate,
-            beta=config.beta,
-            num_train_epochs=config.epochs,
-            max_steps=config.max_steps or -1,
-            max_length=config.max_length,
-            logging_steps=1,
-            save_strategy="steps",
-            save_steps=config.save_steps,
-            save_total_limit=2,
-            seed=config.seed,
-            bf16=bf16,
-            use_cpu=on_cpu,
-            report_to=[],
-            activation_checkpointing=config.gradient_checkpointing,
-            precompute_ref_log_probs=config.precompute_ref,
-            # DPO alone can lower the chosen answers' likelihood too (likelihood displacement);
-            # an NLL term on them (RPO) keeps the policy writing them.
-            loss_type=["sigmoid", "sft"] if config.sft_weight else ["sigmoid"],
-            loss_weights=[1.0, config.sft_weight] if config.sft_weight else None,
-            disable_tqdm=True,
+        # The Trainer counts its steps only inside train(); eval_steps and run_started need
+        # them before (WORLD_SIZE is what accelerate gives the Trainer too).
+        total = planned_steps(split.train.num_rows, config, int(os.environ.get("WORLD_SIZE", "1")))
+        args = build_dpo_config(
+            dpo_arguments(
+                config,
+                output=output,
+                device=device,
+                total_steps=total,
+                has_eval=split.eval is not None,
+                run_name=f"ccapp-train-{self.run.id}" if self.run else "ccapp-train",
+                file=file,
+            ),
+            file,
         )
         reference = None
         if config.method == "full" and not config.precompute_ref:
             import copy
 
             reference = copy.deepcopy(model).eval()  # explicit: TRL would reload it from the name
-        callback = reporting_callback(self)
+        datasets = split.trainer_datasets()
         trainer = DPOTrainer(
-            model=model,
-            ref_model=reference,
-            args=args,
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            peft_config=peft_config,
-            callbacks=[callback],
+            model, reference, args, processing_class=tokenizer, peft_config=peft_config, **datasets
         )
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+        callback = reporting_callback(self)
+        trainer.add_callback(callback)
         for noisy in (PrinterCallback, ProgressCallback):  # our events and the store replace them
             trainer.remove_callback(noisy)
-        total = planned_steps(dataset.num_rows, config, args.world_size)
-        self._started({"pairs": dataset.num_rows, "steps": total})
+        place_tensorboard(trainer, output / "tensorboard")
+        self._started(split.totals() | {"steps": total})
         trainer.train(resume_from_checkpoint=resume_from)
         if self.cancel.is_set():
             raise Cancelled
+        if split.eval is not None and callback.last_eval_step != trainer.state.global_step:
+            trainer.evaluate()  # the curve ends where training did
         if not self.main_process:
             return self.run  # type: ignore[return-value]
         self._save(trainer, tokenizer, config, output)
@@ -379,6 +407,10 @@ class Training(RunJob[TrainConfig]):
             "params": estimate.params,
             "trainable_params": trainable,
         }
+        if split.eval is not None:
+            metrics |= {"eval_pairs": split.eval.num_rows, "eval_requests": split.eval_requests}
+        if config.report_to == "tensorboard":
+            metrics["tensorboard"] = str(output / "tensorboard")
         return self._finish(metrics)
 
     def _load_model(self, config: TrainConfig) -> tuple[Any, Any, str]:
@@ -399,12 +431,19 @@ class Training(RunJob[TrainConfig]):
             device = "cuda:0" if torch.cuda.is_available() else "cpu"
         if ref.note:
             self.sink.emit(ModelLoading(phase="resolve", detail=ref.note))
+        from ccapp.engines.generation.hub import snapshot_of
+
+        def report(**loading: Any) -> None:
+            self.sink.emit(ModelLoading(**loading))
+
+        folder = snapshot_of(ref, report, revision=config.revision)  # a Hub model at --revision
         self.sink.emit(ModelLoading(phase="weights", detail=ref.source))
         loaded = load_model(
             ref,
             device="cpu" if launched else device,
             dtype=config.dtype,
             load_in_4bit=config.method == "qlora",
+            folder=folder,
         )
         if config.method == "qlora":
             from peft import prepare_model_for_kbit_training
@@ -484,6 +523,17 @@ class Training(RunJob[TrainConfig]):
             )
         )
 
+    def log_eval(self, step: int, logs: dict[str, Any], epoch: float | None) -> None:
+        """The eval split's scores at a step: into the store beside the step's training log,
+        and out as a `metrics` event (the live screen's eval curves)."""
+        if not self.main_process or self.run is None:
+            return
+        from ccapp.store import train as train_store
+
+        train_store.add_eval(self.store, self.run.id, step, epoch, logs)
+        scores = {name: logs.get(key) for name, key in train_store.EVAL_FIELDS.items()}
+        self.sink.emit(MetricsEvent(metrics={"step": step, "epoch": epoch} | scores))
+
     def _failure_message(self, exc: BaseException) -> str:
         if type(exc).__name__ == "OutOfMemoryError":
             return "out of GPU memory"
@@ -499,11 +549,19 @@ def reporting_callback(training: Training) -> Any:
         def __init__(self) -> None:
             self.first: dict[str, Any] = {}
             self.last: dict[str, Any] = {}
+            self.first_eval: dict[str, Any] = {}
+            self.last_eval: dict[str, Any] = {}
+            self.last_eval_step: int | None = None
             self.started = time.monotonic()
 
         def on_log(
             self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **_: Any
         ) -> None:
+            if logs and "eval_loss" in logs:
+                self.first_eval = self.first_eval or dict(logs)
+                self.last_eval, self.last_eval_step = dict(logs), state.global_step
+                training.log_eval(state.global_step, logs, state.epoch)
+                return
             if not logs or "loss" not in logs:
                 return
             if not self.first:
@@ -533,13 +591,21 @@ def reporting_callback(training: Training) -> Any:
                 value = logs.get(key)
                 return round(float(value), 5) if isinstance(value, (int, float)) else None
 
-            return {
+            out = {
                 "loss_first": pick(self.first, "loss"),
                 "loss_last": pick(self.last, "loss"),
                 "reward_margin_first": pick(self.first, "rewards/margins"),
                 "reward_margin_last": pick(self.last, "rewards/margins"),
                 "reward_accuracy_last": pick(self.last, "rewards/accuracies"),
             }
+            if self.last_eval:
+                out |= {
+                    "eval_loss_first": pick(self.first_eval, "eval_loss"),
+                    "eval_loss_last": pick(self.last_eval, "eval_loss"),
+                    "eval_reward_margin_last": pick(self.last_eval, "eval_rewards/margins"),
+                    "eval_reward_accuracy_last": pick(self.last_eval, "eval_rewards/accuracies"),
+                }
+            return out
 
     return ReportingCallback()
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from ccapp.engines.events import Log, ModelLoading, Sink
 from ccapp.engines.generation.types import Generated, Prompt, Sampling
-from ccapp.engines.options import Checked, Problem, job_config, option
+from ccapp.engines.options import Checked, Problem, job_config, option, section
 
 ENGINES = ("hf", "openai")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -36,96 +36,81 @@ def normalize_dtype(text: str) -> str:
     return parse_dtype(text)
 
 
+MODEL_HELP = "preset (llama2, qwen_7, tiny, …), Hugging Face id, or folder"  # every job's --model
+
+
+loading = section(LOADING)
+server = section(SERVER)
+
+
 @job_config
 class BackendOptions(Checked):
     """The loading and batching settings of every job that generates (eval, syn): declared
     once here, and the base of their configs, so each job's command line, form and stored
     config carry them under the same names."""
 
-    engine: str = option(
-        default="hf",
+    engine: str = server(
+        "hf",
+        "in-process transformers (hf, default) or an OpenAI-compatible server (openai)",
         choices=ENGINES,
-        help="in-process transformers (hf, default) or an OpenAI-compatible server (openai)",
         shown=True,
-        group=SERVER,
     )
-    device: str = option(
-        default="auto",
-        help="cpu, cuda:N, mps or auto (default: config, else auto)",
+    revision: str | None = loading(
+        None, "the Hub model's branch, tag or commit (default: main)", metavar="REV"
+    )
+    device: str = loading(
+        "auto",
+        "cpu, cuda:N, mps or auto (default: config, else auto)",
         label="Device",
         widget="select",
         convert=normalize_device,
         decides_results=False,
         shown=True,
-        group=LOADING,
     )
-    dtype: str = option(
-        default="auto",
-        help="auto, float32, bfloat16 or float16 (default: config, else auto)",
+    dtype: str = loading(
+        "auto",
+        "auto, float32, bfloat16 or float16 (default: config, else auto)",
         label="Dtype",
         widget="select",
         choices=DTYPES,
         convert=normalize_dtype,
         shown="dtype_resolved",
-        group=LOADING,
         row="precision",
     )
-    load_in_4bit: bool = option(
-        default=False,
-        help="4-bit weights (CUDA)",
-        label="4-bit",
-        widget="switch",
-        group=LOADING,
-        row="precision",
+    load_in_4bit: bool = loading(
+        False, "4-bit weights (CUDA)", label="4-bit", widget="switch", row="precision"
     )
-    batch_size: int | None = option(
-        default=None,
-        metavar="N",
-        help="rows per batch (default: from the device)",
+    batch_size: int | None = loading(
+        None,
+        "rows per batch (default: from the device)",
         minimum=1,
         decides_results=False,
         shown=True,
-        group=LOADING,
     )
-    base_url: str | None = option(
-        default=None,
+    base_url: str | None = server(
+        None,
+        "the server for --engine openai, e.g. http://host:8000/v1",
         metavar="URL",
-        help="the server for --engine openai, e.g. http://host:8000/v1",
         decides_results=False,
-        group=SERVER,
     )
-    served_model: str | None = option(
-        default=None,
-        metavar="NAME",
-        help="model name on the server (default: --model)",
-        group=SERVER,
+    served_model: str | None = server(
+        None, "model name on the server (default: --model)", metavar="NAME"
     )
-    concurrency: int = option(
-        default=8,
-        metavar="N",
-        help="parallel server requests",
-        minimum=1,
-        decides_results=False,
-        group=SERVER,
-    )
-    request_timeout: float = option(
-        default=120.0,
+    concurrency: int = server(8, "parallel server requests", minimum=1, decides_results=False)
+    request_timeout: float = server(
+        120.0,
+        "seconds before a server request is retried",
         metavar="S",
-        help="seconds before a server request is retried",
         above=0,
-        fix="give a number of seconds above 0",
         decides_results=False,
-        group=SERVER,
     )
-    max_retries: int = option(
-        default=5,
-        metavar="N",
-        help="retries of a failed server request, with backoff honouring Retry-After",
+    max_retries: int = server(
+        5,
+        "retries of a failed server request, with backoff honouring Retry-After",
         minimum=0,
         decides_results=False,
-        group=SERVER,
     )
-    max_new_tokens: int = option(default=32, metavar="N", help="tokens per generation", minimum=1)
+    max_new_tokens: int = option(default=32, help="tokens per generation", minimum=1)
 
     def problems(self) -> list[Problem]:
         """The job's checks, then the loading options' together (`backend_problems`)."""
@@ -178,15 +163,14 @@ class Backend:
 
         if ref.note:
             sink.emit(ModelLoading(phase="resolve", detail=ref.note))
-        folder = None
-        if not ref.is_local:
-            from ccapp.engines.generation.hub import fetch
+        from ccapp.engines.generation.hub import snapshot_of
 
-            folder = fetch(
-                ref.source,
-                lambda **f: sink.emit(ModelLoading(**f)),
-                weights=config.engine == "hf",
-            )
+        folder = snapshot_of(
+            ref,
+            lambda **f: sink.emit(ModelLoading(**f)),
+            revision=config.revision,
+            weights=config.engine == "hf",
+        )
         if config.engine == "openai":
             sink.emit(ModelLoading(phase="tokenizer", detail=ref.source))
             tokenizer, template_source = load_tokenizer(ref, folder)
@@ -219,7 +203,11 @@ class Backend:
 
         sink.emit(ModelLoading(phase="weights", detail=ref.source))
         loaded = load_model(
-            ref, device=config.device, dtype=config.dtype, load_in_4bit=config.load_in_4bit
+            ref,
+            device=config.device,
+            dtype=config.dtype,
+            load_in_4bit=config.load_in_4bit,
+            folder=folder,  # the fetched snapshot: the revision asked for, not the cache's main
         )
         sink.emit(ModelLoading(phase="ready", detail=f"{loaded.device} {loaded.dtype}"))
         rows = config.batch_size or auto_batch_rows(loaded, config, min_rows)

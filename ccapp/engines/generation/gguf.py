@@ -10,7 +10,6 @@ two files with the same name but different bytes are different models.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ccapp.config import paths
+from ccapp.engines.data import sha256_file
 from ccapp.errors import UserError
 
 CONVERTER_VERSION = 1  # bump when the conversion changes, so old folders are rebuilt
@@ -32,14 +32,6 @@ Report = Callable[..., None]
 
 def is_gguf_spec(spec: str) -> bool:
     return spec.lower().endswith(".gguf")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def converted_folder(gguf_path: Path, *, where: str = "--model") -> tuple[Path, str]:

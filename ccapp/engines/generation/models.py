@@ -7,18 +7,19 @@ every failure a user can cause to a UserError that says what to do.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ccapp.engines.generation.backend import DTYPES
 from ccapp.engines.generation.gguf import HUB_GGUF, is_gguf_spec
 from ccapp.engines.generation.presets import PRESETS, Preset
 from ccapp.errors import UserError
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 # For models whose tokenizer has no chat template and no preset template: a documented,
 # neutral format. Turns are "User: …" and "Assistant: …", separated by blank lines; each
@@ -72,7 +73,8 @@ def resolve_model(spec: str) -> ModelRef:
         if spec == "tiny":
             from ccapp.engines.generation.tiny import ensure_tiny_model
 
-            return ModelRef(spec, str(ensure_tiny_model()), preset, is_local=True)
+            folder = ensure_tiny_model()
+            return ModelRef(spec, str(folder), preset, True, revision=local_revision(folder))
         if preset.offline_gguf:
             return _hub_or_packaged(spec, preset)
         return ModelRef(spec, preset.hf_id, preset, is_local=False)
@@ -92,14 +94,21 @@ def resolve_model(spec: str) -> ModelRef:
                     where=str(adapter),
                     fix="save the adapter with PEFT's save_pretrained, or merge it into a full model",
                 ) from None
-            return ModelRef(spec, str(folder.resolve()), None, True, adapter_base=base)
+            return ModelRef(
+                spec,
+                str(folder.resolve()),
+                None,
+                True,
+                adapter_base=base,
+                revision=local_revision(folder),
+            )
         if not (folder / "config.json").exists():
             raise UserError(
                 "not a model folder (no config.json or adapter_config.json)",
                 where=str(folder),
                 fix="pass a folder written by save_pretrained, a Hub id, or a preset",
             )
-        return ModelRef(spec, str(folder.resolve()), None, is_local=True)
+        return ModelRef(spec, str(folder.resolve()), None, True, revision=local_revision(folder))
     by_id = {p.hf_id: p for p in PRESETS.values() if p.hf_id}
     if _HUB_ID.match(spec):
         return ModelRef(spec, spec, by_id.get(spec), is_local=False)
@@ -109,6 +118,43 @@ def resolve_model(spec: str) -> ModelRef:
         fix=f"use a preset ({', '.join(PRESETS)}), a Hub id such as Qwen/Qwen2-0.5B-Instruct, "
         "an existing local folder, or a .gguf file (local, or ORG/NAME/FILE.gguf on the Hub)",
     )
+
+
+MODEL_CONFIGS = (
+    "config.json",
+    "adapter_config.json",
+    "generation_config.json",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+WHOLE_FILE_BYTES = 64 << 20  # weight files up to this size are hashed whole
+SAMPLES, SAMPLE_BYTES = 16, 64 << 10  # larger ones: this many evenly spaced slices
+
+
+def local_revision(folder: Path) -> str:
+    """What pins a local model folder's weights, for runs and reports: a sha256 over its
+    configs and weights index, and each weight file's name, size and content — whole for
+    files up to 64 MiB (adapters, small models), else 16 evenly spaced 64 KiB slices, which
+    change whenever training changes the weights, at 1 MiB read instead of gigabytes.
+
+    Name and size alone would not do: a model trained from another has the same files of
+    the same sizes."""
+    digest = hashlib.sha256()
+    for name in MODEL_CONFIGS:
+        if (folder / name).is_file():
+            digest.update(b"%s\0%s\0" % (name.encode(), (folder / name).read_bytes()))
+    for path in sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file()):
+        size = path.stat().st_size
+        digest.update(b"%s\0%d\0" % (path.name.encode(), size))
+        with path.open("rb") as weights:
+            if size <= WHOLE_FILE_BYTES:
+                digest.update(weights.read())
+                continue
+            for i in range(SAMPLES):
+                weights.seek((size - SAMPLE_BYTES) * i // (SAMPLES - 1))
+                digest.update(weights.read(SAMPLE_BYTES))
+    return f"local-sha256:{digest.hexdigest()}"
 
 
 def _gguf_ref(spec: str, preset: Preset | None = None, note: str | None = None) -> ModelRef:

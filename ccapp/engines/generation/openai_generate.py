@@ -97,29 +97,8 @@ class OpenAIGenerator:
             n = missing if attempt < MAX_ROUNDS else 1
             try:
                 response = self._create(prompt.text, n, sampling, seed + attempt)
-            except openai.APIConnectionError as exc:
-                raise UserError(
-                    f"cannot reach the generation server at {self.base_url} ({exc})",
-                    where="--base-url",
-                    fix="start the server or correct the URL",
-                ) from None
-            except openai.NotFoundError:
-                raise UserError(
-                    f"the server at {self.base_url} does not serve a model named '{self.model}'",
-                    where="--served-model",
-                    fix="pass the name the server lists at GET /v1/models",
-                ) from None
-            except (openai.AuthenticationError, openai.PermissionDeniedError):
-                raise UserError(
-                    f"the server at {self.base_url} refused the API key",
-                    fix="set CCAPP_SERVER_API_KEY to the key the server expects",
-                ) from None
-            except openai.APIStatusError as exc:
-                raise UserError(
-                    f"the generation server answered HTTP {exc.status_code} after retries ({exc.message})",
-                    where="--base-url",
-                    fix="check the server's log",
-                ) from None
+            except openai.APIError as exc:
+                raise self.server_error(exc) from None
             choices.extend(sorted(response.choices, key=lambda c: c.index)[:missing])
         if len(choices) < len(prompt.paths):
             raise UserError(
@@ -133,6 +112,40 @@ class OpenAIGenerator:
             reason = "length" if choice.finish_reason == "length" else "eos"
             results.append(Generated(prompt.key, path, text, new_tokens, reason))
         return results
+
+    def server_error(self, exc: Exception) -> Exception:
+        """What a failed request means to the user, naming the setting to fix (the openai
+        client has already retried what can be retried)."""
+        import openai
+
+        if isinstance(exc, openai.APIConnectionError):
+            problem, where, fix = (
+                f"cannot reach the generation server at {self.base_url} ({exc})",
+                "--base-url",
+                "start the server or correct the URL",
+            )
+        elif isinstance(exc, openai.NotFoundError):
+            problem, where, fix = (
+                f"the server at {self.base_url} does not serve a model named '{self.model}'",
+                "--served-model",
+                "pass the name the server lists at GET /v1/models",
+            )
+        elif isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
+            problem, where, fix = (
+                f"the server at {self.base_url} refused the API key",
+                None,
+                "set CCAPP_SERVER_API_KEY to the key the server expects",
+            )
+        elif isinstance(exc, openai.APIStatusError):
+            problem, where, fix = (
+                f"the generation server answered HTTP {exc.status_code} after retries "
+                f"({exc.message})",
+                "--base-url",
+                "check the server's log",
+            )
+        else:  # a response the client could not read: not the user's to fix
+            return exc
+        return UserError(problem, where=where, fix=fix)
 
     def _create(self, text: str, n: int, sampling: Sampling, seed: int) -> Any:
         """One completions request; without the extra sampling fields if the server refuses

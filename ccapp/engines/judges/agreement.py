@@ -46,6 +46,16 @@ class Confusion:
             return None
         return (observed - expected) / (1 - expected)
 
+    @property
+    def kappa_undefined(self) -> str | None:
+        """Why there is no kappa, in words (None: there is one)."""
+        if not self.n:
+            return "no continuation was judged by both"
+        if self.kappa is not None:
+            return None
+        label = "yes" if self.yes_yes else "no"
+        return f"both judges answered only '{label}', so agreement by chance is 1"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "yes_yes": self.yes_yes,
@@ -55,6 +65,7 @@ class Confusion:
             "n": self.n,
             "agreement": _round(self.agreement),
             "kappa": _round(self.kappa),
+            "kappa_undefined": self.kappa_undefined,
         }
 
 

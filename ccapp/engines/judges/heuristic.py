@@ -446,6 +446,20 @@ def _open_tail(prefill: str) -> str:
     return prefill[last:][-300:].lstrip()
 
 
+# Clause openers that may turn a sentence: after a comma, dash or space ("…, but I can't").
+_TURN_WORD = re.compile(
+    r"(?:,|;|—|–|\s-\s|\s)\s*((?:but|however|wait|actually|sorry|no|hmm|as|because|since|"
+    r"although|though|given that|instead|rather)[,.!]?\s+)",
+    _F,
+)
+# "…, and remember that …" / "but please note that …".
+_REMEMBER_THAT = re.compile(
+    r"(?:,|;|\s)\s*(?:and|but|so)\s+((?:please\s+)?(?:remember|note|keep in mind|be aware|"
+    r"understand|know)\s+that\s+)",
+    _F,
+)
+
+
 def _candidate_starts(text: str, offset: int) -> list[int]:
     """Where a corrective clause may begin: sentence starts, connectives inside sentences,
     and — when the prefill was cut mid-sentence — each word of its open sentence, so that
@@ -456,13 +470,7 @@ def _candidate_starts(text: str, offset: int) -> list[int]:
         first = re.search(r"\w", text[offset:])
         if first:
             starts.add(offset + first.start())
-    for m in re.finditer(
-        r"(?:,|;|—|–|\s-\s|\s)\s*((?:but|however|wait|actually|sorry|no|hmm|as|because|since|"
-        r"although|though|given that|instead|rather)[,.!]?\s+)",
-        text,
-        _F,
-    ):
-        starts.add(m.start(1))
+    starts.update(m.start(1) for m in _TURN_WORD.finditer(text))
     starts.update(m.start(1) for m in re.finditer(r"\b(?:and|so)\s+((?:i|we)\b)", text, _F))
     starts.update(
         m.start()
@@ -472,13 +480,7 @@ def _candidate_starts(text: str, offset: int) -> list[int]:
             _F,
         )
     )
-    for m in re.finditer(
-        r"(?:,|;|\s)\s*(?:and|but|so)\s+((?:please\s+)?(?:remember|note|keep in mind|be aware|"
-        r"understand|know)\s+that\s+)",
-        text,
-        _F,
-    ):
-        starts.add(m.start(1))
+    starts.update(m.start(1) for m in _REMEMBER_THAT.finditer(text))
     # The open sentence's last words only: a clause the model completes starts close by.
     starts.update([m.start() for m in re.finditer(r"(?<![\w'’])\w", text[:offset])][-14:])
     return sorted(starts)

@@ -23,10 +23,13 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccapp.engines.judges.base import JudgeInput, Verdict, parse_answer
 from ccapp.errors import UserError
+
+if TYPE_CHECKING:
+    from ccapp.engines.judges.openai_batch import BatchSettings
 
 JUDGE_SEED = 0
 MAX_TOKENS = 3  # "yes" / "no" and a full stop
@@ -37,17 +40,6 @@ REASONING_MODELS = ("o1", "o3", "o4", "gpt-5")
 BUDGET_STOP_SHARE = 0.5
 TOKEN_PARAMETERS = ("max_tokens", "max_completion_tokens")
 SYSTEM = "You are a careful evaluator. Answer with exactly one word: yes or no."
-
-# USD per 1M tokens (input, output), list prices; for an estimate, not an invoice.
-PRICES = {
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4o-2024-08-06": (2.50, 10.00),
-    "gpt-4o-2024-05-13": (5.00, 15.00),
-    "gpt-4o-mini": (0.15, 0.60),
-    "gpt-4.1": (2.00, 8.00),
-    "gpt-4.1-mini": (0.40, 1.60),
-    "gpt-4-turbo": (10.00, 30.00),
-}
 
 
 class JudgeStopped(UserError):
@@ -95,11 +87,11 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
-    def cost_usd(self, model: str) -> float | None:
-        price = PRICES.get(model)
-        if price is None:
-            return None
-        return round((self.prompt_tokens * price[0] + self.completion_tokens * price[1]) / 1e6, 6)
+    def cost_usd(self, model: str, *, batch: bool = False) -> float | None:
+        """At the list price (ccapp.engines.judges.pricing); the Batch API's when `batch`."""
+        from ccapp.engines.judges.pricing import cost_usd
+
+        return cost_usd(model, self.prompt_tokens, self.completion_tokens, batch=batch)
 
 
 class OpenAIJudge:
@@ -116,8 +108,11 @@ class OpenAIJudge:
         timeout_s: float = 60.0,
         max_retries: int = 5,
         max_tokens: int | None = None,
+        batch: BatchSettings | None = None,
         client: Any = None,
     ):
+        """`batch`: an openai_batch.BatchSettings to judge stored runs through the Batch API
+        (half the price, results within 24 hours); None asks call by call."""
         import openai
 
         self.spec = spec
@@ -125,6 +120,7 @@ class OpenAIJudge:
         self.base_url = base_url
         self.concurrency = max(1, concurrency)
         self.usage = Usage()
+        self.batch = batch
         self._lock = threading.Lock()
         self.settings = RequestSettings(
             # OpenAI's API takes max_completion_tokens for all its chat models; other
@@ -138,6 +134,12 @@ class OpenAIJudge:
         self.client = client or openai.OpenAI(
             api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=max_retries
         )
+
+    @property
+    def settled(self) -> bool:
+        """Whether a call has gone through with the current settings (so a batch of them
+        will not be refused as a whole)."""
+        return self._settled
 
     @property
     def where(self) -> str:
@@ -155,26 +157,26 @@ class OpenAIJudge:
                 quick.models.list()
         except (openai.AuthenticationError, openai.PermissionDeniedError):
             raise self._auth_error() from None
-        except openai.NotFoundError:
-            raise UserError(
-                f"{self.where} has no model '{self.model}'",
-                where="--judge",
-                fix="check the model name (e.g. gpt-4o)",
-            ) from None
-        except openai.APIConnectionError:
-            raise UserError(
-                f"cannot reach the judge at {self.where}",
-                where="--judge",
-                fix="start the server or check the URL and your connection",
-            ) from None
         except openai.RateLimitError:
             pass  # busy, but it knew the key: the judging itself retries with backoff
-        except openai.APIStatusError as exc:
-            raise UserError(
-                f"the judge at {self.where} answered HTTP {exc.status_code} to a first check",
-                where="--judge",
-                fix="check the server, then start again",
-            ) from None
+        except (openai.NotFoundError, openai.APIConnectionError, openai.APIStatusError) as exc:
+            raise self._check_failed(exc) from None
+
+    def _check_failed(self, exc: Exception) -> UserError:
+        """The message for a first check that failed: no such model, no server, or another
+        HTTP status."""
+        import openai
+
+        if isinstance(exc, openai.NotFoundError):
+            problem = f"{self.where} has no model '{self.model}'"
+            fix = "check the model name (e.g. gpt-4o)"
+        elif isinstance(exc, openai.APIStatusError):
+            problem = f"the judge at {self.where} answered HTTP {exc.status_code} to a first check"
+            fix = "check the server, then start again"
+        else:
+            problem = f"cannot reach the judge at {self.where}"
+            fix = "start the server or check the URL and your connection"
+        return UserError(problem, where="--judge", fix=fix)
 
     def judge(self, batch: Sequence[JudgeInput]) -> list[Verdict]:
         """Verdicts for a batch, `concurrency` calls at a time, checking the budget after each
@@ -192,12 +194,12 @@ class OpenAIJudge:
             round_ = batch[start : start + step]
             with ThreadPoolExecutor(min(self.concurrency, len(round_))) as pool:
                 answers += list(pool.map(self._ask, round_))
-            self._check_budget([cut for _, cut in answers[checked:]])
+            self.check_budget([cut for _, cut in answers[checked:]])
             checked, start = len(answers), start + step
-        self._check_budget([cut for _, cut in answers[checked:]])  # a batch of the first alone
+        self.check_budget([cut for _, cut in answers[checked:]])  # a batch of the first alone
         return [verdict for verdict, _ in answers]
 
-    def _check_budget(self, cut: list[bool]) -> None:
+    def check_budget(self, cut: list[bool]) -> None:
         """Stop when the model mostly runs out of tokens before it says anything: every
         further call would be paid for and stored as unparsed."""
         if not cut or sum(cut) < BUDGET_STOP_SHARE * len(cut):
@@ -256,22 +258,27 @@ class OpenAIJudge:
                 return True
         return False
 
+    def request_body(self, item: JudgeInput, settings: RequestSettings) -> dict[str, Any]:
+        """The chat.completions body for one item: what a call sends, and what each line of
+        a Batch API requests file holds."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [
+                {"role": "system", "content": SYSTEM},
+                {"role": "user", "content": item.question()},
+            ],
+            "seed": JUDGE_SEED,
+            settings.token_parameter: settings.max_tokens,
+        }
+        if settings.temperature is not None:
+            body["temperature"] = settings.temperature
+        return body
+
     def _one(self, item: JudgeInput, settings: RequestSettings) -> tuple[Verdict, bool]:
         import openai
 
-        options: dict[str, Any] = {settings.token_parameter: settings.max_tokens}
-        if settings.temperature is not None:
-            options["temperature"] = settings.temperature
         try:
-            response = self.client.chat.completions.create(
-                model=self.model,
-                messages=[
-                    {"role": "system", "content": SYSTEM},
-                    {"role": "user", "content": item.question()},
-                ],
-                seed=JUDGE_SEED,
-                **options,
-            )
+            response = self.client.chat.completions.create(**self.request_body(item, settings))
         except (openai.AuthenticationError, openai.PermissionDeniedError):
             raise self._auth_error() from None
         except openai.BadRequestError:
@@ -284,15 +291,20 @@ class OpenAIJudge:
             return Verdict("error", raw="connection failed after retries"), False
         except openai.APIResponseValidationError:
             return Verdict("error", raw="the server's answer was not valid JSON for the API"), False
+        return self.read_answer(response, settings.max_tokens, self.usage)
+
+    def read_answer(self, response: Any, max_tokens: int, usage: Usage) -> tuple[Verdict, bool]:
+        """The verdict in a chat completion (a call's, or one line of a batch's output), and
+        whether the answer was empty and cut by the budget; its tokens are added to `usage`."""
         with self._lock:
-            self.usage.calls += 1
+            usage.calls += 1
             if response.usage is not None:
-                self.usage.prompt_tokens += response.usage.prompt_tokens or 0
-                self.usage.completion_tokens += response.usage.completion_tokens or 0
+                usage.prompt_tokens += response.usage.prompt_tokens or 0
+                usage.completion_tokens += response.usage.completion_tokens or 0
         choice = response.choices[0] if response.choices else None
         text = choice.message.content if choice is not None else None
         if not (text or "").strip() and choice is not None and choice.finish_reason == "length":
-            raw = f"no answer within {settings.max_tokens} tokens (finish_reason length)"
+            raw = f"no answer within {max_tokens} tokens (finish_reason length)"
             # Only hidden reasoning makes a budget run out before any text: a plain model
             # that wrote blanks answered badly (unparsed), and more tokens would not help.
             return Verdict("unparsed", raw=raw), self._reasons(response)

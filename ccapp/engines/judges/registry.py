@@ -13,9 +13,13 @@ import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ccapp.engines.judges.base import Judge
 from ccapp.errors import UserError
+
+if TYPE_CHECKING:
+    from ccapp.engines.judges.openai_batch import BatchSettings
 
 FORMS = "heuristic, gpt-4o, openai:NAME, openai:NAME@URL or hf:PATH_OR_ID"
 
@@ -44,6 +48,7 @@ class JudgeOptions:
     device: str = "auto"
     dtype: str = "auto"
     max_tokens: int | None = None  # an API judge's answer budget; None: by model (3, or 1024)
+    batch: BatchSettings | None = None  # an OpenAI judge judges stored runs via the Batch API
 
 
 def parse_judge_spec(text: str, option: str = "--judge") -> JudgeSpec:
@@ -83,6 +88,12 @@ def make_judge(text: str, options: JudgeOptions | None = None, *, check: bool = 
     """The judge for `text`; with `check`, refuse now what would fail after hours of work."""
     options = options or JudgeOptions()
     spec = parse_judge_spec(text)
+    if options.batch is not None and spec.kind != "openai":
+        raise UserError(
+            f"the judge '{spec.canonical}' has no Batch API",
+            where="--judge-batch",
+            fix="use it with an OpenAI judge (gpt-4o, openai:NAME[@URL]), or leave it out",
+        )
     if spec.kind == "heuristic":
         from ccapp.engines.judges.heuristic import HeuristicJudge
 
@@ -99,6 +110,7 @@ def make_judge(text: str, options: JudgeOptions | None = None, *, check: bool = 
             timeout_s=options.timeout_s,
             max_retries=options.max_retries,
             max_tokens=options.max_tokens,
+            batch=options.batch,
         )
         if check:
             judge.check()
@@ -162,11 +174,11 @@ def read_key_file(path: Path) -> str:
         mode = path.stat().st_mode
         key = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise UserError(
+        problem, fix = (
             f"cannot read the API key file ({exc.strerror})",
-            where=str(path),
-            fix="check [openai] api_key_file in config.toml",
-        ) from None
+            "check [openai] api_key_file",
+        )
+        raise UserError(problem, where=str(path), fix=f"{fix} in config.toml") from None
     if not key:
         raise UserError("the API key file is empty", where=str(path), fix="write the key into it")
     if mode & (stat.S_IRWXG | stat.S_IRWXO):

@@ -1,0 +1,385 @@
+"""The app's shell, driven by Pilot: mode keys that never show a stale page, quitting that never
+ends a job unasked, runs whose process is gone read as interrupted, focus and row keys."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from test_app_flows import cpu_probe, wait_for
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Input
+
+from ccapp.app import CcappApp
+from ccapp.screens.compare import ComparePicker, CompareScreen
+from ccapp.screens.eval_form import EvalFormScreen, FormValues
+from ccapp.screens.form_memory import memory_file, recall, remember
+from ccapp.screens.history import HistoryScreen
+from ccapp.screens.jobs import ReplayJob
+from ccapp.screens.live_run import LiveRunScreen
+from ccapp.screens.modals import ChoiceModal, ConfirmModal, PromptModal
+from ccapp.screens.run_detail import RunDetailScreen
+from ccapp.screens.widgets import tail
+from ccapp.store import RunKind, RunStatus, Store, runs
+
+from helpers import build_fixed_store, run_ccapp
+
+
+def started(run_id: int, continuations: int = 4, todo: int = 4) -> dict[str, Any]:
+    return {
+        "event": "run_started",
+        "run_id": run_id,
+        "v": 1,
+        "kind": "eval",
+        "config": {"model": "tiny", "judge": "heuristic", "paths": 2},
+        "totals": {"requests": 2, "cells": 2, "continuations": continuations, "todo": todo},
+    }
+
+
+def live(db: Path, events: list[dict[str, Any]], hold: bool = False) -> LiveRunScreen:
+    return LiveRunScreen(ReplayJob(events, hold=hold), "ccapp eval tiny", db)
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def rows(table: DataTable[Any]) -> list[list[str]]:
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+# --- bug 1: mode keys reach the mode's own page, fresh -------------------------------------
+
+
+async def test_f2_after_a_finished_run_opens_a_new_form_not_the_run(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f2")
+        form = app.screen
+        assert isinstance(form, EvalFormScreen)
+        screen = live(db, [started(1), {"event": "run_finished", "run_id": 1, "status": "done"}])
+        app.push_screen(screen)  # as the form's launch does
+        await wait_for(pilot, lambda: screen.finished)
+        await pilot.press("f1")
+        await pilot.press("f2")
+        await pilot.pause()
+        assert isinstance(app.screen, EvalFormScreen) and app.screen is not form
+        await pilot.press("h", "e")  # the letters too
+        await pilot.pause()
+        assert isinstance(app.screen, EvalFormScreen)
+
+
+async def test_f2_while_a_job_runs_leaves_it_running_one_key_away(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f2")
+        job = ReplayJob([started(1)], hold=True)
+        screen = LiveRunScreen(job, "ccapp eval tiny", db)
+        app.push_screen(screen)
+        await wait_for(pilot, lambda: screen.state.status == "running")
+        await pilot.press("f2")
+        await pilot.pause()
+        assert isinstance(app.screen, EvalFormScreen)
+        assert not job._cancelled.is_set() and screen.is_attached  # still running
+        await pilot.press("f3")
+        await pilot.press("f6")
+        await pilot.pause()
+        assert app.screen is screen
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: screen.finished)
+        assert screen.state.status == "paused"
+
+
+async def test_f3_from_a_run_page_shows_the_runs_list(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    build_fixed_store(db)
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f3")
+        table = app.screen.query_one("#history-runs", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await pilot.press("f3")
+        await pilot.pause()
+        assert isinstance(app.screen, HistoryScreen)
+
+
+async def test_the_palette_new_evaluation_opens_a_new_form(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f2")
+        screen = live(db, [started(1), {"event": "run_finished", "run_id": 1, "status": "done"}])
+        app.push_screen(screen)
+        await wait_for(pilot, lambda: screen.finished)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        for key in "new evaluation":
+            await pilot.press("space" if key == " " else key)
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, EvalFormScreen))
+
+
+async def test_text_typed_into_the_filter_never_switches_mode(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    build_fixed_store(db)
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f3", "slash", *"/train", "h", "e", "q")
+        await pilot.pause()
+        assert isinstance(app.screen, HistoryScreen)
+        assert app.screen.query_one("#history-filter", Input).value == "/trainheq"
+
+
+async def test_home_shows_the_stores_runs_as_soon_as_it_is_shown_again(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    Store.open(db).close()
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.3)
+        await pilot.press("f3")
+        build_fixed_store(db)
+        await pilot.press("f1")
+        table = app.screen.query_one("#runs", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1, timeout=1.5)  # sooner than its timer
+
+
+# --- bug 2: quitting asks; a run whose process is gone reads as interrupted -----------------
+
+
+async def test_q_while_a_job_runs_asks_then_stops_it_resumable(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = live(db, [started(1)], hold=True)
+        app.push_screen(screen)
+        await wait_for(pilot, lambda: screen.state.status == "running")
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceModal))
+        assert isinstance(app.screen, ChoiceModal)
+        assert "A job is running" in app.screen.question
+        await pilot.press("escape")  # stay
+        await pilot.pause()
+        assert app.screen is screen and not screen.finished
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceModal))
+        await pilot.press("s")
+        await wait_for(pilot, lambda: not app.is_running)
+    assert screen.state.status == "paused"
+
+
+async def test_q_can_leave_the_job_running_in_the_background(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    app = CcappApp(db, probe_devices=cpu_probe)
+    job = ReplayJob([started(1)], hold=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = LiveRunScreen(job, "ccapp eval tiny", db)
+        app.push_screen(screen)
+        await wait_for(pilot, lambda: screen.state.status == "running")
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceModal))
+        await pilot.press("b")
+        await wait_for(pilot, lambda: not app.is_running)
+    assert not job._cancelled.is_set()  # never asked to stop
+
+
+async def test_q_without_a_job_quits_at_once(tmp_path: Path) -> None:
+    app = CcappApp(tmp_path / "s.db", probe_devices=cpu_probe)
+    async with app.run_test() as pilot:
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, timeout=5)
+    assert app.return_code == 0
+
+
+async def test_a_run_whose_process_is_gone_is_shown_interrupted_never_running(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "s.db"
+    run_id = build_fixed_store(db)
+    with Store.open(db) as store:
+        with store.write() as conn:
+            conn.execute(
+                "UPDATE runs SET status = 'running', pid = ? WHERE id = ?", [dead_pid(), run_id]
+            )
+        run = runs.get_run(store, run_id)
+        assert run.status is RunStatus.PAUSED and run.status.resumable
+        assert runs.interrupted(run) and runs.status_text(run) == "interrupted"
+        alive = runs.create_run(store, RunKind.EVAL, {}, model="m")  # this process: alive
+        assert runs.get_run(store, alive.id).status is RunStatus.RUNNING
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        home = app.screen.query_one("#runs", DataTable)
+        await wait_for(pilot, lambda: home.row_count == 2)
+        assert [row[2] for row in rows(home)] == ["running", "interrupted"]
+        await pilot.press("f3")
+        history = app.screen.query_one("#history-runs", DataTable)
+        await wait_for(pilot, lambda: history.row_count == 2)
+        assert [row[4] for row in rows(history)] == ["running", "interrupted"]
+    listed = run_ccapp("runs", "list", "--db", str(db))
+    listed_status = {
+        line.split("\t")[0]: line.split("\t")[2] for line in listed.stdout.splitlines()
+    }
+    assert listed_status[str(run_id)] == "interrupted"
+
+
+# --- bug 3: the per-k done column after a resume starts from the store ------------------------
+
+
+async def test_the_per_k_done_column_counts_what_was_stored_before_a_resume(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    run_id = build_fixed_store(db)  # 2 requests × k 10, 20 × 2 paths, all stored
+    with Store.open(db) as store, store.write() as conn:
+        missing = conn.execute(
+            "SELECT t.cell_id FROM continuations t JOIN cells c ON c.id = t.cell_id "
+            "WHERE c.k = 20 AND t.path = 1"
+        ).fetchall()
+        conn.execute(
+            "DELETE FROM continuations WHERE path = 1 AND cell_id IN "
+            "(SELECT id FROM cells WHERE k = 20)"
+        )
+    events: list[dict[str, Any]] = [started(run_id, continuations=8, todo=2)]
+    for (cell_id,) in missing:
+        events.append(
+            {
+                "event": "continuation_done",
+                "run_id": run_id,
+                "cell_id": cell_id,
+                "item": 0,
+                "k": 20,
+                "path": 1,
+                "text": " then turn it.",
+                "verdict": {"judge": "heuristic", "label": "no", "span": None, "relapse": False},
+            }
+        )
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = live(db, events, hold=True)
+        app.push_screen(screen)
+        await wait_for(pilot, lambda: screen.state.done_per_k.get(20) == 4 and not screen._dirty)
+        table = screen.query_one("#live-per-k", DataTable)
+        assert [row[:2] for row in rows(table)] == [["10", "4/4"], ["20", "4/4"]]
+
+
+# --- focus and row keys ------------------------------------------------------------------
+
+
+async def test_home_focuses_the_runs_and_enter_opens_the_highlighted_one(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    first = build_fixed_store(db)
+    build_fixed_store(db)
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.screen.query_one("#runs", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 2)
+        assert app.focused is table
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        assert isinstance(app.screen, RunDetailScreen) and app.screen.run_id == first
+
+
+async def test_down_from_the_history_filter_moves_into_the_list(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    build_fixed_store(db)
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f3", "slash")
+        assert isinstance(app.focused, Input)
+        await pilot.press("down")
+        assert app.focused is app.screen.query_one("#history-runs", DataTable)
+
+
+async def test_run_page_keys_work_on_a_highlighted_row_in_history(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    first = build_fixed_store(db)
+    second = build_fixed_store(db)
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f3")
+        table = app.screen.query_one("#history-runs", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 2)
+        await pilot.press("x")  # export asks where
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptModal))
+        await pilot.press("escape")
+        await pilot.press("j")  # re-judge asks with what
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptModal))
+        await pilot.press("escape")
+        await pilot.press("c")  # compare offers the comparable runs
+        await wait_for(pilot, lambda: isinstance(app.screen, ComparePicker))
+        choices = app.screen.query_one("#compare-choices", DataTable)
+        assert [row[0] for row in rows(choices)] == [str(first)]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        assert isinstance(app.screen, CompareScreen) and app.screen.ids == (second, first)
+        await pilot.press("escape")
+        await pilot.press("d")  # delete asks first, then the list follows
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("n")
+        await pilot.pause()
+        with Store.open(db) as store:
+            assert len(runs.list_runs(store)) == 2
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: table.row_count == 1)
+    with Store.open(db) as store:
+        assert [r.id for r in runs.list_runs(store)] == [first]
+
+
+# --- the eval form opens at its top and remembers; paths show their tail ----------------------
+
+
+async def test_the_eval_form_opens_at_its_top_with_the_last_values(tmp_path: Path) -> None:
+    remember("eval", FormValues(data="rows.jsonl", ks="10,20"))
+    app = CcappApp(tmp_path / "s.db", probe_devices=cpu_probe)
+    async with app.run_test(size=(90, 24)) as pilot:
+        await pilot.press("f2")
+        await pilot.pause(0.3)
+        assert app.screen.query_one("#form", VerticalScroll).scroll_y == 0
+        assert app.screen.query_one("#data", Input).value == "rows.jsonl"
+        assert app.screen.query_one("#ks", Input).value == "10,20"
+
+
+def test_form_memory_keeps_no_secrets_and_survives_a_broken_file() -> None:
+    remember("eval", FormValues(model="/models/smollm2", judge_url="http://h:8000/v1"))
+    assert recall("eval", FormValues).model == "/models/smollm2"
+    memory_file("eval").write_text('{"model": "m", "api_key": "sk-x", "nope": 1}')
+    assert recall("eval", FormValues) == FormValues(model="m")
+    memory_file("eval").write_text("not json")
+    assert recall("eval", FormValues) == FormValues()
+
+
+def test_long_paths_show_their_tail() -> None:
+    assert tail("/home/me/work/models/smollm2", 16) == "…/models/smollm2"
+    assert tail("tiny", 18) == "tiny"
+
+
+async def test_f_on_compare_saves_the_figure_ccapp_plot_draws(tmp_path: Path) -> None:
+    from PIL import Image
+    from test_comparison import REQUESTS, add_eval_run
+
+    from ccapp.config import paths
+
+    db = tmp_path / "s.db"
+    with Store.open(db) as store:
+        first = add_eval_run(store, REQUESTS, {i: i % 4 for i in range(len(REQUESTS))})
+        second = add_eval_run(store, REQUESTS, {i: i % 7 for i in range(len(REQUESTS))})
+    out = paths().reports_dir / f"corr-{first}-{second}.png"
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.push_screen(CompareScreen(first, second, db))
+        await pilot.pause(0.3)
+        await pilot.press("f")
+        await wait_for(pilot, out.exists, timeout=120)
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.size[0] >= 600

@@ -1,0 +1,95 @@
+"""Every kind of page at the smallest supported terminal (80×24) and a large one (160×48):
+snapshots, and a check that the two key lines (the screen's keys and the app's mode keys)
+are whole, nothing pushed off the edge."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_app_snapshots import LIVE_EVENTS, fake_probe, settle
+from test_run_pages import build_train_store
+from textual.widgets import Footer
+
+from ccapp.app import CcappApp
+from ccapp.screens.compare import CompareScreen
+from ccapp.screens.jobs import ReplayJob
+from ccapp.screens.live_run import LiveRunScreen
+from ccapp.screens.run_page import run_page
+from ccapp.screens.widgets import MODE_KEYS, ModeBar
+from ccapp.store import RunKind, Store
+
+from helpers import build_fixed_store
+
+SIZES = [(80, 24), (160, 48)]
+FIXED = "2026-11-01T10:00:00Z"
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CcappApp:
+    """Two eval runs (fixed dates), a syn run and a train run on its pairs, in ./ccapp.db."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    db = Path("ccapp.db")
+    build_fixed_store(db)
+    build_train_store(db, Path("out"))
+    build_fixed_store(db)
+    with Store.open(db) as store, store.write() as conn:  # dates that do not move
+        conn.execute("UPDATE runs SET created_at = ?, updated_at = ?, finished_at = ?", [FIXED] * 3)
+    return CcappApp(db, probe_devices=fake_probe)
+
+
+def pushing(screen: Callable[[], Any]) -> Callable[[Any], Awaitable[None]]:
+    async def push(pilot: Any) -> None:
+        pilot.app.push_screen(screen())
+        await settle(pilot)
+
+    return push
+
+
+def pressing(*keys: str) -> Callable[[Any], Awaitable[None]]:
+    async def press(pilot: Any) -> None:
+        await settle(pilot)
+        await pilot.press(*keys)
+        await settle(pilot)
+
+    return press
+
+
+DB = Path("ccapp.db")
+PAGES: dict[str, Callable[[Any], Awaitable[None]]] = {
+    "home": pressing(),
+    "eval_form": pressing("f2"),
+    "live_run": pushing(lambda: LiveRunScreen(ReplayJob(LIVE_EVENTS, hold=True), "eval m", DB)),
+    "run_eval": pushing(lambda: run_page(1, DB, RunKind.EVAL)),
+    "run_syn": pushing(lambda: run_page(2, DB, RunKind.SYN)),
+    "run_train": pushing(lambda: run_page(3, DB, RunKind.TRAIN)),
+    "history": pressing("f3"),
+    "compare": pushing(lambda: CompareScreen(1, 4, DB)),
+}
+
+
+def key_lines_fit(app: CcappApp) -> None:
+    """The screen's footer keys and the mode bar end inside the terminal's width."""
+    width = app.size.width
+    footer = app.screen.query_one(Footer)
+    keys = list(footer.children)
+    assert keys, "the footer shows the screen's keys"
+    assert max(k.region.right for k in keys) <= width
+    bar = str(app.screen.query_one(ModeBar).render())
+    assert all(f"{key} {text}" in bar for key, text in MODE_KEYS)
+    assert len(bar.rstrip()) <= width
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_fits(app: CcappApp, snap_compare, page: str, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    prepare = PAGES[page]
+
+    async def run_before(pilot: Any) -> None:
+        await prepare(pilot)
+        key_lines_fit(pilot.app)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

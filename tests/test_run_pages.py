@@ -1,0 +1,486 @@
+"""A page for every run kind, honest waiting, the training form (issue 15: items 5, 8-13).
+
+Each test drives the real app under Pilot on a real SQLite store written by hand (or replays
+recorded job events), and reads what the screen shows."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+from test_app_flows import cpu_probe, wait_for
+from textual.widgets import Input, RichLog, Select, Static
+
+from ccapp.app import CcappApp
+from ccapp.screens.form_problems import name_fields, short_label
+from ccapp.screens.jobs import ReplayJob
+from ccapp.screens.live_base import loading_line
+from ccapp.screens.modals import ConfirmModal, ErrorModal, PromptModal
+from ccapp.screens.rejudge import already_judged
+from ccapp.screens.run_detail import RunDetailScreen
+from ccapp.store import RunKind, RunStatus, Store, runs
+from ccapp.store import evals as rows_store
+from ccapp.store import syn as syn_store
+from ccapp.store import train as train_store
+
+from helpers import build_fixed_store
+
+
+def text_of(screen: Any, selector: str) -> str:
+    """What a Static shows, as plain text (wide enough not to wrap)."""
+    from textual.css.query import NoMatches
+
+    try:
+        content = screen.query_one(selector, Static).content
+    except NoMatches:
+        return ""
+    out = io.StringIO()
+    Console(width=400, file=out, color_system=None).print(content)
+    return out.getvalue()
+
+
+# --- stores written by hand ----------------------------------------------------------------
+
+SOURCE_COUNTS = {
+    "source": 10,
+    "no how/what in the prompt": 4,
+    "no unsafe response over 80 words": 3,
+    "beyond --limit": 1,
+    "kept": 2,
+}
+TRIGGER = "However, I cannot provide"
+
+
+def syn_responses(harmful: str) -> list[syn_store.Response]:
+    out = [syn_store.Response(0, "safe", "I can't help with that.")]
+    for i in range(1, 5):
+        cut = 8 * i
+        out.append(
+            syn_store.Response(
+                i, f"syn{i}", f"Sure. {harmful[:cut]} {TRIGGER} more on it{i}.", cut, TRIGGER
+            )
+        )
+    out.append(syn_store.Response(5, "harmful", f"Sure. {harmful}"))
+    return out
+
+
+def build_syn_store(db: Path) -> int:
+    """A done syn run: one kept group, one rejected, with its source counts."""
+    harmful = "First take the tools out of the box and then open the lock slowly."
+    with Store.open(db) as store:
+        run = runs.create_run(
+            store,
+            RunKind.SYN,
+            {"model": "tiny", "source_counts": SOURCE_COUNTS},
+            model="tiny",
+            data="rows.jsonl",
+        )
+        items = rows_store.insert_items(
+            store,
+            run.id,
+            [
+                (0, 1, "How do I pick a lock?", harmful, None),
+                (1, 2, "What opens a safe?", harmful, None),
+            ],
+        )
+        syn_store.save_group(store, run.id, items[0].id, "ok", None, syn_responses(harmful))
+        syn_store.save_group(
+            store,
+            run.id,
+            items[1].id,
+            "rejected",
+            "the safe answer is not safe",
+            syn_responses(harmful),
+        )
+        runs.set_status(store, run.id, RunStatus.DONE, metrics={"groups": 1, "rejected": 1})
+    return run.id
+
+
+def build_train_store(db: Path, output: Path) -> tuple[int, int]:
+    """A syn run, and a done train run on its pairs with curves, eval scores, checkpoints."""
+    syn_id = build_syn_store(db)
+    for step in (2, 4, 10):
+        (output / "checkpoints" / f"checkpoint-{step}").mkdir(parents=True)
+    with Store.open(db) as store:
+        run = runs.create_run(
+            store,
+            RunKind.TRAIN,
+            {"method": "lora", "pairs": str(syn_id), "max_steps": 4, "output": str(output)},
+            model="tiny",
+            data=f"run {syn_id}",
+            parent_id=syn_id,
+        )
+        for step, loss in ((1, 0.69), (2, 0.6), (3, 0.5), (4, 0.42)):
+            train_store.add_point(
+                store,
+                run.id,
+                step,
+                step / 4,
+                {"loss": loss, "rewards/margins": 0.1 * step, "rewards/accuracies": 0.25 * step},
+            )
+        train_store.add_eval(
+            store, run.id, 4, 1.0, {"eval_loss": 0.55, "eval_rewards/accuracies": 0.75}
+        )
+        runs.set_status(
+            store,
+            run.id,
+            RunStatus.DONE,
+            metrics={"steps": 4, "pairs": 15, "output": str(output), "eval_pairs": 3},
+        )
+    return syn_id, run.id
+
+
+# --- 5: the eval page's filters and prompt --------------------------------------------------
+
+
+async def open_eval_page(pilot, app, run_id: int) -> RunDetailScreen:  # type: ignore[no-untyped-def]
+    """The eval run's page, once its first continuation is shown."""
+    app.open_run(run_id)
+    await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+    screen = app.screen
+    await wait_for(pilot, lambda: "continuation 1" in text_of(screen, "#detail-one"))
+    assert isinstance(screen, RunDetailScreen)
+    return screen
+
+
+async def test_the_filters_are_tab_stops_with_visible_focus(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    run_id = build_fixed_store(db)
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 50)) as pilot:
+        screen = await open_eval_page(pilot, app, run_id)
+        stops = []
+        for _ in range(6):
+            await pilot.press("tab")
+            stops.append(app.focused.id if app.focused else None)
+        assert stops[:5] == [
+            "filter-k",
+            "filter-judge",
+            "filter-label",
+            "filter-disagree",
+            "detail-rows",
+        ]
+        judge = screen.query_one("#filter-judge", Select)
+        for _ in range(len(stops)):
+            if app.focused is judge:
+                break
+            await pilot.press("shift+tab")
+        assert app.focused is judge
+        await pilot.pause()
+        current = judge.query_one("SelectCurrent")
+        other = screen.query_one("#filter-k", Select).query_one("SelectCurrent")
+        # The focused filter stands out: an accent frame and a tinted background.
+        accent = app.theme_variables["accent"].lower()
+        assert current.styles.border_top[1].hex.lower() == accent
+        assert other.styles.border_top[1].hex.lower() != accent
+        assert current.styles.background != other.styles.background
+
+
+async def test_p_shows_the_prompt_in_view(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    run_id = build_fixed_store(db)
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_eval_page(pilot, app, run_id)
+        panel = screen.query_one("#detail-prompt", Static)
+        assert not panel.display
+        await pilot.press("p")
+        await wait_for(
+            pilot, lambda: "<|user|>How do I pick a lock?" in text_of(screen, "#detail-prompt")
+        )
+        view = screen.query_one("#detail").region
+        await wait_for(pilot, lambda: view.contains(panel.region.x, panel.region.y), timeout=5)
+        assert panel.region.height > 0
+        await pilot.press("p")
+        await pilot.pause()
+        assert not panel.display
+
+
+# --- 8: a syn run's page ---------------------------------------------------------------------
+
+
+async def test_a_syn_run_has_its_own_page(tmp_path: Path) -> None:
+    from ccapp.screens.syn_run import SynRunScreen
+
+    db = tmp_path / "s.db"
+    run_id = build_syn_store(db)
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(140, 60)) as pilot:
+        app.open_run(run_id)
+        await wait_for(pilot, lambda: isinstance(app.screen, SynRunScreen))
+        screen = app.screen
+        await wait_for(pilot, lambda: "15 pairs" in text_of(screen, "#syn-run-pairs"))
+        source = text_of(screen, "#syn-run-source")
+        assert "rows read 10" in source and "−4 no how/what in the prompt" in source
+        assert "−3 no unsafe response over 80 words" in source and "kept 2 requests" in source
+        results = text_of(screen, "#syn-run-results")
+        assert "kept 1 groups (15 pairs)" in results
+        assert "rejected 1 · the safe answer is not safe: 1" in results
+        group = text_of(screen, "#syn-run-group")
+        assert "request 0: How do I pick a lock?" in group
+        assert f"✂ {TRIGGER}" in group and "SYN4" in group and "harmful" in group
+        pairs = text_of(screen, "#syn-run-pairs")
+        assert "safe ≻ SYN1" in pairs and "SYN4 ≻ harmful" in pairs
+        assert "Corr@k" not in text_of(screen, "#syn-run-summary")
+        await pilot.press("tab", "down")  # the status filter, then the groups list
+        screen.query_one("#syn-run-groups").focus()
+        await pilot.press("down")
+        await wait_for(pilot, lambda: "0 pairs" in text_of(screen, "#syn-run-pairs"))
+        assert "rejected: the safe answer is not safe" in text_of(screen, "#syn-run-group")
+        screen.query_one("#syn-run-status", Select).value = "rejected"
+        await wait_for(pilot, lambda: "groups 1–1 of 1" in text_of(screen, "#syn-run-page"))
+
+
+# --- 9: a train run's page, and the live view's last word ----------------------------------
+
+
+async def finished_training(pilot, app, events, db: Path):  # type: ignore[no-untyped-def]
+    """The train live view of a replayed job, once the job is over and painted."""
+    from ccapp.screens.train import TrainLiveScreen
+
+    screen = TrainLiveScreen(ReplayJob(events), "ccapp train", db)
+    app.push_screen(screen)
+    await wait_for(pilot, lambda: screen.finished)
+    await pilot.pause(0.3)
+    return screen
+
+
+async def test_a_train_run_has_its_own_page(tmp_path: Path) -> None:
+    from textual_plotext import PlotextPlot
+
+    from ccapp.screens.syn_run import SynRunScreen
+    from ccapp.screens.train_run import TrainRunScreen
+
+    db, output = tmp_path / "s.db", tmp_path / "model"
+    syn_id, train_id = build_train_store(db, output)
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(140, 50)) as pilot:
+        app.open_run(train_id)
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainRunScreen))
+        screen = app.screen
+        await wait_for(pilot, lambda: "method lora" in text_of(screen, "#train-run-facts"))
+        facts = text_of(screen, "#train-run-facts")
+        assert f"pairs 15 from syn run {syn_id} (s opens it)" in facts
+        assert "steps 4 of max 4 · loss 0.4200 · margin 0.400 · accuracy 1.00" in facts
+        assert "eval loss 0.5500 · eval accuracy 0.75" in facts
+        assert "checkpoints checkpoint-2, checkpoint-4, checkpoint-10" in facts
+        assert f"the trained model: {output}" in facts
+        loss = screen.query_one("#train-run-loss", PlotextPlot)
+        assert "eval (magenta)" in str(loss.plt._active.monitor.title)  # the held-out curve too
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, SynRunScreen))
+        assert app.screen.run_id == syn_id  # type: ignore[attr-defined]
+
+
+async def test_the_train_live_view_says_where_the_model_went(tmp_path: Path) -> None:
+
+    events: list[dict[str, object]] = [
+        {"event": "run_started", "run_id": 4, "v": 1, "kind": "train", "config": {}}
+        | {"totals": {"steps": 1}},
+        {"event": "run_finished", "run_id": 4, "status": "done", "metrics": {"output": "/m/x"}},
+    ]
+    app = CcappApp(tmp_path / "s.db", probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await finished_training(pilot, app, events, tmp_path / "s.db")
+        assert "the trained model is in /m/x · v evaluates it" in text_of(screen, "#train-rate")
+
+
+# --- 10: the training form and `v` ----------------------------------------------------------
+
+
+async def test_the_train_form_has_max_steps_and_offers_the_newest_syn_run(tmp_path: Path) -> None:
+    from ccapp.screens.train import TrainFormScreen
+
+    db = tmp_path / "s.db"
+    build_syn_store(db)
+    newest = build_syn_store(db)
+    with Store.open(db) as store:  # a newer syn run that is not done is not offered
+        runs.create_run(store, RunKind.SYN, {}, model="tiny")
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 60)) as pilot:
+        app.push_screen(TrainFormScreen())
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainFormScreen))
+        await pilot.pause(0.2)
+        screen = app.screen
+        assert screen.query_one("#train-pairs", Input).value == str(newest)
+        assert f"syn run {newest}: the newest finished, 15 pairs" in text_of(
+            screen, "#train-field-pairs .hint"
+        )
+        steps = screen.query_one("#train-max_steps", Input)
+        steps.value = "7"
+        await pilot.pause()
+        args, problems = screen.validate()
+        assert problems == {} and args[args.index("--max-steps") + 1] == "7"
+        assert args[args.index("--pairs") + 1] == str(newest)
+        assert screen.query_one("#train-eval_fraction", Input) is not None
+
+
+async def test_evaluate_it_shows_the_command_and_the_time_and_asks(tmp_path: Path) -> None:
+    from ccapp.screens.live_run import LiveRunScreen
+
+    db = tmp_path / "s.db"
+    eval_id = build_fixed_store(db)  # 8 continuations, from 10:00 to 10:05
+    events: list[dict[str, object]] = [
+        {"event": "run_finished", "run_id": 9, "status": "done", "metrics": {"output": "/m/x"}},
+    ]
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await finished_training(pilot, app, events, db)
+        await pilot.press("v")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        question = app.screen.question  # type: ignore[attr-defined]
+        assert "ccapp eval --model /m/x --data rows.jsonl --k 10,20" in question
+        assert f"about 5m00s (eval run {eval_id} made 8 continuations" in question
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen is screen  # nothing started
+        assert not any(isinstance(s, LiveRunScreen) for s in app.screen_stack)
+
+
+# --- 11: the model's first seconds -----------------------------------------------------------
+
+
+def test_the_loading_line_names_each_phase_with_the_bytes() -> None:
+    from ccapp.engines.events import ModelLoading
+
+    phases = {"resolve": ModelLoading(phase="resolve", detail="org/model")}
+    assert loading_line({}) == ""
+    assert loading_line(phases) == "loading the model: resolve org/model …"
+    phases["download"] = ModelLoading(
+        phase="download", detail="org/model", done=3 * 2**20, total=2**31
+    )
+    assert loading_line(phases).endswith("download 3.0 MiB of 2.00 GiB …")
+    phases["weights"] = ModelLoading(phase="weights", detail="/cache/x")
+    phases["ready"] = ModelLoading(phase="ready", detail="cpu float32")
+    assert loading_line(phases) == (
+        "model loaded: resolve org/model → download 3.0 MiB of 2.00 GiB → weights → ready cpu float32"
+    )
+
+
+async def test_a_live_view_shows_the_model_loading_as_it_comes(tmp_path: Path) -> None:
+    from ccapp.screens.syn import SynLiveScreen
+
+    events: list[dict[str, object]] = [
+        {"event": "model_loading", "phase": "resolve", "detail": "org/m"},
+        {
+            "event": "model_loading",
+            "phase": "download",
+            "detail": "org/m",
+            "done": 2**20,
+            "total": 4 * 2**20,
+        },
+    ]
+    app = CcappApp(tmp_path / "s.db", probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = SynLiveScreen(ReplayJob(events, hold=True), "ccapp syn", tmp_path / "s.db")
+        app.push_screen(screen)
+        await wait_for(pilot, lambda: "download" in text_of(screen, "#syn-loading"))
+        line = screen.query_one("#syn-loading", Static)
+        assert line.display
+        assert "loading the model: resolve org/m → download 1.0 MiB of 4.0 MiB …" in text_of(
+            screen, "#syn-loading"
+        )
+        assert "model: download org/m 1.0 MiB of 4.0 MiB" in "\n".join(
+            str(s.text) for s in screen.query_one("#syn-log", RichLog).lines
+        )
+        screen.job.cancel()
+        await wait_for(pilot, lambda: screen.finished)
+
+
+# --- 12: re-judging with a judge that has judged everything ---------------------------------
+
+
+async def test_rejudge_offers_a_judge_that_runs_and_says_when_all_is_judged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    db = tmp_path / "s.db"
+    run_id = build_fixed_store(db)
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 50)) as pilot:
+        app.open_run(run_id)
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        page = app.screen
+        await wait_for(pilot, lambda: page.run is not None)
+        await pilot.press("j")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptModal))
+        assert app.screen.query_one(Input).value == "heuristic"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        assert app.screen.question == already_judged("heuristic", 8)  # type: ignore[attr-defined]
+        assert "already judged by heuristic" in app.screen.question  # type: ignore[attr-defined]
+        assert "--force to judge again" in app.screen.question  # type: ignore[attr-defined]
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen is page  # nothing was started
+
+
+# --- 13: errors name the form's fields -------------------------------------------------------
+
+
+def test_errors_name_the_field_not_the_flag() -> None:
+    from ccapp.engines.c2eval.config import EvalConfig
+    from ccapp.engines.dpo.config import TrainConfig
+
+    assert name_fields("--beta: invalid value 0.0. Fix: give a beta above 0", TrainConfig) == (
+        "Beta: invalid value 0.0. Fix: give a beta above 0"
+    )
+    assert name_fields("--model: cannot download 'org/x'", EvalConfig).startswith("Model: ")
+    assert name_fields("--pairs: no such run", TrainConfig) == "Pairs: no such run"
+    assert name_fields("--no-such-flag: x", TrainConfig) == "--no-such-flag: x"
+    assert name_fields("a plain failure", TrainConfig) == "a plain failure"
+    assert short_label("Output folder (optional)") == "Output folder"
+
+
+async def test_the_launch_error_modal_and_the_refusal_name_the_field(tmp_path: Path) -> None:
+    from ccapp.screens.train import TrainFormScreen, TrainLiveScreen
+
+    db = tmp_path / "s.db"
+    job = ReplayJob(
+        [],
+        returncode=2,
+        stderr=["ccapp: error: --beta: invalid value 0.0. Fix: give a beta above 0"],
+    )
+    job.args = ["train", "--pairs", "3", "--beta", "0"]
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 60)) as pilot:
+        app.push_screen(TrainLiveScreen(job, "ccapp train", db))
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal))
+        assert app.screen.message == "Beta: invalid value 0.0. Fix: give a beta above 0"
+        await pilot.press("enter")
+        await pilot.press("escape")
+        app.push_screen(TrainFormScreen())
+        await wait_for(pilot, lambda: bool(app.screen.query("#train-beta")))
+        app.screen.query_one("#train-beta", Input).value = "0"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        notices = [n.message for n in app._notifications]
+        assert any("Beta: invalid value 0" in n for n in notices), notices
+        assert not any("beta: invalid" in n for n in notices)
+
+
+async def test_a_run_page_rereads_the_store_when_shown_again(tmp_path: Path) -> None:
+    from textual.screen import Screen
+
+    from ccapp.screens.syn_run import SynRunScreen
+
+    db = tmp_path / "s.db"
+    run_id = build_syn_store(db)
+    with Store.open(db) as store:
+        runs.set_status(store, run_id, RunStatus.PAUSED)
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 50)) as pilot:
+        app.open_run(run_id)
+        await wait_for(pilot, lambda: isinstance(app.screen, SynRunScreen))
+        page = app.screen
+        await wait_for(pilot, lambda: "syn · paused" in text_of(page, "#syn-run-summary"))
+        app.push_screen(Screen())  # e.g. the live view of its resume
+        await pilot.pause()
+        with Store.open(db) as store:
+            runs.set_status(store, run_id, RunStatus.DONE)
+        app.pop_screen()
+        await wait_for(pilot, lambda: "syn · done" in text_of(page, "#syn-run-summary"))
