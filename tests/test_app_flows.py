@@ -157,7 +157,7 @@ async def test_launch_watch_and_find_the_run_in_history(
             ),
         )
         row = app.screen.query_one("#history-runs", DataTable).get_row_at(0)
-        assert row[0] == str(run_id) and row[4] == "done" and row[5] != "–"
+        assert row[0] == str(run_id) and row[2] == "done" and row[5] != "–"
 
 
 @pytest.mark.slow

@@ -225,7 +225,7 @@ async def test_a_run_whose_process_is_gone_is_shown_interrupted_never_running(
         await pilot.press("f3")
         history = app.screen.query_one("#history-runs", DataTable)
         await wait_for(pilot, lambda: history.row_count == 2)
-        assert [row[4] for row in rows(history)] == ["running", "interrupted"]
+        assert [row[2] for row in rows(history)] == ["running", "interrupted"]
     listed = run_ccapp("runs", "list", "--db", str(db))
     listed_status = {
         line.split("\t")[0]: line.split("\t")[2] for line in listed.stdout.splitlines()

@@ -14,7 +14,7 @@ from ccapp.errors import UserError
 
 BATCH_POLL_HELP = (
     "with --judge-batch: seconds between status checks at first, growing while nothing "
-    "changes (default 30)"
+    "changes (default 5)"
 )
 
 
@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="judge RUN through OpenAI's Batch API: half the price, results within 24 h; "
         "a killed ccapp resumes the same batch when run again",
     )
-    p.add_argument("--batch-poll", type=float, default=30.0, metavar="S", help=BATCH_POLL_HELP)
+    p.add_argument("--batch-poll", type=float, metavar="S", help=BATCH_POLL_HELP)
     p.add_argument("--device", default="auto", help="for hf: judges (default auto)")
     p.add_argument(
         "--redo-unparsed",
@@ -92,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
     if args.judge_batch:
         from ccapp.engines.judges.openai_batch import BatchSettings
 
-        batch = BatchSettings(poll_s=args.batch_poll)
+        batch = (
+            BatchSettings() if args.batch_poll is None else BatchSettings(poll_s=args.batch_poll)
+        )
     options = JudgeOptions(
         concurrency=args.judge_concurrency,
         device=parse_device(args.device),

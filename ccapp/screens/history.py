@@ -19,7 +19,7 @@ from ccapp.screens.widgets import fixed_columns, footer, tail
 from ccapp.store import Run, Store, runs
 
 REFRESH_S = 2.0
-MODEL_WIDTH = 28
+MODEL_WIDTH = 20
 
 
 def matches(run: Run, text: str) -> bool:
@@ -78,11 +78,11 @@ class HistoryScreen(AppScreen[None]):
     def on_mount(self) -> None:
         fixed_columns(
             self.query_one("#history-runs", DataTable),
-            ("id", 5),
+            ("id", 5),  # the columns of every list of runs (Run.listed), then the date
             ("kind", 6),
+            ("status", 11),
             ("model", MODEL_WIDTH),
-            ("judge", 30),
-            ("status", 10),
+            ("judge", 12),
             ("Corr_mean", 9),
             ("created", 19),
         )
@@ -122,17 +122,10 @@ class HistoryScreen(AppScreen[None]):
         shown = [run for run in self.all_runs if matches(run, text)]
         table.clear()
         for run in shown:
-            corr = f"{run.corr_mean:.3f}" if run.corr_mean is not None else "–"
-            table.add_row(
-                str(run.id),
-                run.kind.value,
-                tail(run.model, MODEL_WIDTH),
-                run.judge or "–",
-                runs.status_text(run),
-                corr,
-                run.created_at.replace("T", " ").rstrip("Z"),
-                key=str(run.id),
-            )
+            cells = run.listed()
+            cells[3] = tail(run.model, MODEL_WIDTH)
+            created = run.created_at.replace("T", " ").rstrip("Z")
+            table.add_row(*cells, created, key=str(run.id))
         if selected is not None and str(selected) in {str(r.id) for r in shown}:
             table.move_cursor(row=table.get_row_index(str(selected)))
         self.query_one("#history-empty", Static).display = not self.all_runs

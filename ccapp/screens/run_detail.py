@@ -14,6 +14,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Header, Select, Static, Switch
+from textual.widgets.data_table import ColumnKey
 
 from ccapp.screens import run_actions
 from ccapp.screens.rejudge import rejudge
@@ -137,9 +138,21 @@ class RunDetailScreen(RunPage):
             ("request", 7),
             ("k", 4),
             ("path", 4),
-            ("verdicts", 36),
-            ("text", 56),
+            ("verdicts", 30),
+            ("text", self.text_width()),
         )
+
+    def text_width(self) -> int:
+        """The text column takes what the others leave of the terminal (56 at 120 columns;
+        still readable at 80)."""
+        return max(16, self.app.size.width - 64)
+
+    def on_resize(self) -> None:
+        table = self.query_one("#detail-rows", DataTable)
+        column = table.columns.get(ColumnKey("text"))
+        if column is not None and column.width != self.text_width():
+            column.width = self.text_width()
+            table.refresh(layout=True)
 
     # -- loading ------------------------------------------------------------------------------
     # Worker threads get every value they need as arguments (widgets are read here, on the UI

@@ -67,7 +67,7 @@ CREATE_ATTEMPTS = 3
 class BatchSettings:
     """How a Batch API judging job waits and splits (the API's limits are the defaults)."""
 
-    poll_s: float = 30.0  # the first wait between status checks
+    poll_s: float = 5.0  # the first wait between status checks (a failed validation shows soon)
     max_poll_s: float = 600.0  # waits grow ×1.5 while nothing changes, up to this
     max_requests: int = 50_000  # requests per batch (the API takes 50,000)
     max_bytes: int = 190 * 2**20  # bytes per requests file (the API takes 200 MB)
