@@ -294,7 +294,7 @@ async def test_history_filters_runs(tmp_path: Path) -> None:
         for key in "qwen":
             await pilot.press(key)
         await pilot.pause()
-        assert table.row_count == 1 and table.get_row_at(0)[2] == "qwen_7"
+        assert table.row_count == 1 and table.get_row_at(0)[3] == "qwen_7"
 
 
 async def test_p_shows_the_rendered_prompt(tmp_path: Path) -> None:

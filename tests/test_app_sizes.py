@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_app_snapshots import LIVE_EVENTS, fake_probe, settle
+from test_app_snapshots import LIVE_EVENTS, fake_probe, settle, until
 from test_run_pages import build_train_store
 from textual.widgets import Footer
 
@@ -49,6 +49,13 @@ def pushing(screen: Callable[[], Any]) -> Callable[[Any], Awaitable[None]]:
     return push
 
 
+async def live_run(pilot: Any) -> None:
+    """The live view holding its job open: wait for its paint, not for its worker to end."""
+    screen = LiveRunScreen(ReplayJob(LIVE_EVENTS, hold=True), "eval m", DB)
+    pilot.app.push_screen(screen)
+    await until(pilot, lambda: bool(screen.state.metrics) and not screen._dirty)
+
+
 def pressing(*keys: str) -> Callable[[Any], Awaitable[None]]:
     async def press(pilot: Any) -> None:
         await settle(pilot)
@@ -62,7 +69,7 @@ DB = Path("ccapp.db")
 PAGES: dict[str, Callable[[Any], Awaitable[None]]] = {
     "home": pressing(),
     "eval_form": pressing("f2"),
-    "live_run": pushing(lambda: LiveRunScreen(ReplayJob(LIVE_EVENTS, hold=True), "eval m", DB)),
+    "live_run": live_run,
     "run_eval": pushing(lambda: run_page(1, DB, RunKind.EVAL)),
     "run_syn": pushing(lambda: run_page(2, DB, RunKind.SYN)),
     "run_train": pushing(lambda: run_page(3, DB, RunKind.TRAIN)),

@@ -86,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
             where="--judge-batch",
             fix="judge the file without it, or give a RUN",
         )
-    if args.batch_poll <= 0:
-        raise UserError("must be more than 0", where="--batch-poll", fix="give seconds, e.g. 30")
+    if args.batch_poll is not None and args.batch_poll <= 0:
+        raise UserError("must be more than 0", where="--batch-poll", fix="give seconds, e.g. 5")
     batch = None
     if args.judge_batch:
         from ccapp.engines.judges.openai_batch import BatchSettings

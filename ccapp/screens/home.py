@@ -140,12 +140,17 @@ class HomeScreen(AppScreen[None]):
     @on(RunsLoaded)
     def show_runs(self, message: RunsLoaded) -> None:
         table = self.query_one("#runs", DataTable)
+        highlighted = None  # a refresh keeps the highlighted run (Enter opens what is lit)
+        if table.row_count:
+            highlighted = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         table.clear()
         for run in message.runs:
             created = run.created_at.replace("T", " ").rstrip("Z")
             cells = run.listed()
-            cells[2], cells[3] = runs.status_text(run), tail(run.model, MODEL_WIDTH)
+            cells[3] = tail(run.model, MODEL_WIDTH)
             table.add_row(*cells, created, key=str(run.id))
+        if highlighted is not None and highlighted in {str(r.id) for r in message.runs}:
+            table.move_cursor(row=table.get_row_index(highlighted))
         table.display = bool(message.runs)
         self.query_one("#no-runs", Static).display = not message.runs
         if message.runs and self.focused is None:

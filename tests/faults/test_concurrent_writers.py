@@ -91,7 +91,7 @@ async def test_an_eval_and_a_judge_write_while_the_app_reads_and_no_lock_reaches
             await history.load(history.db_path).wait()
             await pilot.pause()
             table = history.query_one("#history-runs", DataTable)
-            assert [table.get_row_at(i)[4] for i in range(table.row_count)] == ["done", "done"]
+            assert [table.get_row_at(i)[2] for i in range(table.row_count)] == ["done", "done"]
     finally:
         server.close()
 
