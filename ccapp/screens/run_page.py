@@ -161,8 +161,9 @@ class RunPage(AppScreen[None]):
         self.load_overview(self.db_path, self.run_id)
 
     def overview(self, store: Store, run: Run) -> Message:
-        """What the page shows of the run, read from the store (in the worker thread)."""
-        raise NotImplementedError
+        """What the page shows of the run, read from the store (in the worker thread); each
+        kind's page says it (run_detail, syn_run, train_run)."""
+        raise NotImplementedError(f"{type(self).__name__} says what it reads of its run")
 
     @work(
         thread=True, exclusive=True, group="overview", name="Reading the run", exit_on_error=False
