@@ -58,6 +58,14 @@ class CcappApp(App[None]):
         "history": HistoryScreen,
     }
     DEFAULT_MODE = "home"
+    # Textual's toasts are at most half the screen wide: 38 columns at 80, where a report's
+    # path broke over four lines. Wider, up to the 72 columns a message reads well at.
+    CSS = """
+    Toast {
+        width: 72;
+        max-width: 90%;
+    }
+    """
     COMMANDS = App.COMMANDS | {CcappCommands}
     # F-keys switch modes from anywhere, even while typing in a form; the letters do the
     # same where no text field has the focus (an Input keeps the letters it is typed).

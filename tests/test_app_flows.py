@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Input, Select, Static
 from ccapp.app import CcappApp
 from ccapp.engines.devices import GIB, Device
 from ccapp.screens.eval_form import EvalFormScreen, FormValues, eval_args, fit_note
+from ccapp.screens.form_memory import memory_file
 from ccapp.screens.history import HistoryScreen
 from ccapp.screens.live_run import LiveRunScreen
 from ccapp.screens.modals import ConfirmModal, ErrorModal, PromptModal
@@ -250,6 +251,10 @@ async def test_export_from_the_app_equals_ccapp_export(tmp_path: Path) -> None:
         app.screen.query_one("#answer", Input).value = str(target)
         await pilot.press("enter")
         await wait_for(pilot, target.exists)
+        # the user is told the export started (it can take seconds) and where it went
+        said = lambda: [n.message for n in app._notifications]  # noqa: E731
+        await wait_for(pilot, lambda: f"report written to {target}" in said())
+        assert f"writing run {run_id}'s report to {target}…" in said()
     cli = tmp_path / "from-cli.json"
     assert run_ccapp("export", str(run_id), "--out", str(cli), "--db", str(db)).returncode == 0
     mine, theirs = json.loads(target.read_text()), json.loads(cli.read_text())
@@ -357,6 +362,9 @@ async def test_synthesize_from_the_app(
     with Store.open(db) as store:
         (run,) = runs.list_runs(store)
         assert run.kind.value == "syn" and run.metrics["groups"] == live.state.ok
+    # the launch was remembered: the next syn form starts from it
+    remembered = json.loads(memory_file("syn").read_text())
+    assert remembered["data"] == str(c2eval_file) and remembered["limit"] == "3"
 
 
 def test_the_train_form_checks_its_fields(tmp_path: Path, tiny_model_dir: Path) -> None:

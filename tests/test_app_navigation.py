@@ -20,6 +20,7 @@ from ccapp.screens.history import HistoryScreen
 from ccapp.screens.jobs import ReplayJob
 from ccapp.screens.live_run import LiveRunScreen
 from ccapp.screens.modals import ChoiceModal, ConfirmModal, PromptModal
+from ccapp.screens.rejudge import JudgePicker
 from ccapp.screens.run_detail import RunDetailScreen
 from ccapp.screens.widgets import tail
 from ccapp.store import RunKind, RunStatus, Store, runs
@@ -311,8 +312,8 @@ async def test_run_page_keys_work_on_a_highlighted_row_in_history(tmp_path: Path
         await pilot.press("x")  # export asks where
         await wait_for(pilot, lambda: isinstance(app.screen, PromptModal))
         await pilot.press("escape")
-        await pilot.press("j")  # re-judge asks with what
-        await wait_for(pilot, lambda: isinstance(app.screen, PromptModal))
+        await pilot.press("j")  # re-judge offers the judges
+        await wait_for(pilot, lambda: isinstance(app.screen, JudgePicker))
         await pilot.press("escape")
         await pilot.press("c")  # compare offers the comparable runs
         await wait_for(pilot, lambda: isinstance(app.screen, ComparePicker))
@@ -348,6 +349,58 @@ async def test_the_eval_form_opens_at_its_top_with_the_last_values(tmp_path: Pat
         assert app.screen.query_one("#form", VerticalScroll).scroll_y == 0
         assert app.screen.query_one("#data", Input).value == "rows.jsonl"
         assert app.screen.query_one("#ks", Input).value == "10,20"
+
+
+async def test_the_data_fields_say_where_data_comes_from_and_when_that_needs_the_network(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    (tmp_path / "hub" / "datasets--org--cached").mkdir(parents=True)
+    rows_file = tmp_path / "rows.jsonl"
+    rows_file.write_text("")
+    app = CcappApp(tmp_path / "s.db", probe_devices=cpu_probe)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f2")
+        await pilot.pause()
+        form = app.screen
+        note = lambda: str(form.query_one("#field-data .hint").render())  # noqa: E731
+        assert form.query_one("#data", Input).value == "c2-eval"
+        assert "c2-eval: not cached yet" in note() and "needs the network" in note()
+        form.query_one("#data", Input).value = "org/other:train"
+        await pilot.pause()
+        assert note().startswith("org/other: not in the Hub cache") and "offline" in note()
+        form.query_one("#data", Input).value = "org/cached"
+        await pilot.pause()
+        assert note() == "org/cached: from the Hugging Face Hub's cache on this machine"
+        form.query_one("#data", Input).value = str(rows_file)
+        await pilot.pause()
+        assert "needs the network" not in note()
+        await pilot.press("f4")  # the syn form's default is the Hub's PKU-SafeRLHF
+        await pilot.pause()
+        syn_note = str(app.screen.query_one("#syn-field-data .hint").render())
+        assert syn_note.startswith("PKU-Alignment/PKU-SafeRLHF: not in the Hub cache")
+
+
+async def test_the_syn_and_train_forms_remember_all_but_the_runs_they_name(
+    tmp_path: Path,
+) -> None:
+    from ccapp.screens.syn import SynValues
+    from ccapp.screens.train import TrainValues
+
+    remember("syn", SynValues(data="rows.jsonl", limit="3", from_run="7"))
+    remember("train", TrainValues(pairs="5", beta="0.2", output="/tmp/old-model"))
+    app = CcappApp(tmp_path / "s.db", probe_devices=cpu_probe)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f4")
+        await pilot.pause()
+        assert app.screen.query_one("#syn-data", Input).value == "rows.jsonl"
+        assert app.screen.query_one("#syn-limit", Input).value == "3"
+        assert app.screen.query_one("#syn-from_run", Input).value == ""
+        await pilot.press("f5")
+        await pilot.pause()
+        assert app.screen.query_one("#train-beta", Input).value == "0.2"
+        assert app.screen.query_one("#train-pairs", Input).value == ""
+        assert app.screen.query_one("#train-output", Input).value == ""
 
 
 def test_form_memory_keeps_no_secrets_and_survives_a_broken_file() -> None:

@@ -100,3 +100,31 @@ def test_every_page_fits(app: CcappApp, snap_compare, page: str, size: tuple[int
         key_lines_fit(pilot.app)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+async def test_every_form_label_fits_its_box_at_80_columns(app: CcappApp) -> None:
+    """A label cut off mid-word ("Max steps (optional; default: the e…") says nothing."""
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        for key in ("f2", "f4", "f5"):
+            await pilot.press(key)
+            await settle(pilot)
+            labels = list(app.screen.query(".field > Label"))
+            assert labels
+            for label in labels:
+                text = str(label.render())
+                assert len(text) <= label.parent.content_region.width, (key, text)
+
+
+async def test_a_toast_is_wide_enough_to_read_at_80_columns(app: CcappApp) -> None:
+    """Textual's toasts are half the screen wide: a report's path broke over four lines."""
+    from textual.widgets._toast import Toast
+
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        app.notify("report written to /home/someone/reports/run-12.json", title="Exported")
+        await until(pilot, lambda: bool(app.screen.query(Toast)))
+        await settle(pilot)
+        (toast,) = app.screen.query(Toast)
+        assert toast.region.width >= 64 and toast.region.right <= 80
+        assert toast.region.height <= 5  # title, one line of text, and its padding

@@ -402,3 +402,24 @@ def test_rows_keep_every_unsafe_response_for_syn(c2eval_file: Path, tmp_path: Pa
     assert load_dataset_rows(str(one_unsafe)).rows[0].unsafe_responses == (
         "First, get a tension wrench.",
     )
+
+
+def test_source_note_says_what_needs_the_network_without_touching_it(
+    c2eval_file: Path, ccapp_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ccapp.engines.data import c2eval_cache_path, source_note
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert "not cached yet" in source_note("c2-eval") and "needs the network" in source_note(
+        "c2-eval"
+    )
+    c2eval_cache_path().parent.mkdir(parents=True, exist_ok=True)
+    c2eval_cache_path().write_bytes(c2eval_file.read_bytes())
+    assert (
+        source_note("c2-eval") == f"c2-eval: the paper's 500 rows, cached at {c2eval_cache_path()}"
+    )
+    assert "needs the network" in source_note("PKU-Alignment/PKU-SafeRLHF:train")
+    (tmp_path / "hub" / "datasets--PKU-Alignment--PKU-SafeRLHF").mkdir(parents=True)
+    assert "cache on this machine" in source_note("PKU-Alignment/PKU-SafeRLHF:train")
+    for local in (str(c2eval_file), "missing.jsonl", ""):
+        assert "network" not in source_note(local)

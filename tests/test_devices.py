@@ -16,10 +16,10 @@ CPU = Device("cpu", "cpu", "AMD EPYC 9654", 512 * GIB, 480 * GIB, cores=192)
 
 def test_gpus_show_name_and_free_of_total_memory() -> None:
     assert format_devices([H200, A10, MAC, CPU]) == [
-        ("cuda:0", "NVIDIA H200", "137.2 GiB free of 139.8 GiB"),
-        ("cuda:1", "NVIDIA A10G", "1.5 GiB free of 24.0 GiB"),
+        ("cuda:0", "NVIDIA H200", "137.2 of 139.8 GiB free"),
+        ("cuda:1", "NVIDIA A10G", "1.5 of 24.0 GiB free"),
         ("mps", "Apple GPU (MPS, unified memory)", "32.0 GiB"),
-        ("cpu", "AMD EPYC 9654 (192 cores)", "480.0 GiB free of 512.0 GiB"),
+        ("cpu", "AMD EPYC 9654 (192 cores)", "480.0 of 512.0 GiB free"),
     ]
 
 

@@ -12,14 +12,15 @@ from typing import Any
 import pytest
 from rich.console import Console
 from test_app_flows import cpu_probe, wait_for
-from textual.widgets import Input, RichLog, Select, Static
+from test_app_navigation import rows
+from textual.widgets import DataTable, Input, RichLog, Select, Static
 
 from ccapp.app import CcappApp
 from ccapp.screens.form_problems import name_fields, short_label
 from ccapp.screens.jobs import ReplayJob
 from ccapp.screens.live_base import loading_line
 from ccapp.screens.modals import ConfirmModal, ErrorModal, PromptModal
-from ccapp.screens.rejudge import already_judged
+from ccapp.screens.rejudge import JudgePicker, already_judged, judge_rows
 from ccapp.screens.run_detail import RunDetailScreen
 from ccapp.store import RunKind, RunStatus, Store, runs
 from ccapp.store import evals as rows_store
@@ -199,7 +200,85 @@ async def test_p_shows_the_prompt_in_view(tmp_path: Path) -> None:
         assert not panel.display
 
 
+async def test_filters_that_match_nothing_say_so_and_p_says_why_nothing_shows(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "s.db"
+    run_id = build_fixed_store(db)
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_eval_page(pilot, app, run_id)
+        screen.query_one("#filter-k", Select).value = 20
+        screen.query_one("#filter-label", Select).value = "error"
+        await wait_for(pilot, lambda: "No continuation matches" in text_of(screen, "#detail-one"))
+        assert text_of(screen, "#detail-one").startswith(
+            "No continuation matches k = 20 · error by heuristic: change a filter"
+        )
+        assert "0–0 of 0" in text_of(screen, "#detail-page")
+        await pilot.press("p")
+        await pilot.pause()
+        said = [n.message for n in app._notifications]
+        assert any(m.startswith("No continuation is shown") and "k = 20" in m for m in said)
+        assert not screen.query_one("#detail-prompt", Static).display
+        # back to every verdict: the page shows continuations again
+        screen.query_one("#filter-label", Select).value = "any"
+        await wait_for(pilot, lambda: "continuation " in text_of(screen, "#detail-one"))
+
+
+def test_the_settings_line_wraps_between_settings_never_inside_one() -> None:
+    from ccapp.screens.run_page import summary_text
+    from ccapp.store import Run
+
+    config = {
+        "ks": [10, 20, 30],
+        "paths": 2,
+        "seed": 0,
+        "dtype_resolved": "bfloat16",
+        "model_source": "/home/someone/models/SmolLM2-135M-Instruct",
+        "data_location": "/home/someone/data/c2eval_test.jsonl",
+    }
+    run = Run(
+        1,
+        RunKind.EVAL,
+        RunStatus.DONE,
+        "m",
+        "d",
+        "heuristic",
+        config,
+        "f",
+        {},
+        None,
+        None,
+        "0",
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T00:00:00Z",
+        None,
+    )
+    for width in (40, 60, 80):
+        console = Console(width=width, file=io.StringIO(), color_system=None)
+        with console.capture() as captured:
+            console.print(summary_text(run, [run]))
+        lines = captured.get().splitlines()[3:]  # the settings, after the three head lines
+        for line in lines:
+            for setting in line.strip().strip("·").split(" · "):
+                if setting.strip():  # each piece is a whole key=value, or a long value folded
+                    assert "=" in setting or not setting.strip().isidentifier(), (width, line)
+        assert "dtype_resolved=bfloat16" in "".join(lines)
+
+
 # --- 8: a syn run's page ---------------------------------------------------------------------
+
+
+def test_the_source_line_says_limit_left_requests_out_not_that_a_filter_dropped_them() -> None:
+    from ccapp.screens.syn_run import source_text
+
+    line = source_text({"source": 500, "kept": 3, "beyond --limit": 497}, limit=3).plain
+    assert (
+        line
+        == "read 500 rows → kept 3 requests\nleft out by --limit 3: 497 more passed the filters"
+    )
+    assert "−" not in line and "dropped" not in line
+    assert source_text({}).plain == "source counts: not recorded for this run"
 
 
 async def test_a_syn_run_has_its_own_page(tmp_path: Path) -> None:
@@ -214,10 +293,14 @@ async def test_a_syn_run_has_its_own_page(tmp_path: Path) -> None:
         screen = app.screen
         await wait_for(pilot, lambda: "15 pairs" in text_of(screen, "#syn-run-pairs"))
         source = text_of(screen, "#syn-run-source")
-        assert "rows read 10" in source and "−4 no how/what in the prompt" in source
-        assert "−3 no unsafe response over 80 words" in source and "kept 2 requests" in source
+        assert source.startswith("read 10 rows → kept 2 requests\n")
+        assert (
+            "dropped by the filters: no how/what in the prompt 4 · no unsafe response over 80 words 3"
+            in source
+        )
+        assert "left out by --limit: 1 more passed the filters" in source
         results = text_of(screen, "#syn-run-results")
-        assert "kept 1 groups (15 pairs)" in results
+        assert "kept 1 group (15 pairs)" in results
         assert "rejected 1 · the safe answer is not safe: 1" in results
         group = text_of(screen, "#syn-run-group")
         assert "request 0: How do I pick a lock?" in group
@@ -393,29 +476,59 @@ async def test_a_live_view_shows_the_model_loading_as_it_comes(tmp_path: Path) -
 # --- 12: re-judging with a judge that has judged everything ---------------------------------
 
 
-async def test_rejudge_offers_a_judge_that_runs_and_says_when_all_is_judged(
+async def test_rejudge_lists_the_judges_with_what_each_has_judged_and_says_when_all_is(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     db = tmp_path / "s.db"
     run_id = build_fixed_store(db)
     app = CcappApp(db, probe_devices=cpu_probe)
-    async with app.run_test(size=(120, 50)) as pilot:
+    async with app.run_test(size=(80, 24)) as pilot:
         app.open_run(run_id)
         await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
         page = app.screen
         await wait_for(pilot, lambda: page.run is not None)
         await pilot.press("j")
+        await wait_for(pilot, lambda: isinstance(app.screen, JudgePicker))
+        picker = app.screen
+        table = picker.query_one("#judge-choices", DataTable)
+        assert [(r[0], r[2]) for r in rows(table)] == [
+            ("heuristic", "8/8"),
+            ("openai:gpt-4o", "8/8"),
+            ("another judge…", ""),
+        ]
+        assert rows(table)[1][1] == "OpenAI API: needs OPENAI_API_KEY"
+        # without a key GPT-4o is listed but not taken: the dialog says what to set
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert app.screen is picker
+        assert "OPENAI_API_KEY" in text_of(picker, "#judge-problem")
+        # "another judge…" asks for one; a spec that is no judge says why
+        await pilot.press("down", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, PromptModal))
-        assert app.screen.query_one(Input).value == "heuristic"
+        await pilot.press(*"nonsense", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen is page)
+        # the heuristic has judged all 8: nothing starts before the user says --force
+        await pilot.press("j")
+        await wait_for(pilot, lambda: isinstance(app.screen, JudgePicker))
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
         assert app.screen.question == already_judged("heuristic", 8)  # type: ignore[attr-defined]
-        assert "already judged by heuristic" in app.screen.question  # type: ignore[attr-defined]
         assert "--force to judge again" in app.screen.question  # type: ignore[attr-defined]
         await pilot.press("n")
         await pilot.pause()
         assert app.screen is page  # nothing was started
+
+
+def test_the_judge_list_adds_the_judges_used_before_once() -> None:
+    judged = {"heuristic": 4, "openai:gpt-4o": 4, "openai:m@http://h:1/v1": 2}
+    assert judge_rows(judged, key_set=True) == [
+        ("heuristic", "offline, instant"),
+        ("openai:gpt-4o", "OpenAI API, the paper's judge"),
+        ("openai:m@http://h:1/v1", "judged this run before"),
+    ]
 
 
 # --- 13: errors name the form's fields -------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import statistics
 import tempfile
@@ -103,6 +104,41 @@ def data_problem(spec: str) -> str | None:
     if path.suffix.lower() in FILE_SUFFIXES or "/" not in spec or not _HUB_ID.match(spec):
         return f"no such file; use {C2EVAL_NAME}, a .jsonl/.json/.parquet file or a Hub id"
     return None
+
+
+def source_note(spec: str) -> str:
+    """Where a --data would be read from, and whether that needs the network: a form shows
+    it under its data field, so that an offline user is told before launching, not after
+    the model has loaded. Reads no file and touches no network."""
+    spec = spec.strip()
+    if spec == C2EVAL_NAME:
+        if c2eval_cache_path().is_file():
+            return f"{C2EVAL_NAME}: the paper's 500 rows, cached at {c2eval_cache_path()}"
+        return (
+            f"{C2EVAL_NAME}: not cached yet, so it is downloaded once (needs the network); "
+            "offline, give a .jsonl/.json/.parquet file"
+        )
+    path = Path(spec).expanduser()
+    if not spec or path.exists() or path.suffix.lower() in FILE_SUFFIXES:
+        return f"{C2EVAL_NAME}, a .jsonl/.json/.parquet file, or a Hub id[:split]"
+    if _HUB_ID.match(spec):
+        hub_id = spec.partition(":")[0]
+        if hub_dataset_cached(hub_id):
+            return f"{hub_id}: from the Hugging Face Hub's cache on this machine"
+        return (
+            f"{hub_id}: not in the Hub cache, so it is downloaded (needs the network); "
+            "offline, give a .jsonl/.json/.parquet file"
+        )
+    return f"{C2EVAL_NAME}, a .jsonl/.json/.parquet file, or a Hub id[:split]"
+
+
+def hub_dataset_cached(hub_id: str) -> bool:
+    """Whether the Hub's cache holds files of this dataset (where `datasets` downloads them),
+    looked up by its folder's name without importing huggingface_hub."""
+    home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")).expanduser()
+    hub = Path(os.environ.get("HF_HUB_CACHE", home / "hub")).expanduser()
+    owner, _, name = hub_id.partition("/")
+    return (hub / f"datasets--{owner}--{name}").is_dir()
 
 
 def parse_row(obj: Any) -> tuple[str, str, str | None]:

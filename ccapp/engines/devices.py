@@ -67,7 +67,7 @@ def _memory_text(device: Device) -> str:
     total = f"{device.total_bytes / GIB:.1f} GiB"
     if device.free_bytes is None:
         return total
-    return f"{device.free_bytes / GIB:.1f} GiB free of {total}"
+    return f"{device.free_bytes / GIB:.1f} of {total} free"
 
 
 def _system_memory() -> tuple[int | None, int | None]:

@@ -60,6 +60,9 @@ class Option:
     convert: Callable[[Any], Any] | None = None
     decides_results: bool = True  # resuming a run with another value is refused
     shown: bool | str = False  # in Run detail's settings line (a str: that stored key instead)
+    # A line under the form's field that follows the typed text (e.g. where data comes from
+    # and whether that needs the network); it reads no file and touches no network.
+    note: Callable[[str], str] | None = None
     group: str = ""  # the command line's --help section
 
 

@@ -28,7 +28,6 @@ from ccapp.engines.judges.registry import parse_judge_spec
 from ccapp.engines.options import Declared
 from ccapp.errors import UserError
 from ccapp.screens.base import AppScreen
-from ccapp.screens.form_memory import recall, remember
 from ccapp.screens.job_form import JobFormScreen, found, four_bit_problem
 from ccapp.screens.jobs import Job
 from ccapp.screens.option_form import OptionTexts, Text, field_box, form_command, read_values
@@ -157,10 +156,6 @@ class EvalFormScreen(JobFormScreen[FormValues]):
     OWN_ROWS = (JUDGE,)
     PROBES_DEVICES = True
 
-    def __init__(self, values: FormValues | None = None):
-        """A new form starts from the values last launched (ccapp.screens.form_memory)."""
-        super().__init__(values if values is not None else recall("eval", FormValues))
-
     def own_row(self, key: str) -> ComposeResult:
         """The judge: a kind, and a server's URL and model or a model's path (one --judge)."""
         v = self.values
@@ -178,17 +173,10 @@ class EvalFormScreen(JobFormScreen[FormValues]):
         )
 
     def hint(self, d: Declared) -> str:
-        return "presets: " + ", ".join(PRESETS) if d.name == "model" else ""
+        return "presets: " + ", ".join(PRESETS) if d.name == "model" else super().hint(d)
 
     def on_mount(self) -> None:  # before the form's own: probing and checking
         self._show_judge_inputs()
-
-    def action_launch(self) -> None:
-        """Launch as every form does, remembering the values of a launch that goes ahead."""
-        _, problems = self.validate()
-        if not problems:
-            remember("eval", self.read())
-        super().action_launch()
 
     def devices_unknown(self, error: Exception) -> None:
         self.notify(f"devices: {error}", severity="warning")

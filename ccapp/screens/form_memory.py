@@ -1,7 +1,7 @@
 """A form's last launched values, kept in the config folder, so the next form starts from them.
 
 Without it every start reset the eval form's data to `c2-eval`, which fails offline. One
-JSON file per form (`<config_dir>/forms/eval.json`); a value whose name says it is a secret
+JSON file per form (`<config_dir>/forms/eval.json`, `syn.json`, `train.json`); a value whose name says it is a secret
 (`api_key`, `token`, `secret`, `password`) is never written. A file that cannot be read, or that names
 fields this version does not know, is ignored for what it cannot give: a form always opens.
 """
@@ -57,3 +57,11 @@ def remember(form: str, values: OptionTexts) -> None:
 def secret(name: str) -> bool:
     """Whether a field's name says it holds a secret (`api_key`; not `max_new_tokens`)."""
     return bool(set(name.lower().split("_")) & set(SECRET_WORDS))
+
+
+def forget(values: V, names: tuple[str, ...]) -> V:
+    """The values with these fields back at their defaults (fields that would go stale)."""
+    if not names:
+        return values
+    defaults = type(values).defaults()
+    return type(values)(**(vars(values) | {name: defaults[name] for name in names}))

@@ -69,7 +69,7 @@ class HomeScreen(AppScreen[None]):
     def on_mount(self) -> None:
         self.query_one("#store-line", Static).update(f"Store  {self.db_path}")
         devices = self.query_one("#devices", DataTable)
-        fixed_columns(devices, ("device", 8), ("name", 48), ("memory", 30))
+        fixed_columns(devices, ("device", 8), ("name", 40), ("memory", 22))  # 80 columns
         devices.add_row("…", "probing devices", "")
         fixed_columns(
             self.query_one("#runs", DataTable),

@@ -27,6 +27,7 @@ from ccapp.engines.devices import Device
 from ccapp.engines.generation.presets import PRESETS
 from ccapp.engines.options import Declared
 from ccapp.screens.base import AppScreen
+from ccapp.screens.form_memory import forget, recall, remember
 from ccapp.screens.form_problems import field_label, refuse_launch, show_problems
 from ccapp.screens.jobs import Job
 from ccapp.screens.option_form import (
@@ -34,6 +35,7 @@ from ccapp.screens.option_form import (
     Text,
     compose_row,
     field_box,
+    form_fields,
     form_rows,
     option_widget,
     read_widgets,
@@ -73,6 +75,9 @@ class JobFormScreen(AppScreen[None], Generic[V]):
     OWN_ROWS: ClassVar[tuple[str, ...]] = ()  # rows of the screen's own parts (`own_row`)
     ID_PREFIX: ClassVar[str] = ""
     PROBES_DEVICES: ClassVar[bool] = False  # the config has a device select to fill
+    # The form's memory (ccapp.screens.form_memory): a new form starts from the values last
+    # launched, but for these fields, which name runs of this store and would go stale.
+    FORGETS: ClassVar[tuple[str, ...]] = ()
     LAUNCH_TIP: ClassVar[str] = ""  # what ctrl+s does, e.g. "Start synthesizing"
     # The values' `ccapp JOB` arguments and problems, and the screen that shows the job.
     # (Any: a function kept on a class and a screen class called with a job's arguments
@@ -90,15 +95,22 @@ class JobFormScreen(AppScreen[None], Generic[V]):
         if name and "AUTO_FOCUS" not in cls.__dict__:
             cls.AUTO_FOCUS = f"#{cls.ID_PREFIX}{cls.ROWS[0]}"
         if cls.LAUNCH_TIP:
-            screen = name or cls.__name__.removesuffix("FormScreen").lower()
             own = cls.__dict__.get("BINDINGS", [])
-            cls.BINDINGS = [launch_binding(screen, cls.LAUNCH_TIP), *own]
+            cls.BINDINGS = [launch_binding(cls.form_name(), cls.LAUNCH_TIP), *own]
         super().__init_subclass__(**kwargs)
 
     def __init__(self, values: V | None = None):
+        """A new form starts from the values last launched (values given: from those)."""
         super().__init__()
-        self.values: V = values if values is not None else cast(V, self.VALUES())
+        if values is None:
+            values = cast(V, forget(recall(self.form_name(), self.VALUES), self.FORGETS))
+        self.values: V = values
         self.devices: list[Device] = []
+
+    @classmethod
+    def form_name(cls) -> str:
+        """The form's name (`eval`, `syn`, `train`): its memory file's and its keys'."""
+        return cls.ID_PREFIX.rstrip("-") or cls.__name__.removesuffix("FormScreen").lower()
 
     def widget_id(self, name: str) -> str:
         """The id of a declared field's widget."""
@@ -136,8 +148,17 @@ class JobFormScreen(AppScreen[None], Generic[V]):
         )
 
     def hint(self, d: Declared) -> str:
-        """A line under a field's widget ("": none)."""
+        """A line under a field's widget ("": none); a declared note follows the text."""
+        if d.option.note is not None:
+            return d.option.note(str(getattr(self.values, d.name) or ""))
         return ""
+
+    def show_notes(self, values: V) -> None:
+        """Each declared note under its field, for the text typed now."""
+        for d in form_fields(values.config):
+            if d.option.note is not None:
+                box = self.query_one(f"#{self.ID_PREFIX}field-{d.name}")
+                box.query_one(".hint", Static).update(d.option.note(str(getattr(values, d.name))))
 
     def on_mount(self) -> None:
         if self.PROBES_DEVICES:
@@ -184,8 +205,10 @@ class JobFormScreen(AppScreen[None], Generic[V]):
 
     def validate(self) -> tuple[list[str], dict[str, str]]:
         """Checks the form and shows each problem under its field."""
-        args, problems = self.job_args(self.read())
+        values = self.read()
+        args, problems = self.job_args(values)
         show_problems(self, f"{self.ID_PREFIX}problem-", problems)
+        self.show_notes(values)
         return args, problems
 
     @on(Input.Changed)
@@ -200,12 +223,14 @@ class JobFormScreen(AppScreen[None], Generic[V]):
             self.action_launch()
 
     def action_launch(self) -> None:
+        """Launch the job, remembering the values of a launch that goes ahead."""
         args, problems = self.validate()
         labels = {
             name: field_label(self, f"{self.ID_PREFIX}field-{name}", name) for name in problems
         }
         if refuse_launch(self, problems, labels):
             return
+        remember(self.form_name(), forget(self.read(), self.FORGETS))
         from ccapp.screens.jobs import ChildJob
 
         db_path = self.services.db_path

@@ -1,7 +1,8 @@
-"""Re-judging an eval run's stored continuations, honestly: the dialog offers a judge that
-can run here (GPT-4o only with an OpenAI key, else the heuristic), and a judge that has
-judged every continuation already is said to have done so before anything starts, with
-`--force` offered to judge them all again."""
+"""Re-judging an eval run's stored continuations, honestly: a list of the judges that can
+run here (GPT-4o is listed, but only picked with an OpenAI key), those that judged this run
+before, and "another judge…" to type one, each with how much of the run it has judged; a
+judge that has judged every continuation already is said to have done so before anything
+starts, with `--force` offered to judge them all again."""
 
 from __future__ import annotations
 
@@ -9,19 +10,76 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from textual.screen import Screen
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Static
 
 from ccapp.errors import UserError
 from ccapp.screens.modals import ConfirmModal, ErrorModal, PromptModal
+from ccapp.screens.widgets import fixed_columns, tail
 from ccapp.store import Run, RunKind, Store
 from ccapp.store import evals as rows_store
 
+OTHER = "other"  # the picker's row for a judge typed by hand
+GPT4O = "openai:gpt-4o"
 
-def rejudge_default() -> str:
-    """The judge the re-judge dialog offers: one that can run here (GPT-4o only with a key)."""
-    from ccapp.screens.eval_form import key_is_set
 
-    return "gpt-4o" if key_is_set() else "heuristic"
+def judge_rows(judged: dict[str, int], key_set: bool) -> list[tuple[str, str]]:
+    """The picker's rows, (judge, what it is): the heuristic, GPT-4o, then every other judge
+    that has judged this run (a server or an HF model used before)."""
+    gpt = "OpenAI API, the paper's judge" if key_set else "OpenAI API: needs OPENAI_API_KEY"
+    rows = [("heuristic", "offline, instant"), (GPT4O, gpt)]
+    rows += [(j, "judged this run before") for j in sorted(judged) if j not in dict(rows)]
+    return rows
+
+
+class JudgePicker(ModalScreen[str | None]):
+    """Choose the judge (enter) from those that can run here and those used before, or
+    "another judge…" to type one; esc cancels. Each row says how much of the run it judged."""
+
+    CSS_PATH = "modals.tcss"
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="judge-picker.cancel")]
+
+    def __init__(self, run: Run, judged: dict[str, int], total: int, key_set: bool):
+        super().__init__()
+        self.run, self.judged, self.total, self.key_set = run, judged, total, key_set
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog picker"):
+            yield Static(
+                f"Judge run {self.run.id}'s {self.total} stored continuations with "
+                "(enter picks, esc cancels):",
+                classes="question",
+                markup=False,
+            )
+            yield DataTable(id="judge-choices", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="judge-problem", classes="problem", markup=False)
+
+    def on_mount(self) -> None:
+        table = self.query_one("#judge-choices", DataTable)
+        fixed_columns(table, ("judge", 18), ("", 32), ("judged", 8))
+        for spec, what in judge_rows(self.judged, self.key_set):
+            done = self.judged.get(spec, 0)
+            table.add_row(tail(spec, 18), what, f"{done}/{self.total}", key=spec)
+        table.add_row("another judge…", "openai:NAME@URL or hf:PATH", "", key=OTHER)
+        table.focus()
+
+    @on(DataTable.RowSelected, "#judge-choices")
+    def picked(self, event: DataTable.RowSelected) -> None:
+        spec = str(event.row_key.value)
+        if spec == GPT4O and not self.key_set:
+            self.query_one("#judge-problem", Static).update(
+                "GPT-4o needs an OpenAI key: set OPENAI_API_KEY, or api_key_file under "
+                "[openai] in the config file, then start ccapp again."
+            )
+            return
+        self.dismiss(spec)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
 
 
 def already_judged(judge: str, total: int) -> str:
@@ -33,13 +91,18 @@ def already_judged(judge: str, total: int) -> str:
 
 
 def rejudge(screen: Screen[Any], run: Run, db_path: Path) -> None:
-    """Ask for a judge (one that can run is offered), count what it has left to judge, then
-    judge that, or say that nothing is left and offer --force."""
+    """Offer the judges (with how much each has judged), then judge what the chosen one has
+    left, or say that nothing is left and offer --force."""
+    from ccapp.screens.eval_form import key_is_set
+
     if run.kind is not RunKind.EVAL:
         screen.notify(f"run {run.id} is {run.kind.a_run}: only eval runs are judged.")
         return
+    with Store.open(db_path) as store:
+        judged = rows_store.verdict_counts(store, run.id)
+        total = rows_store.count_continuations(store, run.id)
 
-    def chosen(spec: str | None) -> None:
+    def typed(spec: str | None) -> None:
         if not spec:
             return
         from ccapp.engines.judges.registry import parse_judge_spec
@@ -49,8 +112,11 @@ def rejudge(screen: Screen[Any], run: Run, db_path: Path) -> None:
         except UserError as exc:
             screen.app.push_screen(ErrorModal("Not a judge", exc.message))
             return
+        counted(canonical)
+
+    def counted(judge: str) -> None:
         screen.run_worker(
-            partial(_count, screen, run.id, db_path, canonical),
+            partial(_count, screen, run.id, db_path, judge),
             thread=True,
             exclusive=True,
             group="rejudge",
@@ -58,14 +124,20 @@ def rejudge(screen: Screen[Any], run: Run, db_path: Path) -> None:
             exit_on_error=False,
         )
 
-    screen.app.push_screen(
-        PromptModal(
-            "Judge the stored continuations with (heuristic, gpt-4o, openai:NAME@URL, hf:PATH):",
-            rejudge_default(),
-            placeholder="heuristic",
-        ),
-        chosen,
-    )
+    def chosen(spec: str | None) -> None:
+        if spec == OTHER:
+            screen.app.push_screen(
+                PromptModal(
+                    "Judge with (openai:NAME@URL for a server, hf:PATH_OR_ID for a local "
+                    "model, or heuristic, gpt-4o):",
+                    placeholder="openai:NAME@http://127.0.0.1:8000/v1",
+                ),
+                typed,
+            )
+        elif spec:
+            counted(spec)
+
+    screen.app.push_screen(JudgePicker(run, judged, total, key_is_set()), chosen)
 
 
 def _count(screen: Screen[Any], run_id: int, db_path: Path, judge: str) -> None:

@@ -101,7 +101,12 @@ def _write_report(screen: Screen[Any], run_id: int, db_path: Path, path: Path, f
     if path.expanduser().exists() and not force:
         screen.app.call_from_thread(_ask_overwrite, screen, run_id, db_path, path)
         return
-    with Store.open(db_path) as store:
+    # Building the report reads every verdict and bootstraps each interval: a second or more
+    # on a big run, so the user is told it has started.
+    screen.app.call_from_thread(
+        screen.notify, f"writing run {run_id}'s report to {path}…", title="Export", timeout=3
+    )
+    with Store.open(db_path) as store:  # a failure reaches the screen's error modal
         text = report_text(build_report(store, run_id))
     write_new_file(path, text, force=force)
     screen.app.call_from_thread(screen.notify, f"report written to {path}", title="Exported")

@@ -286,7 +286,8 @@ class RunDetailScreen(RunPage):
         view = self.query_one("#detail-one", Static)
         if not self.page_rows or table.row_count == 0:
             self.one_wanted = None
-            view.update("")
+            view.update(self.nothing_shown())
+            self._show_prompt(None)
             return
         chosen = self.page_rows[min(table.cursor_row, len(self.page_rows) - 1)]
         self.one_wanted = chosen.id
@@ -341,7 +342,40 @@ class RunDetailScreen(RunPage):
         # After the layout that gives the panel its place (it was hidden until now).
         self.call_after_refresh(panel.scroll_visible, top=True, animate=False)
 
+    def nothing_shown(self) -> str:
+        """What the continuation panel says when the page holds none: which filters match
+        nothing, or that the run has no continuations yet."""
+        if self.page_total is None:
+            return ""
+        chosen = self.filters_chosen()
+        if not chosen:
+            return "This run has no stored continuations yet."
+        return (
+            f"No continuation matches {' · '.join(chosen)}: change a filter above "
+            "(Tab reaches them) to see more."
+        )
+
+    def filters_chosen(self) -> list[str]:
+        """The filters that narrow the page, in words ("k = 10", "not corrected by heuristic")."""
+        flt = self.current_filter()
+        chosen = []
+        if flt.k is not None:
+            chosen.append(f"k = {flt.k}")
+        if flt.label is not None:
+            chosen.append(f"{VERDICT_FILTER.get(flt.label, flt.label)} by {flt.judge}")
+        if flt.disagree is not None:
+            chosen.append(f"{flt.disagree[1]} disagreeing with {flt.disagree[0]}")
+        return chosen
+
     def action_toggle_prompt(self) -> None:
+        if not self.page_rows:
+            self.notify(
+                "No continuation is shown, so there is no prompt to show: "
+                + (self.nothing_shown() or "the page is still loading."),
+                title="Prompt",
+                severity="warning",
+            )
+            return
         self.show_prompt = not self.show_prompt
         if self.show_prompt:
             self.show_selected()

@@ -42,7 +42,9 @@ def show_value(value: Any) -> str:
     """A stored setting as the summary line shows it."""
     if isinstance(value, list):
         return ",".join(map(str, value))
-    return json.dumps(value) if isinstance(value, (dict, type(None))) else str(value)
+    if isinstance(value, (dict, type(None))):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
 
 
 def summary_text(run: Run, lineage: list[Run]) -> Text:
@@ -65,8 +67,9 @@ def summary_text(run: Run, lineage: list[Run]) -> Text:
                 label += f" (Corr_mean {link.corr_mean:.3f})"
             lines.append(label, style="bold" if link.id == run.id else "")
         lines.append("\n")
+    # key=value with no space inside, so that a narrow screen wraps between settings only
     settings = " · ".join(
-        f"{k} {show_value(run.config[k])}"
+        f"{k}={show_value(run.config[k])}"
         for k in SHOWN_SETTINGS.get(run.kind, ())
         if k in run.config
     )

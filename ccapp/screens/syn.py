@@ -30,7 +30,7 @@ from ccapp.screens.job_form import JobFormScreen, found, four_bit_problem
 from ccapp.screens.jobs import JobEnded
 from ccapp.screens.live_base import JobState, LiveJobScreen
 from ccapp.screens.option_form import OptionTexts, form_command, read_values
-from ccapp.screens.widgets import Palette, footer
+from ccapp.screens.widgets import Palette, footer, many
 
 RANK_NAMES = ("safe", "SYN1", "SYN2", "SYN3", "SYN4", "harmful")
 
@@ -165,7 +165,7 @@ class SynLiveScreen(LiveJobScreen[SynState]):
         self.query_one("#syn-rate", Static).update(rate)
         reasons = "".join(f" · {reason}: {n}" for reason, n in s.reasons.items())
         self.query_one("#syn-counts", Static).update(
-            f"kept {s.ok} groups ({15 * s.ok} pairs) · rejected {s.rejected}{reasons}"
+            f"kept {many(s.ok, 'group')} ({15 * s.ok} pairs) · rejected {s.rejected}{reasons}"
         )
         if s.latest is not None:
             self.query_one("#syn-latest-body", Static).update(self._group_view(s.latest))
@@ -196,3 +196,4 @@ class SynFormScreen(JobFormScreen[SynValues]):
     LIVE_SCREEN = SynLiveScreen
     ID_PREFIX = "syn-"
     PROBES_DEVICES = True
+    FORGETS = ("from_run",)  # a run of this store, which may be gone by the next start

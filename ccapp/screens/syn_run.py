@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Header, Select, Static
 
 from ccapp.screens.run_page import RunPage
 from ccapp.screens.syn import RANK_NAMES, group_view
-from ccapp.screens.widgets import Palette, fixed_columns, footer
+from ccapp.screens.widgets import Palette, fixed_columns, footer, many
 from ccapp.store import Run, RunKind, Store, runs
 from ccapp.store import syn as syn_store
 
@@ -47,25 +47,34 @@ class OneGroup(Message):
     pairs: list[tuple[int, int]]
 
 
-def source_text(source: dict[str, int]) -> Text:
+LIMIT_KEY = "beyond --limit"  # the engine's count of requests that passed but --limit left out
+
+
+def source_text(source: dict[str, int], limit: int | None = None) -> Text:
     """What the run read and what each filter dropped, from its stored source_counts: rows
-    read first, the drops in the order the filters ran, what was kept last."""
+    read and requests kept first, then the drops in the order the filters ran, and last the
+    requests that passed every filter but --limit left out (not a filter's verdict)."""
     text = Text()
     if not source:
         return text.append("source counts: not recorded for this run", style="dim")
     read = source.get("source")
-    text.append(f"rows read {read if read is not None else '–'}", style="bold")
-    for reason, n in source.items():
-        if reason not in ("source", "kept"):
-            text.append(f" · −{n} {reason}")
-    text.append(f" · kept {source.get('kept', '–')} requests", style="bold")
+    text.append(f"read {read if read is not None else '–'} rows", style="bold")
+    text.append(f" → kept {source.get('kept', '–')} requests", style="bold")
+    drops = [(r, n) for r, n in source.items() if r not in ("source", "kept", LIMIT_KEY) and n]
+    if drops:
+        text.append("\ndropped by the filters: ")
+        text.append(" · ".join(f"{reason} {n}" for reason, n in drops))
+    beyond = source.get(LIMIT_KEY, 0)
+    if beyond:
+        cap = f"--limit {limit}" if limit is not None else "--limit"
+        text.append(f"\nleft out by {cap}: {beyond} more passed the filters", style="dim")
     return text
 
 
 def results_text(counts: dict[str, int], reasons: dict[str, int], pairs: int) -> Text:
     """Kept and rejected groups, with the reasons and the pairs the kept ones give."""
     text = Text()
-    text.append(f"kept {counts.get('ok', 0)} groups ({pairs} pairs)", style="bold")
+    text.append(f"kept {many(counts.get('ok', 0), 'group')} ({pairs} pairs)", style="bold")
     text.append(f" · rejected {counts.get('rejected', 0)}")
     for reason, n in sorted(reasons.items(), key=lambda r: -r[1]):
         text.append(f" · {reason}: {n}")
@@ -132,7 +141,9 @@ class SynRunScreen(RunPage):
     def show_overview(self, message: SynOverview) -> None:
         self.show_run(message.run, message.lineage)
         self.query_one("#syn-run-source", Static).update(
-            source_text(message.run.config.get("source_counts") or {})
+            source_text(
+                message.run.config.get("source_counts") or {}, message.run.config.get("limit")
+            )
         )
         self.query_one("#syn-run-results", Static).update(
             results_text(message.counts, message.reasons, message.pairs)

@@ -273,11 +273,13 @@ class TrainFormScreen(JobFormScreen[TrainValues]):
     ARGS = staticmethod(train_args)
     LIVE_SCREEN = TrainLiveScreen
     ID_PREFIX = "train-"
+    # The newest syn run's pairs are offered afresh, and a new run gets its own folder.
+    FORGETS = ("pairs", "output")
 
     def hint(self, d: Declared) -> str:
         if d.name == "pairs":  # filled in on mount once the store is read
             return "the newest finished syn run is offered here"
-        return ""
+        return super().hint(d)
 
     def on_mount(self) -> None:
         """Offer the newest finished syn run's pairs (the run that just finished) when the

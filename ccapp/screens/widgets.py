@@ -137,6 +137,11 @@ class CorrChart(PlotextPlot):
         self.refresh()
 
 
+def many(n: int, noun: str) -> str:
+    """ "1 group", "2 groups": a count with its noun in the right number."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def tail(text: str, width: int) -> str:
     """`text` cut to `width` from its start ("…/models/smollm2"): a path's end names it."""
     return text if len(text) <= width else "…" + text[len(text) - width + 1 :]

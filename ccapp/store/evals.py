@@ -179,6 +179,16 @@ def judges_of(store: Store, run_id: int) -> list[str]:
     return [r[0] for r in rows]
 
 
+def verdict_counts(store: Store, run_id: int) -> dict[str, int]:
+    """How many of the run's continuations each judge has a verdict for."""
+    rows = store.conn.execute(
+        "SELECT v.judge, COUNT(*) FROM verdicts v JOIN continuations t "
+        "ON t.id = v.continuation_id WHERE t.run_id = ? GROUP BY v.judge",
+        [run_id],
+    )
+    return {judge: n for judge, n in rows}
+
+
 def count_short_cells(store: Store, run_id: int) -> int:
     return store.count("cells", "run_id = ? AND short = 1", [run_id])
 

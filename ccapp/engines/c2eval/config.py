@@ -5,6 +5,7 @@ Run detail are read off these fields."""
 from __future__ import annotations
 
 from ccapp.engines.c2eval.prefill import UNITS
+from ccapp.engines.data import source_note
 from ccapp.engines.generation import sampling_options as shared
 from ccapp.engines.generation.backend import MODEL_HELP, BackendOptions
 from ccapp.engines.options import (
@@ -40,6 +41,7 @@ class EvalConfig(BackendOptions):
         label="Data",
         placeholder="c2-eval, a file or a Hub id",
         form_default="c2-eval",
+        note=source_note,
         group=WHAT,
     )
     ks: tuple[int, ...] = what(

@@ -4,6 +4,7 @@ resume check and Run detail are read off these fields."""
 
 from __future__ import annotations
 
+from ccapp.engines.data import source_note
 from ccapp.engines.generation import sampling_options as shared
 from ccapp.engines.generation.backend import LOADING, MODEL_HELP, BackendOptions
 from ccapp.engines.options import Problem, job_config, option, result_settings, section
@@ -42,6 +43,7 @@ class SynConfig(BackendOptions):
         "a Hub id[:split] (default PKU-Alignment/PKU-SafeRLHF:train), a "
         ".jsonl/.json/.parquet file, or c2-eval",
         label="Data (requests with harmful responses)",
+        note=source_note,
     )
     from_run: int | None = source(
         None,
@@ -68,7 +70,7 @@ class SynConfig(BackendOptions):
         80,
         "keep rows with an unsafe response longer than N words and use the first such "
         "(default 80, as the paper)",
-        label="Harmful response over N words",
+        label="Harmful over N words",
         minimum=0,
         shown=True,
         row="filters",

@@ -92,7 +92,7 @@ class TrainConfig(Checked):
         "stop after N optimizer steps",
         minimum=1,
         shown=True,
-        label="Max steps (optional; default: the epochs)",
+        label="Max steps (default: epochs)",
         placeholder="all",
         row="steps",
     )
@@ -118,7 +118,7 @@ class TrainConfig(Checked):
         metavar="F",
         minimum=0,
         below=1,
-        label="Eval fraction (held-out requests, 0: none)",
+        label="Eval fraction (0: none)",
         row="steps",
     )
     dpo_config: str | None = dpo(
