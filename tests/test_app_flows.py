@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.widgets import DataTable, Input, Select, Static
@@ -242,6 +243,7 @@ async def test_export_from_the_app_equals_ccapp_export(tmp_path: Path) -> None:
     app = CcappApp(db, probe_devices=cpu_probe)
     target = tmp_path / "from-app.json"
     async with app.run_test(size=(120, 50)) as pilot:
+        said = record_toasts(app)
         app.open_run(run_id)
         await wait_for(
             pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.run is not None
@@ -251,15 +253,65 @@ async def test_export_from_the_app_equals_ccapp_export(tmp_path: Path) -> None:
         app.screen.query_one("#answer", Input).value = str(target)
         await pilot.press("enter")
         await wait_for(pilot, target.exists)
-        # the user is told the export started (it can take seconds) and where it went
-        said = lambda: [n.message for n in app._notifications]  # noqa: E731
-        await wait_for(pilot, lambda: f"report written to {target}" in said())
-        assert f"writing run {run_id}'s report to {target}…" in said()
+        # the user is told the export started (it can take seconds) and where it went, and
+        # the "writing…" toast goes once it is written
+        await wait_for(pilot, lambda: f"JSON report written to {target}" in said)
+        assert said[0] == f"writing run {run_id}'s JSON report to {target}…"
+        assert not any(n.message.startswith("writing") for n in app._notifications)
     cli = tmp_path / "from-cli.json"
     assert run_ccapp("export", str(run_id), "--out", str(cli), "--db", str(db)).returncode == 0
     mine, theirs = json.loads(target.read_text()), json.loads(cli.read_text())
     mine.pop("exported_at"), theirs.pop("exported_at")
     assert mine == theirs
+
+
+def record_toasts(app: CcappApp) -> list[str]:
+    """Every toast's message, in order, even those already gone."""
+    seen: list[str] = []
+    notify = app.notify
+
+    def recording(message: str, **options: Any) -> None:
+        seen.append(message)
+        notify(message, **options)
+
+    app.notify = recording  # type: ignore[method-assign]
+    return seen
+
+
+async def test_export_writes_what_the_file_name_asks_for(tmp_path: Path) -> None:
+    """An .html name gets the HTML page and a .csv the samples table; a name that says
+    nothing is refused in the dialog, before anything is written."""
+    db = tmp_path / "s.db"
+    run_id = build_fixed_store(db)
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(100, 40)) as pilot:
+        said = record_toasts(app)
+        app.open_run(run_id)
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.run is not None
+        )
+        for name, starts in (("page.html", "<!doctype html>"), ("rows.csv", "run_id,")):
+            await pilot.press("x")
+            await wait_for(pilot, lambda: isinstance(app.screen, PromptModal))
+            answer = app.screen.query_one("#answer", Input)
+            answer.value = str(tmp_path / name)
+            await pilot.pause()
+            explained = str(app.screen.query_one("#explained", Static).render())
+            assert explained.startswith("writes the " + ("HTML" if "html" in name else "samples"))
+            await pilot.press("enter")
+            await wait_for(pilot, (tmp_path / name).exists)
+            written = f"written to {tmp_path / name}"
+            await wait_for(pilot, lambda: any(written in m for m in said))  # noqa: B023
+            assert (tmp_path / name).read_text().lower().startswith(starts)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptModal))
+        app.screen.query_one("#answer", Input).value = str(tmp_path / "notes.txt")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, PromptModal)  # not accepted
+        problem = str(app.screen.query_one("#problem", Static).render())
+        assert "does not say what to write" in problem and ".html" in problem
+    assert not (tmp_path / "notes.txt").exists()
 
 
 async def test_delete_asks_first(tmp_path: Path) -> None:

@@ -93,6 +93,42 @@ def test_cli_report_goes_to_the_reports_folder_by_default(
     assert json.loads(written.read_text())["run"]["id"] == run_id
 
 
+def test_the_suffix_of_out_picks_the_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--out run.html` is the HTML page and `--out rows.csv` the samples table, as if
+    --format said so; JSON is never written under a name that promises something else."""
+    db = tmp_path / "s.db"
+    run_id = build_fixed_store(db)
+    page, table = tmp_path / "run.html", tmp_path / "rows.csv"
+    assert main(["export", str(run_id), "--out", str(page), "--db", str(db)]) == 0
+    assert page.read_text().lower().startswith("<!doctype html>")
+    assert main(["export", str(run_id), "--out", str(table), "--db", str(db)]) == 0
+    assert table.read_text().startswith("run_id,")
+    assert "rows (csv)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("name", "format_", "said"),
+    [
+        ("r.html", "report", "--format report does not write .html files"),
+        ("r.json", "html", "--format html does not write .json files"),
+        ("notes.txt", None, "'NAME' does not say what to write"),
+    ],
+)
+def test_a_format_the_file_name_contradicts_is_refused(
+    tmp_path: Path, name: str, format_: str | None, said: str
+) -> None:
+    db = tmp_path / "s.db"
+    run_id = build_fixed_store(db)
+    out = tmp_path / name
+    asked = ["--format", format_] if format_ else []
+    done = run_ccapp("export", str(run_id), "--out", str(out), *asked, "--db", str(db))
+    assert done.returncode == 2, done.stderr
+    assert said.replace("NAME", str(out)) in done.stderr
+    assert "--out" in done.stderr and not out.exists()
+
+
 def _error_out_k20(db: Path, run_id: int, judge: str) -> None:
     """Every verdict of `judge` at k=20 becomes an error, as when the API failed there."""
     from ccapp.store import evals as rows_store

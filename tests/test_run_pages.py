@@ -317,6 +317,33 @@ async def test_a_syn_run_has_its_own_page(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: "groups 1–1 of 1" in text_of(screen, "#syn-run-page"))
 
 
+async def test_x_on_a_syn_run_exports_its_pairs_folder(tmp_path: Path, ccapp_home: Path) -> None:
+    from datasets import load_dataset
+
+    from ccapp.screens.syn_run import SynRunScreen
+
+    db = tmp_path / "s.db"
+    run_id = build_syn_store(db)
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(100, 40)) as pilot:
+        app.open_run(run_id)
+        await wait_for(pilot, lambda: isinstance(app.screen, SynRunScreen) and app.screen.run)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptModal))
+        answer = app.screen.query_one("#answer", Input)
+        assert answer.value.endswith(f"run-{run_id}-pairs")
+        await pilot.pause()
+        assert "preference pairs" in text_of(app.screen, "#explained")
+        answer.value = str(tmp_path / "page.html")  # a syn run has no HTML page
+        await pilot.pause()
+        assert "only an eval run has" in text_of(app.screen, "#problem")
+        answer.value = str(tmp_path / "pairs")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any((tmp_path / "pairs").glob("train-*.parquet")))
+    pairs = load_dataset("parquet", data_dir=str(tmp_path / "pairs"), split="train")
+    assert len(pairs) == 15 and {"prompt", "chosen", "rejected"} <= set(pairs.column_names)
+
+
 # --- 9: a train run's page, and the live view's last word ----------------------------------
 
 

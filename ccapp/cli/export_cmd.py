@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ccapp.cli.common import add_command, open_store
 from ccapp.cli.runs_cmd import run_id_arg
-from ccapp.errors import UserError
+from ccapp.engines.exports import FORMATS
 from ccapp.store import runs
 
 
@@ -30,9 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--format",
-        choices=["report", "paper", "samples", "html", "pairs"],
-        default="report",
-        help="report: everything, versioned (default); paper: [Corr@10, …, Corr@80, Corr_mean]; "
+        choices=FORMATS,
+        help="default: what the suffix of --out says (.json report, .html, .parquet/.jsonl/.csv "
+        "samples; a syn run's folder: pairs), else report. report: everything, versioned; paper: [Corr@10, …, Corr@80, Corr_mean]; "
         "samples: one row per continuation × judge verdict, as --out F.parquet, F.jsonl or F.csv "
         "(- : JSON lines on stdout); html: one self-contained page with settings, Corr@k table "
         "and figure, judge agreement and a continuation browser; "
@@ -47,92 +47,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ccapp.engines.c2eval.report import (
-        build_report,
-        default_report_path,
-        paper_result,
-        report_text,
-        write_new_file,
-    )
+    from ccapp.engines.exports import export_format, write_export
 
-    if args.format == "pairs":
-        return export_pairs_dataset(args)
-    if args.format == "samples":
-        return export_samples_table(args)
-    if args.format == "html":
-        return export_html_report(args)
     with open_store(args) as store:
-        if args.format == "paper":
-            document: object = paper_result(store, args.run, args.judge)
-            say_which_ks(runs.get_run(store, args.run).config.get("ks", []))
-        else:
-            document = build_report(store, args.run)
-    text = report_text(document, paper=args.format == "paper")
-    if _to_stdout(args):
-        sys.stdout.write(text)
-        return 0
-    out: Path = args.out or default_report_path(args.run, paper=args.format == "paper")
-    write_new_file(out, text, force=args.force)
-    print(out)
-    return 0
-
-
-def say_which_ks(ks: list[int]) -> None:
-    """The paper's list is positional: with other k's than its 10…80, say which they are."""
-    from ccapp.engines.c2eval.config import DEFAULT_KS
-
-    if tuple(ks) != DEFAULT_KS:
-        listed = ", ".join(f"Corr@{k}" for k in ks)
-        print(
-            f"ccapp: note: the list is [{listed}, Corr_mean] (not the paper's k = 10…80)",
-            file=sys.stderr,
+        run_kind = runs.get_run(store, args.run).kind
+        fmt = export_format(args.out, args.format, run_kind)
+        done = write_export(
+            store, args.run, fmt, args.out, force=args.force, judge=args.judge, jsonl=args.jsonl
         )
-
-
-def export_pairs_dataset(args: argparse.Namespace) -> int:
-    from ccapp.engines.c2syn.pairs_export import export_pairs
-
-    if args.out is None or str(args.out) == "-":
-        raise UserError(
-            "pairs need a folder", where="--out", fix="e.g. --out ./pairs (new or empty)"
-        )
-    with open_store(args) as store:
-        meta = export_pairs(store, args.run, args.out, jsonl=args.jsonl, force=args.force)
-    print(
-        f"{args.out}: {meta['pairs']} pairs from {meta['groups']} groups ({', '.join(meta['files'])})"
-    )
-    return 0
-
-
-def _to_stdout(args: argparse.Namespace) -> bool:
-    return args.out is not None and str(args.out) == "-"
-
-
-def export_samples_table(args: argparse.Namespace) -> int:
-    from ccapp.engines.c2eval.samples import export_samples
-
-    out = (
-        None if _to_stdout(args) else args.out or default_export_path(args.run, "-samples.parquet")
-    )
-    with open_store(args) as store:
-        done = export_samples(store, args.run, out, force=args.force)
+    if done.note:
+        print(f"ccapp: note: {done.note}", file=sys.stderr)
     if done.path is not None:
-        print(f"{done.path}: {done.rows} rows ({done.format})")
+        print(f"{done.path}: {done.summary}" if done.summary else done.path)
     return 0
-
-
-def export_html_report(args: argparse.Namespace) -> int:
-    from ccapp.engines.c2eval.html_report import write_html_report
-
-    out = None if _to_stdout(args) else args.out or default_export_path(args.run, ".html")
-    with open_store(args) as store:
-        written = write_html_report(store, args.run, out, force=args.force)
-    if written is not None:
-        print(written)
-    return 0
-
-
-def default_export_path(run_id: int, suffix: str) -> Path:
-    from ccapp.config import paths
-
-    return paths().reports_dir / f"run-{run_id}{suffix}"

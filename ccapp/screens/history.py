@@ -48,7 +48,12 @@ class HistoryScreen(AppScreen[None]):
         ("r", "on_row('resume')", "Resume", "Finish the highlighted paused or failed run"),
         ("j", "on_row('rejudge')", "Re-judge", "Judge the highlighted run's continuations again"),
         ("c", "on_row('compare')", "Compare", "The highlighted run beside another"),
-        ("x", "on_row('export')", "Export", "Write the highlighted run's JSON report"),
+        (
+            "x",
+            "on_row('export')",
+            "Export",
+            "Write the highlighted run's report, page, samples or pairs",
+        ),
         ("d", "on_row('delete')", "Delete", "Delete the highlighted run and all it produced"),
         ("ctrl+r", "refresh", "Refresh", "Re-read the store"),
     )

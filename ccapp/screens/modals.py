@@ -106,23 +106,50 @@ class ErrorModal(ModalScreen[None]):
 
 
 class PromptModal(ModalScreen[str | None]):
-    """Asks for one value (a path, a judge spec, a run id); escape cancels."""
+    """Asks for one value (a path, a judge spec, a run id); escape cancels.
+
+    `explain`, when given, reads the value as it is typed and says what it will do (shown
+    under the field) and whether it can: a value it refuses is not accepted."""
 
     CSS_PATH = "modals.tcss"
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt.cancel")]
 
-    def __init__(self, question: str, value: str = "", placeholder: str = ""):
+    def __init__(
+        self,
+        question: str,
+        value: str = "",
+        placeholder: str = "",
+        explain: Callable[[str], tuple[str, bool]] | None = None,
+    ):
         super().__init__()
         self.question, self.value, self.placeholder = question, value, placeholder
+        self.explain = explain
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(self.question, classes="question", markup=False)
             yield Input(self.value, placeholder=self.placeholder, id="answer")
-            yield Static("", id="problem", classes="problem")
+            yield Static("", id="explained", classes="explained", markup=False)
+            yield Static("", id="problem", classes="problem", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("OK (enter)", variant="primary", id="ok")
                 yield Button("Cancel (esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        self._explained(self.value.strip())
+
+    @on(Input.Changed, "#answer")
+    def changed(self, event: Input.Changed) -> None:
+        self._explained(event.value.strip())
+
+    def _explained(self, value: str) -> bool:
+        """Show what `value` will do (or why it cannot); True when it can."""
+        if self.explain is None or not value:
+            return True
+        line, ok = self.explain(value)
+        self.query_one("#explained", Static).update(line if ok else "")
+        self.query_one("#problem", Static).update("" if ok else line)
+        return ok
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#ok")
@@ -131,7 +158,8 @@ class PromptModal(ModalScreen[str | None]):
         if not value:
             self.query_one("#problem", Static).update("Give a value, or press esc.")
             return
-        self.dismiss(value)
+        if self._explained(value):
+            self.dismiss(value)
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

@@ -70,23 +70,66 @@ def compare(screen: Screen[Any], run: Run, db_path: Path) -> None:
 
 
 def export(screen: Screen[Any], run: Run, db_path: Path) -> None:
-    """Ask where, then write the run's JSON report (asking before overwriting a file)."""
-    from ccapp.engines.c2eval.report import default_report_path
+    """Ask where, then write what the file name's suffix asks for (the JSON report, the HTML
+    page, the samples table; a syn run's pairs folder), asking before replacing anything."""
+    from ccapp.engines.exports import default_path
+
+    default = (
+        default_path(run.id, "report").with_name(f"run-{run.id}-pairs")  # type: ignore[union-attr]
+        if run.kind is RunKind.SYN
+        else default_path(run.id, "report")
+    )
 
     def chosen(value: str | None) -> None:
         if value:
-            _export_worker(screen, run.id, db_path, Path(value), force=False)
+            _export_worker(screen, run, db_path, Path(value), force=False)
 
+    what = (
+        "a folder for its pairs, or .json for its report"
+        if run.kind is RunKind.SYN
+        else ".json report, .html page, or .parquet, .jsonl or .csv samples"
+        if run.kind is RunKind.EVAL
+        else ".json report"
+    )
     screen.app.push_screen(
-        PromptModal("Write the JSON report to:", str(default_report_path(run.id))), chosen
+        PromptModal(
+            f"Export run {run.id} to ({what}):",
+            str(default),
+            explain=partial(explain_export, run.kind),
+        ),
+        chosen,
     )
 
 
+def explain_export(kind: RunKind, value: str) -> tuple[str, bool]:
+    """What exporting to `value` writes, by its suffix; or why it cannot."""
+    from ccapp.engines.exports import export_format
+
+    try:
+        fmt = export_format(Path(value), None, kind)
+    except UserError as exc:
+        return (f"{exc.message}: {exc.fix}" if exc.fix else exc.message), False
+    if fmt in ("samples", "html") and kind is not RunKind.EVAL:
+        return f"only an eval run has {EXPORT_WHAT[fmt]}: end the name with .json", False
+    if fmt == "pairs" and kind is not RunKind.SYN:
+        return "only a syn run has pairs: end the name with .json", False
+    return f"writes {EXPORT_WHAT[fmt]}", True
+
+
+EXPORT_WHAT = {
+    "report": "the JSON report (everything, versioned)",
+    "paper": "the paper's list",
+    "html": "the HTML report (one page, opens offline)",
+    "samples": "the samples table (one row per continuation × verdict)",
+    "pairs": "the preference pairs as a datasets folder, for DPO",
+}
+
+
 def _export_worker(
-    screen: Screen[Any], run_id: int, db_path: Path, path: Path, *, force: bool
+    screen: Screen[Any], run: Run, db_path: Path, path: Path, *, force: bool
 ) -> None:
     screen.run_worker(
-        partial(_write_report, screen, run_id, db_path, path, force),
+        partial(_write_export, screen, run, db_path, path, force),
         thread=True,
         exclusive=True,
         group="export",
@@ -95,30 +138,45 @@ def _export_worker(
     )
 
 
-def _write_report(screen: Screen[Any], run_id: int, db_path: Path, path: Path, force: bool) -> None:
-    from ccapp.engines.c2eval.report import build_report, report_text, write_new_file
+def _write_export(screen: Screen[Any], run: Run, db_path: Path, path: Path, force: bool) -> None:
+    from ccapp.engines.exports import WHAT, export_format, occupied, write_export
 
-    if path.expanduser().exists() and not force:
-        screen.app.call_from_thread(_ask_overwrite, screen, run_id, db_path, path)
+    fmt = export_format(path, None, run.kind)
+    if occupied(path) and not force:
+        screen.app.call_from_thread(_ask_overwrite, screen, run, db_path, path)
         return
-    # Building the report reads every verdict and bootstraps each interval: a second or more
-    # on a big run, so the user is told it has started.
+    # Building a report reads every verdict and bootstraps each interval: a second or more
+    # on a big run, so the user is told it has started (and the toast goes when it is done).
     screen.app.call_from_thread(
-        screen.notify, f"writing run {run_id}'s report to {path}…", title="Export", timeout=3
+        screen.notify, f"writing run {run.id}'s {WHAT[fmt]} to {path}…", title="Export", timeout=30
     )
-    with Store.open(db_path) as store:  # a failure reaches the screen's error modal
-        text = report_text(build_report(store, run_id))
-    write_new_file(path, text, force=force)
-    screen.app.call_from_thread(screen.notify, f"report written to {path}", title="Exported")
+    try:
+        with Store.open(db_path) as store:  # a failure reaches the screen's error modal
+            done = write_export(store, run.id, fmt, path, force=force)
+    finally:
+        screen.app.call_from_thread(_clear_export_toasts, screen)
+    said = [f"{WHAT[fmt]} written to {done.path}", done.summary, done.note]
+    screen.app.call_from_thread(
+        screen.notify, " · ".join(part for part in said if part), title="Exported", markup=False
+    )
 
 
-def _ask_overwrite(screen: Screen[Any], run_id: int, db_path: Path, path: Path) -> None:
+def _clear_export_toasts(screen: Screen[Any]) -> None:
+    """The "writing…" toast says the export is under way: once it is not, it goes. (Textual
+    has no public call to withdraw one toast; clear_notifications would take the others.)"""
+    app = screen.app
+    for notification in list(app._notifications):
+        if notification.title == "Export":
+            app._unnotify(notification)
+
+
+def _ask_overwrite(screen: Screen[Any], run: Run, db_path: Path, path: Path) -> None:
     def answer(yes: bool | None) -> None:
         if yes:
-            _export_worker(screen, run_id, db_path, path, force=True)
+            _export_worker(screen, run, db_path, path, force=True)
 
     screen.app.push_screen(
-        ConfirmModal(f"{path} exists. Overwrite it?", yes="Overwrite", no="Keep it"), answer
+        ConfirmModal(f"{path} exists. Replace it?", yes="Replace", no="Keep it"), answer
     )
 
 

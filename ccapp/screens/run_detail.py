@@ -74,7 +74,6 @@ class RunDetailScreen(RunPage):
     OWN_KEYS = (
         ("j", "rejudge", "Re-judge", "Judge the stored continuations again"),
         ("c", "compare", "Compare", "Corr@k beside another run's"),
-        ("x", "export", "Export", "Write the JSON report"),
         ("f", "save_figure", "Figure", "Save the Corr@k figure as PNG (as ccapp plot)"),
         ("p", "toggle_prompt", "Prompt", "Show the exact prompt the model saw"),
     )
@@ -397,10 +396,6 @@ class RunDetailScreen(RunPage):
     def action_compare(self) -> None:
         if self.run is not None:
             run_actions.compare(self, self.run, self.db_path)
-
-    def action_export(self) -> None:
-        if self.run is not None:
-            run_actions.export(self, self.run, self.db_path)
 
 
 def _short(judge: str) -> str:

@@ -110,6 +110,7 @@ def page_of(run_id: int, db_path: Path) -> Screen[Any]:
 BACK = ("escape", "app.pop_screen", "Back")
 RESUME = ("r", "resume", "Resume", "Finish a paused or failed run")
 DELETE = ("d", "delete", "Delete", "Delete the run and all it produced")
+EXPORT = ("x", "export", "Export", "Write its report, page or samples (a syn run: its pairs)")
 PAGES = (
     ("right_square_bracket", "page(1)", "Next page"),
     ("left_square_bracket", "page(-1)", "Prev page"),
@@ -137,11 +138,13 @@ class RunPage(AppScreen[None]):
                 cls.CSS_PATH = f"{name}_run.tcss"
             if "SUMMARY_ID" not in cls.__dict__:
                 cls.SUMMARY_ID = f"{name}-run-summary"
-            # Back first, then the page's own keys, resume and delete, and the page keys.
+            # Back first, then the page's own keys, export, resume, delete, and the page keys.
             pages = PAGES if cls.PAGED else ()
             prefix = "run" if cls.KIND is RunKind.EVAL else f"{name}-run"
             hidden = tuple(key for key, *_ in PAGES)  # the list's page line says [ and ]
-            cls.BINDINGS = keys(prefix, BACK, *cls.OWN_KEYS, RESUME, DELETE, *pages, hidden=hidden)
+            cls.BINDINGS = keys(
+                prefix, BACK, *cls.OWN_KEYS, EXPORT, RESUME, DELETE, *pages, hidden=hidden
+            )
         super().__init_subclass__(**kwargs)
 
     def __init__(self, run_id: int, db_path: Path):
@@ -191,6 +194,10 @@ class RunPage(AppScreen[None]):
     def action_resume(self) -> None:
         if self.run is not None:
             run_actions.resume(self, self.run, self.db_path)
+
+    def action_export(self) -> None:
+        if self.run is not None:
+            run_actions.export(self, self.run, self.db_path)
 
     def action_delete(self) -> None:
         if self.run is not None:
