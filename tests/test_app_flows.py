@@ -463,6 +463,23 @@ def test_evaluate_after_training_repeats_the_last_eval_settings(tmp_path: Path) 
     )
 
 
+def test_evaluate_after_training_repeats_the_eval_its_pairs_came_from(tmp_path: Path) -> None:
+    """Not the newest eval (of another model), but the eval upstream of the training — else
+    the newest eval of the model it trained — so the two evals pair."""
+    from ccapp.screens.train import eval_to_repeat
+
+    with Store.open(tmp_path / "s.db") as store:
+        upstream = runs.create_run(store, runs.RunKind.EVAL, {"ks": [10]}, model="base").id
+        syn = runs.create_run(store, runs.RunKind.SYN, {}, parent_id=upstream).id
+        trained = runs.create_run(store, runs.RunKind.TRAIN, {}, model="base", parent_id=syn).id
+        lone = runs.create_run(store, runs.RunKind.TRAIN, {}, model="base").id
+        other = runs.create_run(store, runs.RunKind.TRAIN, {}, model="nobody-evaluated").id
+        same_model = runs.create_run(store, runs.RunKind.EVAL, {"ks": [20]}, model="base").id
+        newest = runs.create_run(store, runs.RunKind.EVAL, {"ks": [40]}, model="elsewhere").id
+        picked = {t: getattr(eval_to_repeat(store, t), "id", None) for t in (trained, lone, other)}
+    assert picked == {trained: upstream, lone: same_model, other: newest}
+
+
 # --- the demo from Home --------------------------------------------------------------------
 
 DEMO_RESULT = {

@@ -321,7 +321,8 @@ async def test_run_page_keys_work_on_a_highlighted_row_in_history(tmp_path: Path
         assert [row[0] for row in rows(choices)] == [str(first)]
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
-        assert isinstance(app.screen, CompareScreen) and app.screen.ids == (second, first)
+        # the run asked from (the highlighted one: the newest) is the one Δ is of
+        assert isinstance(app.screen, CompareScreen) and app.screen.ids == (first, second)
         await pilot.press("escape")
         await pilot.press("d")  # delete asks first, then the list follows
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))

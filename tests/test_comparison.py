@@ -132,7 +132,7 @@ def test_a_baseline_on_other_requests_is_named_but_not_paired(tmp_path: Path) ->
         "run_id": before,
         "paired": False,
         "reason": "not the same requests (run 1: 10, run 3: 40, 10 in both): other data, "
-        "--limit or --lenient",
+        "another row limit, or lenient reading",
         "by_judge": {},
     }
 
@@ -154,6 +154,46 @@ def test_the_compare_screen_shows_the_paired_interval_or_why_there_is_none(
     assert paired_cells(unpaired, "10") == ("–", "not paired")
     assert pairing_line(unpaired).startswith("Δ without an interval: cannot pair the runs, not")
     assert paired_cells(single, "mean") == ("[+0.900, +0.900]", "1 request")
+
+
+async def test_compare_offers_pairable_runs_first_and_shows_this_run_minus_that(
+    tmp_path: Path,
+) -> None:
+    """From run 4's page: run 3 is on other requests, runs 1 and 2 on the same ones, so the
+    picker lists 2, 1, then 3; picking 1 shows run 4 first and Δ = run 4 − run 1."""
+    from test_app_flows import cpu_probe, wait_for
+    from test_app_navigation import rows
+    from textual.widgets import DataTable, Static
+
+    from ccapp.app import CcappApp
+    from ccapp.screens.compare import ComparePicker, CompareScreen
+    from ccapp.screens.run_detail import RunDetailScreen
+
+    db = tmp_path / "s.db"
+    with Store.open(db) as store:
+        one = add_eval_run(store, REQUESTS, dict.fromkeys(range(40), 2))
+        add_eval_run(store, REQUESTS, dict.fromkeys(range(40), 3))
+        add_eval_run(store, REQUESTS[:10], dict.fromkeys(range(10), 1))
+        four = add_eval_run(store, REQUESTS, dict.fromkeys(range(40), 9))
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.open_run(four)
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.run)
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ComparePicker))
+        listed = rows(app.screen.query_one("#compare-choices", DataTable))
+        assert [(row[0], row[-1]) for row in listed] == [("2", "yes"), ("1", "yes"), ("3", "no")]
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        screen = app.screen
+        table = screen.query_one("#compare-table", DataTable)
+        await wait_for(pilot, lambda: table.row_count > 0)
+        title = str(screen.query_one("#compare-title", Static).render())
+        assert title.startswith(f"run {four} (") and f"compared with run {one} (" in title
+        header = [str(c.label) for c in table.columns.values()]
+        assert header[1:4] == [f"run {four}", f"run {one}", f"Δ {four} − {one}"]
+        mean = rows(table)[-1]
+        assert mean[0] == "mean" and mean[3].startswith("+")  # run 4 corrects more
 
 
 async def test_the_apps_corr_table_keeps_a_k_without_verdicts() -> None:

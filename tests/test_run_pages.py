@@ -450,6 +450,14 @@ async def test_evaluate_it_shows_the_command_and_the_time_and_asks(tmp_path: Pat
         assert not any(isinstance(s, LiveRunScreen) for s in app.screen_stack)
 
 
+def test_the_training_charts_label_whole_steps() -> None:
+    from ccapp.screens.train import step_ticks
+
+    assert step_ticks([1, 2, 3]) == [1, 2, 3]
+    assert step_ticks(list(range(1, 101))) == [1, 21, 41, 61, 81]
+    assert step_ticks([]) == []
+
+
 # --- 11: the model's first seconds -----------------------------------------------------------
 
 

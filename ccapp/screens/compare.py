@@ -7,6 +7,7 @@ own intervals overlap. Runs on other requests show the Δ without an interval, a
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,10 +72,11 @@ def pairing_line(comparison: dict[str, Any]) -> str:
     return line
 
 
-def comparable(run: Run, candidates: list[Run]) -> list[Run]:
-    """The other eval runs, those on the same data first (they pair: a paired Δ), newest first."""
+def comparable(run: Run, candidates: list[Run], pairs: Callable[[Run], bool]) -> list[Run]:
+    """The other eval runs, those that pair with `run` first (same requests: a paired Δ),
+    newest first."""
     others = [r for r in candidates if r.kind is RunKind.EVAL and r.id != run.id]
-    return sorted(others, key=lambda r: (r.data != run.data, -r.id))
+    return sorted(others, key=lambda r: (not pairs(r), -r.id))
 
 
 class ComparePicker(ModalScreen[int | None]):
@@ -91,7 +93,8 @@ class ComparePicker(ModalScreen[int | None]):
         with Vertical(classes="dialog"):
             yield Static(
                 f"Compare run {self.run.id} ({tail(self.run.model, 30)}) with "
-                "(same data first: those get a paired interval; enter picks, esc cancels):",
+                "(runs on the same requests first: those get a paired interval; "
+                "enter picks, esc cancels):",
                 classes="question",
                 markup=False,
             )
@@ -99,25 +102,41 @@ class ComparePicker(ModalScreen[int | None]):
             yield Static("", id="compare-none", markup=False)
 
     def on_mount(self) -> None:
+        from ccapp.engines.c2eval.comparison import pairing_problem
+
         table = self.query_one("#compare-choices", DataTable)
         fixed_columns(
-            table, ("id", 5), ("model", 24), ("judge", 14), ("data", 14), ("Corr_mean", 9)
+            table,
+            ("id", 4),
+            ("model", 20),
+            ("judge", 12),
+            ("data", 12),
+            ("Corr_mean", 9),
+            ("pairs", 5),
         )
         try:
             with Store.open(self.db_path) as store:
-                choices = comparable(self.run, runs.list_runs(store, kind=RunKind.EVAL))
+                paired = {
+                    r.id: pairing_problem(store, self.run, r) is None
+                    for r in runs.list_runs(store, kind=RunKind.EVAL)
+                    if r.id != self.run.id
+                }
+                choices = comparable(
+                    self.run, runs.list_runs(store, kind=RunKind.EVAL), lambda r: paired[r.id]
+                )
         except (UserError, sqlite3.Error, OSError) as exc:
-            choices, reason = [], failure_line(exc, self.db_path)
+            choices, reason, paired = [], failure_line(exc, self.db_path), {}
         else:
             reason = "No other eval run in this store to compare with (esc goes back)."
         for r in choices:
             corr = f"{r.corr_mean:.3f}" if r.corr_mean is not None else "–"
             table.add_row(
                 str(r.id),
-                tail(r.model, 24),
-                tail(r.judge or "–", 14),
-                tail(r.data, 14),
+                tail(r.model, 20),
+                tail(r.judge or "–", 12),
+                tail(r.data, 12),
                 corr,
+                "yes" if paired[r.id] else "no",
                 key=str(r.id),
             )
         table.display = bool(choices)
@@ -185,11 +204,12 @@ class CompareScreen(AppScreen[None]):
 
     @on(Loaded)
     def show(self, message: Loaded) -> None:
+        # the run compared (b: the page it was asked from) first, Δ = b − a as compare_runs
         (a, b), (ma, mb) = message.runs, message.metrics
         judge_a, judge_b = message.comparison["judges"]
         self.query_one("#compare-title", Static).update(
-            f"run {a.id} ({tail(a.model, 40)}, judge {judge_a}) vs "
-            f"run {b.id} ({tail(b.model, 40)}, judge {judge_b})"
+            f"run {b.id} ({tail(b.model, 40)}, judge {judge_b}) compared with "
+            f"run {a.id} ({tail(a.model, 40)}, judge {judge_a})"
         )
         self.query_one("#compare-pairing", Static).update(pairing_line(message.comparison))
         table = self.query_one("#compare-table", DataTable)
@@ -197,11 +217,11 @@ class CompareScreen(AppScreen[None]):
         fixed_columns(
             table,
             ("k", 5),
-            (f"run {a.id}", 10),
-            (f"run {b.id}", 10),
-            (f"Δ (run {b.id} − run {a.id})", 22),
-            ("paired 95% CI of Δ", 20),
-            ("", 12),
+            (f"run {b.id}", 8),
+            (f"run {a.id}", 8),
+            (f"Δ {b.id} − {a.id}", 10),
+            ("paired 95% CI of Δ", 18),
+            ("", 11),
         )
 
         def cell(value: float | None, signed: bool = False) -> str:
@@ -209,11 +229,11 @@ class CompareScreen(AppScreen[None]):
 
         for k, x, y, d in deltas(ma, mb):
             table.add_row(
-                k, cell(x), cell(y), cell(d, signed=True), *paired_cells(message.comparison, k)
+                k, cell(y), cell(x), cell(d, signed=True), *paired_cells(message.comparison, k)
             )
-        series = [
+        series = [  # in the table's order: this run first
             Series.from_metrics(f"run {r.id}", m)
-            for r, m in zip(message.runs, message.metrics)
+            for r, m in reversed(list(zip(message.runs, message.metrics)))
             if m
         ]
         self.query_one("#compare-chart", CorrChart).show(series, title="Corr@k")

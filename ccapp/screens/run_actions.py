@@ -55,7 +55,8 @@ def resume(screen: Screen[Any], run: Run, db_path: Path) -> None:
 
 
 def compare(screen: Screen[Any], run: Run, db_path: Path) -> None:
-    """Pick a comparable run (another eval run), then show the two side by side."""
+    """Pick a comparable run (another eval run), then show the two side by side: this run
+    first, and Δ = this run − the picked one."""
     from ccapp.screens.compare import ComparePicker, CompareScreen
 
     if run.kind is not RunKind.EVAL:
@@ -64,7 +65,7 @@ def compare(screen: Screen[Any], run: Run, db_path: Path) -> None:
 
     def chosen(other: int | None) -> None:
         if other is not None:
-            screen.app.push_screen(CompareScreen(run.id, other, db_path))
+            screen.app.push_screen(CompareScreen(other, run.id, db_path))
 
     screen.app.push_screen(ComparePicker(run, db_path), chosen)
 

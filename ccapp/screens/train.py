@@ -31,13 +31,14 @@ from ccapp.engines.events import (
 from ccapp.engines.generation.backend import LOADING, SERVER
 from ccapp.engines.generation.models import model_problem
 from ccapp.engines.options import Declared, declared
+from ccapp.errors import UserError
 from ccapp.screens.job_form import JobFormScreen, found
 from ccapp.screens.jobs import JobEnded
 from ccapp.screens.live_base import JobState, LiveJobScreen, duration
 from ccapp.screens.modals import ConfirmModal
 from ccapp.screens.option_form import OptionTexts, form_command, read_values
 from ccapp.screens.widgets import footer
-from ccapp.store import RunKind, Store, runs
+from ccapp.store import Run, RunKind, Store, runs
 from ccapp.store import syn as syn_store
 from ccapp.store.train import EvalCost, eval_cost
 
@@ -60,20 +61,42 @@ def train_args(v: TrainValues) -> tuple[list[str], dict[str, str]]:
     return form_command("train", v.config, values), problems
 
 
-def eval_args_like_last(store: Store, model: str) -> list[str] | None:
-    """`ccapp eval` arguments that repeat the newest eval run's settings on another model:
-    those that decide its results, but for the model and how it was loaded or served."""
-    planned = evaluation_like_last(store, model)
+def eval_args_like_last(store: Store, model: str, trained: int | None = None) -> list[str] | None:
+    """`ccapp eval` arguments that repeat an earlier eval's settings on another model: those
+    that decide its results, but for the model and how it was loaded or served."""
+    planned = evaluation_like_last(store, model, trained)
     return planned[0] if planned else None
 
 
-def evaluation_like_last(store: Store, model: str) -> tuple[list[str], EvalCost] | None:
+def eval_to_repeat(store: Store, trained: int | None) -> Run | None:
+    """The eval whose settings evaluating train run `trained` repeats: the one its pairs were
+    drawn from (its lineage: eval → syn → train), else the newest eval of the model it
+    trained, else the newest eval run — so the two evals pair and the Δ means something."""
+    evals = runs.list_runs(store, kind=RunKind.EVAL)
+    if trained is None or not evals:
+        return evals[0] if evals else None
+    try:
+        chain = runs.lineage(store, trained)
+    except UserError:  # not (or no longer) in this store: the newest eval is all there is
+        return evals[0]
+    at = next(i for i, r in enumerate(chain) if r.id == trained)
+    upstream = [r for r in chain[:at] if r.kind is RunKind.EVAL]  # its ancestors
+    if upstream:
+        return upstream[-1]
+    base = chain[at].model
+    same_model = [r for r in evals if base and r.model == base]
+    return (same_model or evals)[0]
+
+
+def evaluation_like_last(
+    store: Store, model: str, trained: int | None = None
+) -> tuple[list[str], EvalCost] | None:
     """The `ccapp eval` arguments of `eval_args_like_last`, and what the eval they copy cost
     (the estimate of this one: as many continuations, about as long on a same-sized model)."""
-    last = runs.list_runs(store, kind=RunKind.EVAL, limit=1)
-    if not last:
+    last = eval_to_repeat(store, trained)
+    if last is None:
         return None
-    stored = last[0].config
+    stored = last.config
     repeated = {
         d.name: stored[d.name]
         for d in declared(EvalConfig)
@@ -82,9 +105,7 @@ def evaluation_like_last(store: Store, model: str) -> tuple[list[str], EvalCost]
         and d.name != "model"
         and d.name in stored
     }
-    return form_command("eval", EvalConfig, {"model": model} | repeated), eval_cost(
-        store, last[0].id
-    )
+    return form_command("eval", EvalConfig, {"model": model} | repeated), eval_cost(store, last.id)
 
 
 def evaluate_question(args: list[str], cost: EvalCost) -> str:
@@ -100,11 +121,13 @@ def evaluate_question(args: list[str], cost: EvalCost) -> str:
     )
 
 
-def ask_to_evaluate(screen: Screen[Any], db_path: Path, model: str) -> None:
+def ask_to_evaluate(
+    screen: Screen[Any], db_path: Path, model: str, trained: int | None = None
+) -> None:
     """`v`: show what evaluating the trained model runs and how long it will take, and start
     it (on the eval live screen) only when the user says yes."""
     with Store.open(db_path) as store:
-        planned = evaluation_like_last(store, model)
+        planned = evaluation_like_last(store, model, trained)
     if planned is None:
         screen.notify(
             "No eval run yet to copy the settings of: use F2 to evaluate.", severity="warning"
@@ -144,14 +167,19 @@ def draw_curves(
 ) -> None:
     """The DPO loss in one chart, the reward margin and accuracy in the other; the held-out
     pairs' loss and accuracy (--eval-fraction) beside the training batches' when there are."""
+    # titles short enough for a chart half of an 80-column screen: plotext drops one that
+    # does not fit
+    ticks = [float(t) for t in step_ticks([*train.steps, *held.steps])]
     loss_plot.plt.clear_data()
-    loss_plot.plt.title("DPO loss" + (" (cyan) · eval (magenta)" if held.steps else ""))
+    loss_plot.plt.title("DPO loss" + (" · eval (magenta)" if held.steps else ""))
+    loss_plot.plt.xticks(ticks)
     loss_plot.plt.plot(list(train.steps), list(train.loss), marker="braille", color="cyan")
     if held.steps:
         loss_plot.plt.plot(list(held.steps), list(held.loss), marker="braille", color="magenta")
     loss_plot.refresh()
     margin_plot.plt.clear_data()
-    margin_plot.plt.title("reward margin (cyan) · accuracy (orange)")
+    margin_plot.plt.title("margin (cyan) · acc (orange)")
+    margin_plot.plt.xticks(ticks)
     margin_plot.plt.plot(list(train.steps), list(train.margin), marker="braille", color="cyan")
     margin_plot.plt.plot(
         list(train.steps), list(train.accuracy), marker="braille", color="orange", yside="right"
@@ -161,6 +189,15 @@ def draw_curves(
             list(held.steps), list(held.accuracy), marker="braille", color="magenta", yside="right"
         )
     margin_plot.refresh()
+
+
+def step_ticks(steps: Sequence[int], most: int = 6) -> list[int]:
+    """Whole steps to label the x axis with (plotext's own fall between steps: 2.5, 7.5)."""
+    if not steps:
+        return []
+    low, high = min(steps), max(steps)
+    stride = max(1, -(-(high - low) // (most - 1)))
+    return list(range(low, high + 1, stride))
 
 
 @dataclass
@@ -261,7 +298,7 @@ class TrainLiveScreen(LiveJobScreen[TrainState]):
         if self.state.status != "done" or not self.state.output:
             self.notify("Evaluate once the training is done.")
             return
-        ask_to_evaluate(self, self.db_path, self.state.output)
+        ask_to_evaluate(self, self.db_path, self.state.output, self.state.run_id)
 
 
 class TrainFormScreen(JobFormScreen[TrainValues]):

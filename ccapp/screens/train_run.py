@@ -153,4 +153,4 @@ class TrainRunScreen(RunPage):
         if run is None or run.status.value != "done" or not output:
             self.notify("Evaluate once the training is done.")
             return
-        ask_to_evaluate(self, self.db_path, str(output))
+        ask_to_evaluate(self, self.db_path, str(output), run.id)

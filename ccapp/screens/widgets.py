@@ -122,6 +122,8 @@ class CorrChart(PlotextPlot):
         plt.title(title)
         plt.xlabel("k (prefill length)")
         plt.ylim(0, 1)
+        # plotext's own ticks land on thirds or sixths by the height: quarters read as rates
+        plt.yticks([0, 0.25, 0.5, 0.75, 1], ["0", ".25", ".50", ".75", "1"])
         drawn = [s for s in series if s.ks]
         ks = sorted({k for s in drawn for k in s.ks})
         nudge = (ks[-1] - ks[0]) / 120 if len(ks) > 1 else 0.2

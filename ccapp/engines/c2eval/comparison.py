@@ -34,7 +34,7 @@ def pairing_problem(store: Store, first: Run, second: Run) -> str | None:
     shared = len(a & b)
     return (
         f"not the same requests (run {first.id}: {len(a)}, run {second.id}: {len(b)}, "
-        f"{shared} in both): other data, --limit or --lenient"
+        f"{shared} in both): other data, another row limit, or lenient reading"
     )
 
 
