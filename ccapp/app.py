@@ -182,13 +182,17 @@ class CcappApp(App[None]):
                 self.notify("stopping the job at its next step, then quitting…", title="Quit")
                 self.set_interval(0.1, self._exit_when_stopped)
 
-        names = ", ".join(s.title_text for s in running)
+        names = ", ".join(
+            f"run {s.state.run_id}" if s.state.run_id is not None else s.title_text for s in running
+        )
+        one = len(running) == 1
         self.push_screen(
             ChoiceModal(
-                f"A job is running ({names}) — stop it (resumable: History → r) and quit, or "
-                "keep it running in the background? It goes on writing to the store; "
-                "`ccapp runs list` and History show it.",
-                [("s", "Stop and quit"), ("b", "Keep running")],
+                f"{'A job is' if one else 'Jobs are'} running ({names}) — stop "
+                f"{'it' if one else 'them'} (resumable: History → r) and quit, or quit and "
+                f"keep {'it' if one else 'them'} running in the background? A job left "
+                "running goes on writing to the store; `ccapp runs list` and History show it.",
+                [("s", "Stop and quit"), ("b", "Quit, keep running")],
                 cancel="Stay",
             ),
             answer,

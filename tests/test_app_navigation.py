@@ -169,7 +169,9 @@ async def test_q_while_a_job_runs_asks_then_stops_it_resumable(tmp_path: Path) -
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, ChoiceModal))
         assert isinstance(app.screen, ChoiceModal)
-        assert "A job is running" in app.screen.question
+        # it names the run, and that keeping it running still quits the app
+        assert "A job is running (run 1)" in app.screen.question
+        assert "Quit, keep running (b)" in [str(b.label) for b in app.screen.query("Button")]
         await pilot.press("escape")  # stay
         await pilot.pause()
         assert app.screen is screen and not screen.finished

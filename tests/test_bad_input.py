@@ -607,6 +607,7 @@ def command_cases(scene: Scene) -> st.SearchStrategy[tuple[list[str], tuple[str,
             "--judges",
         ),
         case(st.just(["agreement", run, "--judges", "heuristic,gpt-4"]), f"run {run}"),
+        case(st.just(["agreement", run, "--judges", "heuristic,heuristic"]), "--judges", "twice"),
     )
 
 

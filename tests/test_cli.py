@@ -118,3 +118,30 @@ def test_runs_list_into_a_pipe_prints_whole_values_tab_separated(store_with_runs
     ]
     with Store.open(store_with_runs) as store:
         assert [row[6] for row in rows] == [runs.get_run(store, i).created_at for i in (2, 1)]
+
+
+@pytest.mark.parametrize("columns", [80, 100])
+def test_runs_list_on_a_narrow_terminal_keeps_every_timestamp_and_the_models_end(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    columns: int,
+) -> None:
+    """Rich squeezed the created column to "2026-12-02…" on 80 columns; the model and judge
+    give way instead (the model from its start: its end names it)."""
+    from ccapp.store import RunKind, Store, runs
+
+    db = tmp_path / "s.db"
+    model = "/home/researcher/checkpoints/llama-3-8b-instruct-dpo-c2syn-final"
+    with Store.open(db) as store:
+        made = runs.create_run(store, RunKind.EVAL, {}, model=model, judge="openai:gpt-4o")
+    monkeypatch.setenv("COLUMNS", str(columns))
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    assert main(["runs", "list", "--db", str(db)]) == 0
+    import re
+
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out).splitlines()
+    assert all(len(line) <= columns for line in lines), lines
+    row = next(line for line in lines if line.lstrip("│ ").startswith(str(made.id)))
+    assert made.created_at[:16].replace("T", " ") in row
+    assert "…" in row and "final" in row

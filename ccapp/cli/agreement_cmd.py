@@ -39,8 +39,20 @@ def run(args: argparse.Namespace) -> int:
             fix="e.g. --judges heuristic,openai:gpt-4o",
         )
     first, second = (check_judge_spec(n, "--judges") for n in names)
+    if first == second:
+        raise UserError(
+            f"'{args.judges}' names {first} twice: a judge always agrees with itself",
+            where="--judges",
+            fix="name two different judges, e.g. --judges heuristic,openai:gpt-4o",
+        )
     with open_store(args) as store:
         run_obj = runs.get_run(store, args.run)
+        if run_obj.kind is not runs.RunKind.EVAL:
+            raise UserError(
+                f"run {run_obj.id} is {run_obj.kind.a_run}; only an eval run's continuations "
+                "have verdicts to compare",
+                fix="pick an eval run (ccapp runs list --kind eval)",
+            )
         present = rows_store.judges_of(store, run_obj.id)
         for judge in (first, second):
             if judge not in present:

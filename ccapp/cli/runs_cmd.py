@@ -62,11 +62,52 @@ def run_list(args: argparse.Namespace) -> int:
             return 0
         from rich.table import Table
 
-        table = Table(*header)
-        for run in found:
-            table.add_row(*run.listed(), run.created_at)
-        console().print(table)
+        out = console()
+        rows = [[*run.listed(), run.created_at] for run in found]
+        narrow = needed_width(rows, header) > out.width
+        if narrow:  # minutes are enough to tell runs apart; --json and a pipe give it whole
+            at = header.index("created")
+            for row in rows:
+                row[at] = row[at][:16].replace("T", " ")
+        widths = fit_columns(rows, header, out.width - (4 if narrow else 0))
+        table = Table(show_edge=not narrow, pad_edge=not narrow)
+        for name, width in zip(header, widths):
+            table.add_column(name, min_width=width, max_width=width, no_wrap=True)
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
     return 0
+
+
+# what a narrow terminal shortens, most first; the id, kind, status, score and timestamp never
+SHRINKS = {"model": 10, "judge": 9}
+
+
+def needed_width(rows: list[list[str]], header: tuple[str, ...]) -> int:
+    """How wide the table is with every cell whole."""
+    widths = [max(len(r[i]) for r in [list(header), *rows]) for i in range(len(header))]
+    return sum(widths) + 3 * len(header) + 1  # "│ " and " " around each cell
+
+
+def fit_columns(rows: list[list[str]], header: tuple[str, ...], width: int) -> list[int]:
+    """Each column's width for a table of `width` columns: the model (from its start:
+    "…/llama-3-8b-dpo", a path's end names it) and the judge are shortened, the wider first,
+    down to SHRINKS' widths; the rows' model cells are cut to fit."""
+    widths = [max(len(r[i]) for r in [list(header), *rows]) for i in range(len(header))]
+    over = needed_width(rows, header) - width
+    shrinking = {header.index(name): least for name, least in SHRINKS.items()}
+    while over > 0:  # one column at a time from the widest, so both stay readable
+        room = {at: widths[at] - least for at, least in shrinking.items() if widths[at] > least}
+        if not room:
+            break
+        widest = max(room, key=lambda at: widths[at])
+        widths[widest] -= 1
+        over -= 1
+    at = header.index("model")
+    for row in rows:
+        if len(row[at]) > widths[at]:
+            row[at] = "…" + row[at][len(row[at]) - widths[at] + 1 :]
+    return widths
 
 
 def run_show(args: argparse.Namespace) -> int:
