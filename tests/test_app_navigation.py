@@ -10,7 +10,7 @@ from typing import Any
 
 from test_app_flows import cpu_probe, wait_for
 from textual.containers import VerticalScroll
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, RichLog
 
 from ccapp.app import CcappApp
 from ccapp.screens.compare import ComparePicker, CompareScreen
@@ -439,3 +439,32 @@ async def test_f_on_compare_saves_the_figure_ccapp_plot_draws(tmp_path: Path) ->
         await wait_for(pilot, out.exists, timeout=120)
     with Image.open(out) as image:
         assert image.format == "PNG" and image.size[0] >= 600
+
+
+async def test_the_log_ends_with_how_the_job_ended(tmp_path: Path) -> None:
+    """Not "cancelling…" once the run is paused, nor the start line once it is done."""
+    db = tmp_path / "s.db"
+
+    def log_lines(screen: LiveRunScreen) -> list[str]:
+        log = screen.query_one("#live-log", RichLog)
+        return ["".join(seg.text for seg in strip).rstrip() for strip in log.lines]
+
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        paused = live(db, [started(1)], hold=True)
+        app.push_screen(paused)
+        await wait_for(pilot, lambda: paused.state.status == "running")
+        assert log_lines(paused)[-1] == "run 1 started: 4 continuations"
+        paused.stop_job()
+        await wait_for(pilot, lambda: paused.finished)
+        await pilot.pause()
+        assert log_lines(paused)[-1].startswith("run 1 paused at 0 of 4: resume it from History")
+        assert "ccapp eval --resume 1" in log_lines(paused)[-1]
+        app.pop_screen()
+        finished = {"event": "run_finished", "run_id": 2, "status": "done", "metrics": {}}
+        done = live(db, [started(2, todo=0), finished])
+        app.push_screen(done)
+        await wait_for(pilot, lambda: done.finished)
+        await pilot.pause()
+        assert log_lines(done)[-2] == "run 2 started: 4 continuations (4 stored before this start)"
+        assert log_lines(done)[-1] == "run 2 done: 4 of 4 continuations"

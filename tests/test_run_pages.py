@@ -632,3 +632,27 @@ async def test_a_run_page_rereads_the_store_when_shown_again(tmp_path: Path) -> 
             runs.set_status(store, run_id, RunStatus.DONE)
         app.pop_screen()
         await wait_for(pilot, lambda: "syn · done" in text_of(page, "#syn-run-summary"))
+
+
+async def test_o_on_a_judge_job_that_failed_at_once_opens_the_run_it_was_judging(
+    tmp_path: Path,
+) -> None:
+    """`ccapp judge 1` that fails before its first event never says which run it is: `o`
+    opens the run it was given instead of saying there is none."""
+    from ccapp.screens.live_run import LiveRunScreen
+
+    db = tmp_path / "s.db"
+    run_id = build_fixed_store(db)
+    job = ReplayJob([], returncode=2, stderr=["ccapp: error: the judge cannot be reached"])
+    job.args = ["judge", str(run_id), "--judge", "heuristic", "--events", "jsonl"]
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = LiveRunScreen(job, f"ccapp judge {run_id}", db)
+        app.push_screen(screen)
+        await wait_for(pilot, lambda: screen.finished)
+        while app.screen is not screen:  # the failure's modal
+            await pilot.press("enter")
+            await pilot.pause()
+        await pilot.press("o")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        assert isinstance(app.screen, RunDetailScreen) and app.screen.run_id == run_id

@@ -191,12 +191,23 @@ class LiveJobScreen(AppScreen[None], Generic[StateT]):
 
     def action_open_run(self) -> None:
         """`o`: the job's run on its own page (once the run exists)."""
-        if self.state.run_id is None:
-            self.notify("No run to open yet.")
+        run_id = self.state.run_id if self.state.run_id is not None else self.run_named()
+        if run_id is None:
+            self.notify("No run to open yet: it is made once the job has started.")
             return
         from ccapp.screens.run_page import page_of
 
-        self.app.push_screen(page_of(self.state.run_id, self.db_path))
+        self.app.push_screen(page_of(run_id, self.db_path))
+
+    def run_named(self) -> int | None:
+        """The run a job works on that it was given (`ccapp judge RUN`, `--resume RUN`), for
+        `o` before (or without) its run_started event: a judge job that failed at once."""
+        args = list(self.job.args)
+        if args[:1] == ["judge"] and len(args) > 1 and args[1].isdigit():
+            return int(args[1])
+        if "--resume" in args[:-1] and args[args.index("--resume") + 1].isdigit():
+            return int(args[args.index("--resume") + 1])
+        return None
 
     def status_block(self, *below: Widget) -> ComposeResult:
         """The header, then the job's status box `#{NAME}-status`: its title, its progress

@@ -136,7 +136,8 @@ class LiveRunScreen(LiveJobScreen[LiveState]):
                 if kind == "eval" and s.run_id is not None and s.done:
                     # a resume: the continuations stored before the pause count per k too
                     s.done_per_k = self._stored_per_k(s.run_id)
-                self.log_line(f"run {s.run_id} started: {s.totals}")
+                before = f" ({s.done} stored before this start)" if s.done else ""
+                self.log_line(f"run {s.run_id} started: {s.total} continuations{before}")
             case Tokens(deltas=deltas):
                 for cell, path, delta in deltas:
                     stream = self._stream(cell, path)
@@ -181,9 +182,17 @@ class LiveRunScreen(LiveJobScreen[LiveState]):
 
     def ended(self, message: JobEnded) -> None:
         s = self.state
+        # the log's last line says how the job ended, never "cancelling…" or its start
         if s.status == "done":
+            mean = (s.metrics or {}).get("corr_mean")
+            said = f" · Corr_mean {mean:.3f}" if isinstance(mean, int | float) else ""
+            self.log_line(f"run {s.run_id} done: {s.done} of {s.total} continuations{said}")
             self.notify(f"run {s.run_id}: done", title="Finished")
         elif s.status == "paused":
+            self.log_line(
+                f"run {s.run_id} paused at {s.done} of {s.total}: resume it from History (r) "
+                f"or with ccapp {s.kind or 'eval'} --resume {s.run_id}"
+            )
             self.notify(f"run {s.run_id} is paused; resume it from History (r)", title="Cancelled")
         else:
             self.log_line(f"error: {message.error_line}")
@@ -279,11 +288,3 @@ class LiveRunScreen(LiveJobScreen[LiveState]):
     def stop_job(self) -> None:
         self.log_line("cancelling: the job stops at its next step…")
         self.job.cancel()
-
-    def action_open_run(self) -> None:
-        if self.state.run_id is None or self.state.kind not in ("eval", "judge"):
-            self.notify("No run to open yet.")
-            return
-        from ccapp.screens.run_detail import RunDetailScreen
-
-        self.app.push_screen(RunDetailScreen(self.state.run_id, self.db_path))
