@@ -352,6 +352,12 @@ async def test_history_filters_runs(tmp_path: Path) -> None:
             await pilot.press(key)
         await pilot.pause()
         assert table.row_count == 1 and table.get_row_at(0)[3] == "qwen_7"
+        empty = app.screen.query_one("#history-empty", Static)
+        assert not empty.display
+        await pilot.press("x", "y", "z")  # nothing matches: the page says so, not a bare table
+        await pilot.pause()
+        assert table.row_count == 0 and empty.display
+        assert str(empty.render()).startswith("No run matches 'qwenxyz' (2 runs in the store)")
 
 
 async def test_p_shows_the_rendered_prompt(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Header, Input, Static
 from ccapp.screens import run_actions
 from ccapp.screens.base import AppScreen, keys
 from ccapp.screens.rejudge import rejudge
-from ccapp.screens.widgets import fixed_columns, footer, tail
+from ccapp.screens.widgets import fixed_columns, footer, many, tail
 from ccapp.store import Run, Store, runs
 
 REFRESH_S = 2.0
@@ -73,7 +73,7 @@ class HistoryScreen(AppScreen[None]):
             id="history-filter",
         )
         yield DataTable(id="history-runs", cursor_type="row", zebra_stripes=True)
-        yield Static("No runs yet. Start one with e (evaluate).", id="history-empty")
+        yield Static("No runs yet. Start one with e (evaluate).", id="history-empty", markup=False)
         yield from footer()
 
     @property
@@ -133,7 +133,17 @@ class HistoryScreen(AppScreen[None]):
             table.add_row(*cells, created, key=str(run.id))
         if selected is not None and str(selected) in {str(r.id) for r in shown}:
             table.move_cursor(row=table.get_row_index(str(selected)))
-        self.query_one("#history-empty", Static).display = not self.all_runs
+        empty = self.query_one("#history-empty", Static)
+        if not self.all_runs:
+            empty.update("No runs yet. Start one with e (evaluate).")
+        elif not shown:
+            empty.update(
+                f"No run matches '{text.strip()}' ({many(len(self.all_runs), 'run')} in the "
+                "store): "
+                "every word must appear in its id, kind, status, model, judge or date "
+                "(clear the filter to see them all)."
+            )
+        empty.display = not shown
 
     def selected_run_id(self) -> int | None:
         table = self.query_one("#history-runs", DataTable)

@@ -260,7 +260,11 @@ class RunDetailScreen(RunPage):
             )
         last = min(message.offset + PAGE, message.total)
         self.query_one("#detail-page", Static).update(
-            f"continuations {message.offset + 1 if message.total else 0}–{last} of {message.total}"
+            # none: the page line, right under the filters, says why (the panel below may be
+            # out of view on a small terminal)
+            self.nothing_shown()
+            if not message.total
+            else f"continuations {message.offset + 1}–{last} of {message.total}"
             " ([ and ] turn pages)"
         )
         self.show_selected()
@@ -285,7 +289,7 @@ class RunDetailScreen(RunPage):
         view = self.query_one("#detail-one", Static)
         if not self.page_rows or table.row_count == 0:
             self.one_wanted = None
-            view.update(self.nothing_shown())
+            view.update("")  # the page line above the list says why there is none
             self._show_prompt(None)
             return
         chosen = self.page_rows[min(table.cursor_row, len(self.page_rows) - 1)]
