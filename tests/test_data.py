@@ -423,3 +423,5 @@ def test_source_note_says_what_needs_the_network_without_touching_it(
     assert "cache on this machine" in source_note("PKU-Alignment/PKU-SafeRLHF:train")
     for local in (str(c2eval_file), "missing.jsonl", ""):
         assert "network" not in source_note(local)
+    assert source_note(str(c2eval_file)).startswith("found: a local file of ")
+    assert source_note(str(c2eval_file)).endswith(" KiB")

@@ -164,3 +164,15 @@ def test_an_adapter_without_a_base_is_refused(tmp_path: Path) -> None:
     (tmp_path / "adapter_config.json").write_text("{}")
     with pytest.raises(UserError, match="base_model_name_or_path"):
         resolve_model(str(tmp_path))
+
+
+def test_a_model_field_being_typed_or_mistyped_is_told_which_preset_it_is_near() -> None:
+    from ccapp.engines.generation.models import model_problem
+
+    assert model_problem("smol") == "not a preset yet: the start of the preset smollm2"
+    assert model_problem("qwen") == (
+        "not a preset yet: the start of the presets qwen_05, qwen_15, qwen_7, qwen_72"
+    )
+    assert (model_problem("smollm-2") or "").startswith("not a preset: did you mean smollm2?")
+    assert (model_problem("xyzzy") or "").startswith("not a preset (llama2, vicuna")
+    assert model_problem("smollm2") is None

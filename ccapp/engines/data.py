@@ -119,6 +119,10 @@ def source_note(spec: str) -> str:
             "offline, give a .jsonl/.json/.parquet file"
         )
     path = Path(spec).expanduser()
+    if path.is_file():
+        size = path.stat().st_size
+        shown = f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.1f} KiB"
+        return f"found: a local file of {shown}"
     if not spec or path.exists() or path.suffix.lower() in FILE_SUFFIXES:
         return f"{C2EVAL_NAME}, a .jsonl/.json/.parquet file, or a Hub id[:split]"
     if _HUB_ID.match(spec):

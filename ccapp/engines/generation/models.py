@@ -254,6 +254,19 @@ def model_problem(spec: str) -> str | None:
         if (folder / "config.json").exists() or (folder / "adapter_config.json").exists():
             return None
         return "this folder holds no model (no config.json or adapter_config.json)"
+    started = [name for name in PRESETS if name.startswith(spec.lower())]
+    if started:  # still being typed
+        names = (
+            f"the preset {started[0]}" if len(started) == 1 else f"the presets {', '.join(started)}"
+        )
+        return f"not a preset yet: the start of {names}"
+    import difflib
+
+    near = difflib.get_close_matches(spec.lower(), list(PRESETS), n=1, cutoff=0.6)
+    if near:
+        return (
+            f"not a preset: did you mean {near[0]}? (or a Hub id org/name, a folder, a .gguf file)"
+        )
     return f"not a preset ({', '.join(PRESETS)}), a Hub id (org/name), a folder or a .gguf file"
 
 
