@@ -154,8 +154,8 @@ def _write_export(screen: Screen[Any], run: Run, db_path: Path, path: Path, forc
     try:
         with Store.open(db_path) as store:  # a failure reaches the screen's error modal
             done = write_export(store, run.id, fmt, path, force=force)
-    finally:
-        screen.app.call_from_thread(_clear_export_toasts, screen)
+    finally:  # after the "writing…" toast's own message has been handled, not before it
+        screen.app.call_from_thread(screen.app.call_later, _clear_export_toasts, screen)
     said = [f"{WHAT[fmt]} written to {done.path}", done.summary, done.note]
     screen.app.call_from_thread(
         screen.notify, " · ".join(part for part in said if part), title="Exported", markup=False

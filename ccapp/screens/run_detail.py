@@ -67,6 +67,11 @@ VERDICT_FILTER = {
 }
 
 
+# A verdict in the continuation list, one character each so the text keeps the width.
+VERDICT_MARKS = {"yes": "✓", "no": "✗", "unparsed": "?", "error": "!"}
+MARKS_LEGEND = "✓ corrected ✗ not ? unparsed ! error"
+
+
 class RunDetailScreen(RunPage):
     CSS_PATH = "run_detail.tcss"
     KIND = RunKind.EVAL
@@ -137,21 +142,34 @@ class RunDetailScreen(RunPage):
             ("request", 7),
             ("k", 4),
             ("path", 4),
-            ("verdicts", 30),
+            ("verdicts", self.verdicts_width),
             ("text", self.text_width()),
         )
 
+    verdicts_width = 30  # until the run's judges are known: then as wide as their verdicts
+
     def text_width(self) -> int:
-        """The text column takes what the others leave of the terminal (56 at 120 columns;
-        still readable at 80)."""
-        return max(16, self.app.size.width - 64)
+        """The text column takes what the others (21), the cells' padding (12), the margins
+        and the scrollbar (7) leave of the terminal, never under 16 (29 at 80 columns with
+        two judges)."""
+        return max(16, self.app.size.width - 40 - self.verdicts_width)
+
+    def fit_verdicts(self, judges: list[str]) -> None:
+        """The verdicts column as wide as "judge ✓" for each judge, up to 30: the text
+        beside it is what the user reads."""
+        self.verdicts_width = min(30, max(8, sum(len(_short(j)) + 3 for j in judges) - 1))
+        table = self.query_one("#detail-rows", DataTable)
+        column = table.columns.get(ColumnKey("verdicts"))
+        if column is not None and column.width != self.verdicts_width:
+            column.width = self.verdicts_width
+        self.on_resize()
 
     def on_resize(self) -> None:
         table = self.query_one("#detail-rows", DataTable)
         column = table.columns.get(ColumnKey("text"))
         if column is not None and column.width != self.text_width():
             column.width = self.text_width()
-            table.refresh(layout=True)
+        table.refresh(layout=True)
 
     # -- loading ------------------------------------------------------------------------------
     # Worker threads get every value they need as arguments (widgets are read here, on the UI
@@ -176,6 +194,7 @@ class RunDetailScreen(RunPage):
         self.metrics = message.metrics
         self.show_run(run, message.lineage)
         judges = list(self.metrics)
+        self.fit_verdicts(judges)
         fill_corr_table(self.query_one("#detail-per-k", DataTable), list(self.metrics.items()))
         chart = self.query_one("#detail-chart", CorrChart)
         chart.show([Series.from_metrics(j, m) for j, m in self.metrics.items()])
@@ -247,7 +266,10 @@ class RunDetailScreen(RunPage):
         table = self.query_one("#detail-rows", DataTable)
         table.clear()
         for c in message.rows:
-            verdicts = " ".join(f"{_short(j)}:{v.label}" for j, v in sorted(c.verdicts.items()))
+            verdicts = " ".join(
+                f"{_short(j)} {VERDICT_MARKS.get(v.label, v.label)}"
+                for j, v in sorted(c.verdicts.items())
+            )
             preview = c.text.replace("\n", " ")[:70]
             table.add_row(
                 str(c.id),
@@ -265,13 +287,19 @@ class RunDetailScreen(RunPage):
             self.nothing_shown()
             if not message.total
             else f"continuations {message.offset + 1}–{last} of {message.total}"
-            " ([ and ] turn pages)"
+            f" ([ and ] turn pages) · {MARKS_LEGEND}"
         )
         self.show_selected()
 
     @on(Select.Changed)
     @on(Switch.Changed)
     def filters_changed(self) -> None:
+        # "disagrees with heuristic" means something only for another judge's verdicts
+        judge = self.query_one("#filter-judge", Select).value
+        switch = self.query_one("#filter-disagree", Switch)
+        offered = isinstance(judge, str) and judge != "heuristic"
+        if switch.parent is not None:
+            switch.parent.display = offered
         if self.run is not None:
             self.page_offset = 0
             self.reload_page()
