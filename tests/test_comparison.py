@@ -163,6 +163,7 @@ async def test_compare_offers_pairable_runs_first_and_shows_this_run_minus_that(
     picker lists 2, 1, then 3; picking 1 shows run 4 first and Δ = run 4 − run 1."""
     from test_app_flows import cpu_probe, wait_for
     from test_app_navigation import rows
+    from test_run_pages import open_page
     from textual.widgets import DataTable, Static
 
     from ccapp.app import CcappApp
@@ -177,8 +178,7 @@ async def test_compare_offers_pairable_runs_first_and_shows_this_run_minus_that(
         four = add_eval_run(store, REQUESTS, dict.fromkeys(range(40), 9))
     app = CcappApp(db, probe_devices=cpu_probe)
     async with app.run_test(size=(80, 24)) as pilot:
-        app.open_run(four)
-        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.run)
+        await open_page(pilot, app, four, RunDetailScreen)
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, ComparePicker))
         listed = rows(app.screen.query_one("#compare-choices", DataTable))

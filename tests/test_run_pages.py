@@ -137,6 +137,13 @@ def build_train_store(db: Path, output: Path) -> tuple[int, int]:
 # --- 5: the eval page's filters and prompt --------------------------------------------------
 
 
+async def open_page(pilot, app, run_id: int, page: type[Any]) -> Any:  # type: ignore[no-untyped-def]
+    """Run `run_id`'s page (of class `page`), once it has read its run."""
+    app.open_run(run_id)
+    await wait_for(pilot, lambda: isinstance(app.screen, page) and app.screen.run is not None)
+    return app.screen
+
+
 async def open_eval_page(pilot, app, run_id: int) -> RunDetailScreen:  # type: ignore[no-untyped-def]
     """The eval run's page, once its first continuation is shown."""
     app.open_run(run_id)
@@ -325,8 +332,7 @@ async def test_x_on_a_syn_run_exports_its_pairs_folder(tmp_path: Path, ccapp_hom
     run_id = build_syn_store(db)
     app = CcappApp(db, probe_devices=cpu_probe)
     async with app.run_test(size=(100, 40)) as pilot:
-        app.open_run(run_id)
-        await wait_for(pilot, lambda: isinstance(app.screen, SynRunScreen) and app.screen.run)
+        await open_page(pilot, app, run_id, SynRunScreen)
         await pilot.press("x")
         await wait_for(pilot, lambda: isinstance(app.screen, PromptModal))
         answer = app.screen.query_one("#answer", Input)
@@ -335,7 +341,7 @@ async def test_x_on_a_syn_run_exports_its_pairs_folder(tmp_path: Path, ccapp_hom
         assert "preference pairs" in text_of(app.screen, "#explained")
         answer.value = str(tmp_path / "page.html")  # a syn run has no HTML page
         await pilot.pause()
-        assert "only an eval run has" in text_of(app.screen, "#problem")
+        assert "a syn run has no HTML report" in text_of(app.screen, "#problem")
         answer.value = str(tmp_path / "pairs")
         await pilot.press("enter")
         await wait_for(pilot, lambda: any((tmp_path / "pairs").glob("train-*.parquet")))

@@ -144,7 +144,8 @@ def test_the_latex_is_booktabs_that_compiles_with_its_text_escaped(
     assert text.index("\\toprule") < text.index("\\midrule") < text.index("\\bottomrule")
     assert text.index("\\bottomrule") < text.rindex("\\end{tabular}")  # cells nest tabulars
     assert "my\\_model 100\\%" in text and "Corr\\_mean" in text
-    assert "$\\Delta$" in text and "-{}-limit" in text  # --limit in a note, not an en dash
+    assert "$\\Delta$" in text and "another row limit" in text  # the note on the unpaired run
+    assert latex_escape("--limit") == "-{}-limit"  # a flag, not an en dash
     assert latex_escape("a_b & c#1 {x} ~^\\") == (
         "a\\_b \\& c\\#1 \\{x\\} \\textasciitilde{}\\textasciicircum{}\\textbackslash{}"
     )

@@ -62,10 +62,25 @@ def to_stdout(out: Path | None) -> bool:
 
 
 def export_format(out: Path | None, asked: str | None, kind: RunKind) -> str:
-    """The format to write: `asked` when it fits the suffix of `out`, else what the suffix says.
+    """The format to write: `asked` when it fits the suffix of `out`, else what the suffix
+    says; one the run's kind does not have is refused.
 
     With neither, a syn run gives its pairs (its only export beside the report) when `out`
     has no suffix, and any run gives its JSON report."""
+    fmt = _format_named(out, asked, kind)
+    has = KIND_FORMATS.get(kind, ("report",))
+    if fmt not in has:
+        raise UserError(
+            f"{kind.a_run} has no {WHAT[fmt]} (it has: {', '.join(WHAT[f] for f in has)})",
+            where="--format" if asked else "--out",
+            fix="end the name with .json for its report"
+            if kind is not RunKind.EVAL
+            else "pairs come from a syn run (ccapp runs list --kind syn)",
+        )
+    return fmt
+
+
+def _format_named(out: Path | None, asked: str | None, kind: RunKind) -> str:
     named = out is not None and not to_stdout(out)
     suffix = out.suffix.lower() if named and out is not None else ""
     if asked is not None:
@@ -93,8 +108,9 @@ def export_format(out: Path | None, asked: str | None, kind: RunKind) -> str:
     return "pairs" if kind is RunKind.SYN else "report"
 
 
-def default_path(run_id: int, fmt: str) -> Path | None:
-    """Where a format goes when no `--out` is given (pairs need one: None)."""
+def default_path(run_id: int, fmt: str) -> Path:
+    """Where a format goes in the reports folder (the app's proposal; the CLI's default
+    without --out, except for pairs, whose folder it asks to be named)."""
     from ccapp.config import paths
 
     names = {
@@ -102,8 +118,16 @@ def default_path(run_id: int, fmt: str) -> Path | None:
         "paper": f"run-{run_id}-paper.json",
         "samples": f"run-{run_id}-samples.parquet",
         "html": f"run-{run_id}.html",
+        "pairs": f"run-{run_id}-pairs",
     }
-    return paths().reports_dir / names[fmt] if fmt in names else None
+    return paths().reports_dir / names[fmt]
+
+
+# the formats each kind of run has (a train or syn run's report holds its settings and result)
+KIND_FORMATS = {
+    RunKind.EVAL: ("report", "paper", "samples", "html"),
+    RunKind.SYN: ("report", "pairs"),
+}
 
 
 def occupied(path: Path) -> bool:

@@ -116,14 +116,13 @@ class ComparePicker(ModalScreen[int | None]):
         )
         try:
             with Store.open(self.db_path) as store:
+                evals = runs.list_runs(store, kind=RunKind.EVAL)
                 paired = {
                     r.id: pairing_problem(store, self.run, r) is None
-                    for r in runs.list_runs(store, kind=RunKind.EVAL)
+                    for r in evals
                     if r.id != self.run.id
                 }
-                choices = comparable(
-                    self.run, runs.list_runs(store, kind=RunKind.EVAL), lambda r: paired[r.id]
-                )
+            choices = comparable(self.run, evals, lambda r: paired[r.id])
         except (UserError, sqlite3.Error, OSError) as exc:
             choices, reason, paired = [], failure_line(exc, self.db_path), {}
         else:

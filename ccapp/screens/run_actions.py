@@ -75,11 +75,7 @@ def export(screen: Screen[Any], run: Run, db_path: Path) -> None:
     page, the samples table; a syn run's pairs folder), asking before replacing anything."""
     from ccapp.engines.exports import default_path
 
-    default = (
-        default_path(run.id, "report").with_name(f"run-{run.id}-pairs")  # type: ignore[union-attr]
-        if run.kind is RunKind.SYN
-        else default_path(run.id, "report")
-    )
+    default = default_path(run.id, "pairs" if run.kind is RunKind.SYN else "report")
 
     def chosen(value: str | None) -> None:
         if value:
@@ -110,10 +106,6 @@ def explain_export(kind: RunKind, value: str) -> tuple[str, bool]:
         fmt = export_format(Path(value), None, kind)
     except UserError as exc:
         return (f"{exc.message}: {exc.fix}" if exc.fix else exc.message), False
-    if fmt in ("samples", "html") and kind is not RunKind.EVAL:
-        return f"only an eval run has {EXPORT_WHAT[fmt]}: end the name with .json", False
-    if fmt == "pairs" and kind is not RunKind.SYN:
-        return "only a syn run has pairs: end the name with .json", False
     return f"writes {EXPORT_WHAT[fmt]}", True
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from ccapp import __version__
-from ccapp.config import paths
 from ccapp.engines.c2eval.comparison import versus_baseline
 from ccapp.engines.c2eval.metrics import Judged, compute_metrics, paper_list
 from ccapp.errors import UserError
@@ -217,10 +216,6 @@ def paper_result(store: Store, run_id: int, judge: str | None = None) -> list[fl
 def report_text(document: Any, *, paper: bool = False) -> str:
     """The exact bytes `ccapp export` and the app write: one format, one function."""
     return json.dumps(document, indent=None if paper else 2, ensure_ascii=False) + "\n"
-
-
-def default_report_path(run_id: int, *, paper: bool = False) -> Path:
-    return paths().reports_dir / f"run-{run_id}{'-paper' if paper else ''}.json"
 
 
 def write_new_file(path: Path, text: str | bytes, *, force: bool) -> None:
