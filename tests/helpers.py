@@ -19,6 +19,20 @@ from ccapp.store import RunKind, RunStatus, Store, runs
 from ccapp.store import evals as rows_store
 
 
+async def settle_workers(app: Any) -> None:
+    """Wait until the app's workers are done. An exclusive worker that a newer one replaced
+    ends cancelled; that is the app working as meant, so it does not fail the wait, while an
+    error in any worker still does."""
+    from textual.worker import WorkerCancelled, WorkerState
+
+    while pending := [w for w in app.workers if not w.is_finished]:
+        for worker in pending:
+            try:
+                await worker.wait()
+            except WorkerCancelled:
+                assert worker.state == WorkerState.CANCELLED
+
+
 def run_ccapp(
     *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:

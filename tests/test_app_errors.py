@@ -23,7 +23,7 @@ from ccapp.screens.modals import ConfirmModal, ErrorModal
 from ccapp.screens.run_detail import RunDetailScreen
 from ccapp.store import Store, runs
 
-from helpers import build_fixed_store
+from helpers import build_fixed_store, settle_workers
 
 NOT_A_STORE = b"run_id,model\n1,qwen\n"  # a CSV where the store should be
 
@@ -73,7 +73,7 @@ async def open_run(pilot, run_id: int) -> RunDetailScreen:  # type: ignore[no-un
     )
     screen = app.screen
     await wait_for(pilot, lambda: "continuation 1" in shown(screen, "#detail-one"))
-    await app.workers.wait_for_complete()
+    await settle_workers(app)
     await pilot.pause(0.2)
     return screen
 
@@ -252,7 +252,7 @@ async def test_run_detail_pages_under_the_filter_read_on_the_ui_thread(
         await pilot.press("right_square_bracket")
         await wait_for(pilot, lambda: page() == ("continuations 4–4 of 4", ["20"]))
         await pilot.press("right_square_bracket")  # past the last page: stays
-        await app.workers.wait_for_complete()
+        await settle_workers(app)
         await pilot.pause()
         assert page() == ("continuations 4–4 of 4", ["20"])
         await pilot.press("left_square_bracket")

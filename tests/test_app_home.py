@@ -13,6 +13,8 @@ from ccapp.engines.devices import GIB, Device
 from ccapp.screens.home import HomeScreen
 from ccapp.store import RunKind, RunStatus, Store, runs
 
+from helpers import settle_workers
+
 FAKE_DEVICES = [
     Device("cuda:0", "cuda", "NVIDIA H200", int(139.8 * GIB), int(137.2 * GIB)),
     Device("cpu", "cpu", "AMD EPYC 9654", 512 * GIB, 480 * GIB, cores=192),
@@ -37,7 +39,7 @@ def seed_runs(path: Path) -> None:
 
 
 async def settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
+    await settle_workers(pilot.app)
     await pilot.pause()
 
 

@@ -619,6 +619,8 @@ def test_only_syn_runs_export_pairs(tmp_path: Path) -> None:
     result = run_ccapp(
         "export", str(run_id), "--format", "pairs", "--out", str(tmp_path / "p"), "--db", str(db)
     )
-    assert result.returncode == 2 and "only syn runs have pairs" in result.stderr
+    assert result.returncode == 2
+    assert "an eval run has no preference pairs" in result.stderr
+    assert "pairs come from a syn run" in result.stderr and not (tmp_path / "p").exists()
     with pytest.raises(UserError):
         SynConfig("tiny", data=None).check()
