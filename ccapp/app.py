@@ -133,7 +133,10 @@ class CcappApp(App[None]):
     def action_show_job(self) -> None:
         """The running job's live view (else the last job's), wherever it was left."""
         if not self.job_screens:
-            self.notify("No job has run in this session.")
+            self.notify(
+                "No job has run in this session yet: F2 starts an evaluation, F4 a synthesis, "
+                "F5 a training; F3 lists the runs of earlier sessions."
+            )
             return
         running = self.running_jobs()
         target = running[-1] if running else self.job_screens[-1]
@@ -144,10 +147,6 @@ class CcappApp(App[None]):
                     self.pop_screen()
                 return
         self.push_screen(target)
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """F6 is in the footer only once a job has run."""
-        return bool(self.job_screens) if action == "show_job" else True
 
     def running_jobs(self) -> list[LiveJobScreen[Any]]:
         return [s for s in self.job_screens if not s.job_over]
@@ -208,28 +207,10 @@ class CcappApp(App[None]):
         self.push_screen(page_of(run_id, self.db_path))
 
     def start_demo(self) -> None:
-        """Ask first: the demo trains a model for minutes and adds five runs to the store."""
-        from ccapp.screens.demo import DemoScreen
-        from ccapp.screens.jobs import ChildJob
-        from ccapp.screens.modals import ConfirmModal
+        """The demo's form first: it says what the demo costs and asks what it runs on."""
+        from ccapp.screens.demo import DemoFormScreen
 
-        def answer(start: bool | None) -> None:
-            if start:
-                self.push_screen(
-                    DemoScreen(
-                        ChildJob(["demo", "--db", str(self.db_path)]), "ccapp demo", self.db_path
-                    )
-                )
-
-        self.push_screen(
-            ConfirmModal(
-                "Run the demo? It builds a toy model and runs eval → syn → DPO → eval on this "
-                "machine's CPU (under 10 minutes); its runs land in History.",
-                yes="Start",
-                no="Not now",
-            ),
-            answer,
-        )
+        self.push_screen(DemoFormScreen())
 
 
 if TYPE_CHECKING:  # mypy checks here that the app gives screens all they use (screens/base.py)

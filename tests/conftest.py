@@ -7,6 +7,11 @@ from pathlib import Path
 
 # Before Textual is imported: no animations, so snapshots never catch a bar mid-slide.
 os.environ["TEXTUAL_ANIMATIONS"] = "none"
+# Before huggingface_hub is imported (collection may import it): it reads HF_HUB_OFFLINE once,
+# at import, so setting it per test (ccapp_home below) came too late for the session's
+# process, and a test of a Hub id that cannot be fetched waited out network retries.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 import pytest
 

@@ -33,6 +33,26 @@ async def settle_workers(app: Any) -> None:
                 assert worker.state == WorkerState.CANCELLED
 
 
+async def picker_filled(pilot: Any, name: str, timeout: float = 10.0) -> Any:
+    """The picker `name` (judge, compare) on top, once its rows have been read."""
+    import asyncio
+
+    from ccapp.screens.picker import TablePicker
+
+    def ready() -> bool:
+        screen = pilot.app.screen
+        if not (isinstance(screen, TablePicker) and screen.picking.name == name):
+            return False
+        return "Reading" not in str(screen.query_one(f"#{name}-note").render())
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not ready():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"the {name} picker did not fill in {timeout} s")
+        await pilot.pause(0.05)
+    return pilot.app.screen
+
+
 def run_ccapp(
     *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:

@@ -577,28 +577,33 @@ async def test_the_train_view_charts_the_eval_split_beside_the_training_curves(
         assert "eval loss 0.6100 · eval accuracy 0.75" in shown(screen, "#train-rate")
 
 
-async def test_the_demo_starts_from_home_after_asking_and_stops_on_request(
+async def test_the_demo_asks_what_it_runs_on_then_starts_and_stops_on_request(
     tmp_path: Path, c2eval_file: Path
 ) -> None:
-    import shutil
+    """`d` opens the demo's form: its data field says that c2-eval needs the network when
+    it is not cached, takes a local file instead, and the launch runs `ccapp demo` on it."""
+    from ccapp.screens.demo import DemoFormScreen
 
-    from ccapp.engines.data import c2eval_cache_path
-
-    c2eval_cache_path().parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(c2eval_file, c2eval_cache_path())  # the demo's default data, as if downloaded
     app = CcappApp(tmp_path / "s.db", probe_devices=cpu_probe)
     async with app.run_test(size=(120, 50)) as pilot:
         await pilot.press("d")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
-        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, DemoFormScreen))
+        form = app.screen
+        hint = form.query_one("#demo-field-data .hint", Static)
+        assert "needs the network" in str(hint.render())
+        await pilot.press("escape")
         await pilot.pause()
         assert app.screen.__class__.__name__ == "HomeScreen"
         await pilot.press("d")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
-        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(app.screen, DemoFormScreen))
+        form = app.screen
+        form.query_one("#demo-data", Input).value = str(c2eval_file)
+        await pilot.pause()
+        assert str(form.query_one("#demo-field-data .hint", Static).render()).startswith("found")
+        await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: app.screen.__class__.__name__ == "DemoScreen")
         screen = app.screen
-        assert list(screen.job.args[:3]) == ["demo", "--db", str(tmp_path / "s.db")]
+        assert list(screen.job.args[:3]) == ["demo", "--data", str(c2eval_file)]
         await wait_for(pilot, lambda: screen.state.status == "running")
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))

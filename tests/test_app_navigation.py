@@ -13,19 +13,18 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Input, RichLog
 
 from ccapp.app import CcappApp
-from ccapp.screens.compare import ComparePicker, CompareScreen
+from ccapp.screens.compare import CompareScreen
 from ccapp.screens.eval_form import EvalFormScreen, FormValues
 from ccapp.screens.form_memory import memory_file, recall, remember
 from ccapp.screens.history import HistoryScreen
 from ccapp.screens.jobs import ReplayJob
 from ccapp.screens.live_run import LiveRunScreen
 from ccapp.screens.modals import ChoiceModal, ConfirmModal, PromptModal
-from ccapp.screens.rejudge import JudgePicker
 from ccapp.screens.run_detail import RunDetailScreen
 from ccapp.screens.widgets import tail
 from ccapp.store import RunKind, RunStatus, Store, runs
 
-from helpers import build_fixed_store, run_ccapp
+from helpers import build_fixed_store, picker_filled, run_ccapp
 
 
 def started(run_id: int, continuations: int = 4, todo: int = 4) -> dict[str, Any]:
@@ -274,6 +273,53 @@ async def test_the_per_k_done_column_counts_what_was_stored_before_a_resume(tmp_
         assert [row[:2] for row in rows(table)] == [["10", "4/4"], ["20", "4/4"]]
 
 
+def done(run_id: int, cell_id: int, path: int) -> dict[str, Any]:
+    return {
+        "event": "continuation_done",
+        "run_id": run_id,
+        "cell_id": cell_id,
+        "item": 0,
+        "k": 10,
+        "path": path,
+        "text": " and so on.",
+        "verdict": {"judge": "heuristic", "label": "no", "span": None, "relapse": False},
+    }
+
+
+async def test_a_batch_being_written_shows_before_it_is_stored_and_cancel_says_its_cost(
+    tmp_path: Path,
+) -> None:
+    """A batch is stored whole: a real model on a CPU writes for a minute with the count of
+    continuations at 0, so the view counts the paths being written, and cancelling says
+    that those are dropped (a resume writes them again) while the stored ones stay."""
+    tokens = {"event": "tokens", "run_id": 1, "deltas": [[1, 0, " Step"], [1, 1, " First"]]}
+    more = {"event": "tokens", "run_id": 1, "deltas": [[2, 0, " Then"]]}
+    events = [started(1), tokens, more, done(1, 1, 0)]
+    app = CcappApp(tmp_path / "s.db", probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = live(tmp_path / "s.db", events, hold=True)
+        app.push_screen(screen)
+        await wait_for(pilot, lambda: len(screen.state.streams) == 3 and not screen._dirty)
+        assert "2 being written" in str(screen.query_one("#live-rate").render())
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        question = app.screen.question  # type: ignore[attr-defined]
+        assert "The 2 continuations being written now are dropped" in question
+        assert "written again on resume" in question
+        await pilot.press("y")
+        await wait_for(pilot, lambda: screen.finished)
+        assert "being written" not in str(screen.query_one("#live-rate").render())
+
+
+async def test_f6_before_any_job_says_how_to_start_one(tmp_path: Path) -> None:
+    app = CcappApp(tmp_path / "s.db", probe_devices=cpu_probe)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f6")
+        await pilot.pause()
+        said = [n.message for n in app._notifications]
+        assert any("No job has run in this session yet" in m and "F2" in m for m in said)
+
+
 # --- focus and row keys ------------------------------------------------------------------
 
 
@@ -315,11 +361,10 @@ async def test_run_page_keys_work_on_a_highlighted_row_in_history(tmp_path: Path
         await wait_for(pilot, lambda: isinstance(app.screen, PromptModal))
         await pilot.press("escape")
         await pilot.press("j")  # re-judge offers the judges
-        await wait_for(pilot, lambda: isinstance(app.screen, JudgePicker))
+        await picker_filled(pilot, "judge")
         await pilot.press("escape")
         await pilot.press("c")  # compare offers the comparable runs
-        await wait_for(pilot, lambda: isinstance(app.screen, ComparePicker))
-        choices = app.screen.query_one("#compare-choices", DataTable)
+        choices = (await picker_filled(pilot, "compare")).query_one("#compare-choices", DataTable)
         assert [row[0] for row in rows(choices)] == [str(first)]
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))

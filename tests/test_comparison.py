@@ -167,8 +167,10 @@ async def test_compare_offers_pairable_runs_first_and_shows_this_run_minus_that(
     from textual.widgets import DataTable, Static
 
     from ccapp.app import CcappApp
-    from ccapp.screens.compare import ComparePicker, CompareScreen
+    from ccapp.screens.compare import CompareScreen
     from ccapp.screens.run_detail import RunDetailScreen
+
+    from helpers import picker_filled
 
     db = tmp_path / "s.db"
     with Store.open(db) as store:
@@ -180,8 +182,8 @@ async def test_compare_offers_pairable_runs_first_and_shows_this_run_minus_that(
     async with app.run_test(size=(80, 24)) as pilot:
         await open_page(pilot, app, four, RunDetailScreen)
         await pilot.press("c")
-        await wait_for(pilot, lambda: isinstance(app.screen, ComparePicker))
-        listed = rows(app.screen.query_one("#compare-choices", DataTable))
+        picker = await picker_filled(pilot, "compare")
+        listed = rows(picker.query_one("#compare-choices", DataTable))
         assert [(row[0], row[-1]) for row in listed] == [("2", "yes"), ("1", "yes"), ("3", "no")]
         await pilot.press("down", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))

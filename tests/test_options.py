@@ -275,3 +275,40 @@ def test_what_decides_results_is_declared(
     refuse_other_settings(1, config, not_deciding, fix="-")
     with pytest.raises(UserError, match="was started with other settings"):
         refuse_other_settings(1, config, not_deciding | deciding, fix="-")
+
+
+# --- a field's own check: the form as it is typed, the command line before any work -------
+
+
+@pytest.mark.parametrize("job", ["eval", "syn", "train"])
+def test_a_mistyped_model_is_refused_before_the_data_is_fetched(
+    job: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """c2-eval is not cached here and the network is closed: the model is still the error
+    reported, with its near preset, since it is checked before anything is read."""
+    argv = {
+        "eval": ["eval", "--model", "smolm2", "--data", "c2-eval"],
+        "syn": ["syn", "--model", "smolm2", "--data", "c2-eval"],
+        "train": ["train", "--model", "smolm2", "--pairs", "1"],
+    }[job]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--model: not a preset: did you mean smollm2?" in err and "Fix: give a preset" in err
+    assert "download" not in err
+
+
+def test_the_form_shows_a_checks_reason_without_the_command_lines_fix() -> None:
+    _, problems = eval_args(FormValues(model="smolm2"))
+    assert problems["model"].startswith("not a preset: did you mean smollm2?")
+    assert "Fix:" not in problems["model"]
+
+
+def test_resuming_checks_only_the_model_given_again() -> None:
+    """The stored model was checked when the run started; a resume reads no --model unless
+    one is given."""
+    stored = EvalConfig("smolm2", "c2-eval")
+    with pytest.raises(UserError, match="did you mean smollm2"):
+        stored.check()
+    stored.check(given={"device": "cpu"})
+    with pytest.raises(UserError, match="did you mean smollm2"):
+        stored.check(given={"model": "smolm2"})

@@ -20,14 +20,14 @@ from ccapp.screens.form_problems import name_fields, short_label
 from ccapp.screens.jobs import ReplayJob
 from ccapp.screens.live_base import loading_line
 from ccapp.screens.modals import ConfirmModal, ErrorModal, PromptModal
-from ccapp.screens.rejudge import JudgePicker, already_judged, judge_rows
+from ccapp.screens.rejudge import already_judged, judge_rows
 from ccapp.screens.run_detail import RunDetailScreen
 from ccapp.store import RunKind, RunStatus, Store, runs
 from ccapp.store import evals as rows_store
 from ccapp.store import syn as syn_store
 from ccapp.store import train as train_store
 
-from helpers import build_fixed_store
+from helpers import build_fixed_store, picker_filled
 
 
 def text_of(screen: Any, selector: str) -> str:
@@ -529,8 +529,7 @@ async def test_rejudge_lists_the_judges_with_what_each_has_judged_and_says_when_
         page = app.screen
         await wait_for(pilot, lambda: page.run is not None)
         await pilot.press("j")
-        await wait_for(pilot, lambda: isinstance(app.screen, JudgePicker))
-        picker = app.screen
+        picker = await picker_filled(pilot, "judge")
         table = picker.query_one("#judge-choices", DataTable)
         assert [(r[0], r[2]) for r in rows(table)] == [
             ("heuristic", "8/8"),
@@ -542,7 +541,7 @@ async def test_rejudge_lists_the_judges_with_what_each_has_judged_and_says_when_
         await pilot.press("down", "enter")
         await pilot.pause()
         assert app.screen is picker
-        assert "OPENAI_API_KEY" in text_of(picker, "#judge-problem")
+        assert "OPENAI_API_KEY" in text_of(picker, "#judge-note")
         # "another judge…" asks for one; a spec that is no judge says why
         await pilot.press("down", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, PromptModal))
@@ -552,7 +551,7 @@ async def test_rejudge_lists_the_judges_with_what_each_has_judged_and_says_when_
         await wait_for(pilot, lambda: app.screen is page)
         # the heuristic has judged all 8: nothing starts before the user says --force
         await pilot.press("j")
-        await wait_for(pilot, lambda: isinstance(app.screen, JudgePicker))
+        await picker_filled(pilot, "judge")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
         assert app.screen.question == already_judged("heuristic", 8)  # type: ignore[attr-defined]

@@ -1,9 +1,4 @@
-"""the whole loop offline on a toy model: eval → syn → DPO → eval, before/after
-
-Builds and warms up a small model, evaluates it (heuristic judge), synthesizes pairs, trains
-it with DPO and evaluates it again, all on this machine in minutes. A toy model showing the
-loop's mechanics, not a safety result.
-"""
+"""`ccapp demo`: the loop eval → syn → DPO → eval, its options declared in DemoOptions."""
 
 from __future__ import annotations
 
@@ -12,26 +7,13 @@ from dataclasses import replace
 from typing import Any
 
 from ccapp.cli.common import add_command, console, open_store, print_json
+from ccapp.cli.options import add_options, given
+from ccapp.engines.demo.config import DemoOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = add_command(subparsers, "demo", __doc__)
-    p.add_argument(
-        "--data",
-        default="c2-eval",
-        help="requests to split into held-out and training (default c2-eval)",
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--quick", action="store_true", help="a minute-long smoke run of the same steps (no claim)"
-    )
-    p.add_argument(
-        "--model",
-        metavar="M",
-        help="run the loop on a real model instead of the toy (e.g. smollm2): LoRA DPO, the "
-        "dataset's safe answers, and a helpfulness guard; about 30 minutes on a 2-core CPU",
-    )
-    p.add_argument("--work-dir", metavar="DIR", help="where the demo's model and files go")
+    p = add_command(subparsers, "demo", DemoOptions.__doc__)
+    add_options(p, DemoOptions)
     p.add_argument(
         "--set",
         metavar="FIELD=VALUE",
@@ -40,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         dest="overrides",
         help="change one of the loop's settings after --model/--quick apply theirs, e.g. "
         "--set dpo_method=full --set dpo_lr=1e-5 (repeatable; the fields are DemoConfig's in "
-        "ccapp/engines/demo.py)",
+        "ccapp/engines/demo/loop.py)",
     )
     p.add_argument("--events", choices=["jsonl"], help="progress as JSON lines on stdout")
     p.add_argument("--json", action="store_true", help="end with a one-line JSON summary")
@@ -52,12 +34,14 @@ def run(args: argparse.Namespace) -> int:
     from ccapp.engines.demo.loop import QUICK, REAL, Demo, DemoConfig
     from ccapp.engines.generation.types import Cancelled
 
-    config = DemoConfig(data=args.data, seed=args.seed, work_dir=args.work_dir)
-    if args.model:
-        config = replace(config, model=args.model, **REAL)  # type: ignore[arg-type]
-    if args.quick:
+    options = DemoOptions(**given(args, DemoOptions))
+    options.check()
+    config = DemoConfig(data=options.data, seed=options.seed, work_dir=options.work_dir)
+    if options.model:
+        config = replace(config, model=options.model, **REAL)  # type: ignore[arg-type]
+    if options.quick:
         config = replace(config, **QUICK)  # type: ignore[arg-type]
-        if args.model:  # enough requests that a few carry a safe answer to rank first
+        if options.model:  # enough requests that a few carry a safe answer to rank first
             config = replace(config, train_requests=60, dpo_max_steps=2, max_length=128)
     config = apply_overrides(config, args.overrides)
     with open_store(args) as store, cancellation() as cancel:

@@ -64,45 +64,70 @@ class RowError(ValueError):
         super().__init__(detail)
 
 
+@dataclass(frozen=True)
+class DataSource:
+    """What a --data spec names, decided once for the loader, the forms' check and their
+    note: nothing, the paper's set, a local path, a Hub dataset, or no such file."""
+
+    kind: str  # "none" | "c2eval" | "path" | "hub" | "missing"
+    spec: str
+
+    @property
+    def path(self) -> Path:
+        return Path(self.spec).expanduser()
+
+    @property
+    def hub_id(self) -> str:
+        return self.spec.partition(":")[0]
+
+
+ANY_DATA = f"{C2EVAL_NAME}, a .jsonl/.json/.parquet file, or a Hub id[:split]"
+
+
+def data_source(spec: str) -> DataSource:
+    """Classify a --data spec without reading it (a path is looked at, never opened)."""
+    spec = spec.strip()
+    if not spec:  # Path("") is the current folder: say what is missing instead
+        return DataSource("none", spec)
+    if spec == C2EVAL_NAME:
+        return DataSource("c2eval", spec)
+    path = Path(spec).expanduser()
+    if path.exists():
+        return DataSource("path", spec)
+    if path.suffix.lower() in FILE_SUFFIXES or not _HUB_ID.match(spec):
+        return DataSource("missing", spec)
+    return DataSource("hub", spec)
+
+
 def load_dataset_rows(
     spec: str, *, lenient: bool = False, settings: Settings | None = None
 ) -> Dataset:
     """Resolve `spec` (c2-eval, a local file, or a Hub id[:split]) and read its rows."""
-    spec = spec.strip()
-    if not spec:  # Path("") is the current folder: say what is missing instead
-        raise UserError(
-            "no data given",
-            where="--data",
-            fix=f"give {C2EVAL_NAME}, a .jsonl/.json/.parquet file, or a Hub id[:split]",
-        )
-    if spec == C2EVAL_NAME:
-        path = ensure_c2eval(settings or load_settings())
-        return _read_file(path, spec, lenient)
-    path = Path(spec).expanduser()
-    if path.exists():
-        return _read_file(path, spec, lenient)
-    if path.suffix.lower() in FILE_SUFFIXES or "/" not in spec or not _HUB_ID.match(spec):
+    source = data_source(spec)
+    if source.kind == "none":
+        raise UserError("no data given", where="--data", fix=f"give {ANY_DATA}")
+    if source.kind == "missing":
         raise UserError(
             "no such file",
-            where=spec,
+            where=source.spec,
             fix=f"pass an existing .jsonl/.json/.parquet file, a Hub id such as "
             f"PKU-Alignment/PKU-SafeRLHF[:split], or {C2EVAL_NAME}",
         )
-    return _read_hub(spec, lenient)
+    if source.kind == "hub":
+        return _read_hub(source.spec, lenient)
+    path = ensure_c2eval(settings or load_settings()) if source.kind == "c2eval" else source.path
+    return _read_file(path, source.spec, lenient)
 
 
 def data_problem(spec: str) -> str | None:
-    """Why `spec` cannot be a --data, without reading it (for forms)."""
-    spec = spec.strip()
-    if spec == C2EVAL_NAME:
-        return None
-    path = Path(spec).expanduser()
-    if path.is_file():
-        return (
-            None if path.suffix.lower() in FILE_SUFFIXES else "use a .jsonl, .json or .parquet file"
-        )
-    if path.suffix.lower() in FILE_SUFFIXES or "/" not in spec or not _HUB_ID.match(spec):
-        return f"no such file; use {C2EVAL_NAME}, a .jsonl/.json/.parquet file or a Hub id"
+    """Why `spec` cannot be a --data, without reading it: for the forms, as the user types
+    (the command line lets the loader say it, naming the file and the line)."""
+    source = data_source(spec)
+    if source.kind == "path" and source.path.is_file():
+        if source.path.suffix.lower() not in FILE_SUFFIXES:
+            return "use a .jsonl, .json or .parquet file"
+    elif source.kind in ("none", "missing", "path"):  # a folder is no data file either
+        return f"no such file; use {ANY_DATA}"
     return None
 
 
@@ -110,30 +135,24 @@ def source_note(spec: str) -> str:
     """Where a --data would be read from, and whether that needs the network: a form shows
     it under its data field, so that an offline user is told before launching, not after
     the model has loaded. Reads no file and touches no network."""
-    spec = spec.strip()
-    if spec == C2EVAL_NAME:
+    source = data_source(spec)
+    offline = "offline, give a .jsonl/.json/.parquet file"
+    if source.kind == "c2eval":
         if c2eval_cache_path().is_file():
             return f"{C2EVAL_NAME}: the paper's 500 rows, cached at {c2eval_cache_path()}"
-        return (
-            f"{C2EVAL_NAME}: not cached yet, so it is downloaded once (needs the network); "
-            "offline, give a .jsonl/.json/.parquet file"
-        )
-    path = Path(spec).expanduser()
-    if path.is_file():
-        size = path.stat().st_size
+        return f"{C2EVAL_NAME}: not cached yet, so it is downloaded once (needs the network); {offline}"
+    if source.kind == "path" and source.path.is_file():
+        size = source.path.stat().st_size
         shown = f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.1f} KiB"
         return f"found: a local file of {shown}"
-    if not spec or path.exists() or path.suffix.lower() in FILE_SUFFIXES:
-        return f"{C2EVAL_NAME}, a .jsonl/.json/.parquet file, or a Hub id[:split]"
-    if _HUB_ID.match(spec):
-        hub_id = spec.partition(":")[0]
-        if hub_dataset_cached(hub_id):
-            return f"{hub_id}: from the Hugging Face Hub's cache on this machine"
+    if source.kind == "hub":
+        if hub_dataset_cached(source.hub_id):
+            return f"{source.hub_id}: from the Hugging Face Hub's cache on this machine"
         return (
-            f"{hub_id}: not in the Hub cache, so it is downloaded (needs the network); "
-            "offline, give a .jsonl/.json/.parquet file"
+            f"{source.hub_id}: not in the Hub cache, so it is downloaded (needs the network); "
+            f"{offline}"
         )
-    return f"{C2EVAL_NAME}, a .jsonl/.json/.parquet file, or a Hub id[:split]"
+    return ANY_DATA
 
 
 def hub_dataset_cached(hub_id: str) -> bool:

@@ -10,7 +10,7 @@ reason otherwise. The jobs differ only in the hooks below.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, Generic, Protocol, TypeVar
@@ -33,7 +33,7 @@ from ccapp.store.records import Run
 class JobConfig(Protocol):
     """A job's declared config (a dataclass of ccapp.engines.options declarations)."""
 
-    def check(self) -> None: ...
+    def check(self, given: Collection[str] | None = None) -> None: ...
 
 
 C = TypeVar("C", bound=JobConfig)
@@ -74,7 +74,7 @@ class RunJob(Generic[C]):
         result-deciding setting that differs from the run's is refused."""
         refuse_other_settings(run_id, config, overrides, fix=self.keep_settings_fix)
         config = replace(config, **keep_given(config, overrides))  # type: ignore[type-var]
-        config.check()
+        config.check(given=overrides)
         return config
 
     def _claim(self, run_id: int, config_changes: Mapping[str, Any] | None = None) -> None:

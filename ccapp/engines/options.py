@@ -18,7 +18,7 @@ import math
 import sys
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import MISSING, dataclass
 from typing import Any, TypeVar
 
@@ -63,6 +63,10 @@ class Option:
     # A line under the form's field that follows the typed text (e.g. where data comes from
     # and whether that needs the network); it reads no file and touches no network.
     note: Callable[[str], str] | None = None
+    # Why a given text cannot be used (None: it can), found without loading anything: the
+    # form shows it as the user types, the command line refuses it (with `fix`) before any
+    # work, so a mistyped model is said before the data is downloaded.
+    check: Callable[[str], str | None] | None = None
     group: str = ""  # the command line's --help section
 
 
@@ -128,10 +132,14 @@ class Problem:
     field: str
     message: str
     fix: str | None = None
+    # Found by the field's own check (Option.check) as the text is typed: the form shows
+    # the reason alone, beside the field's note; the command line adds the fix.
+    typed: bool = False
 
     @property
     def text(self) -> str:
-        return UserError(self.message, fix=self.fix).message
+        """What the form shows under the field."""
+        return self.message if self.typed else UserError(self.message, fix=self.fix).message
 
 
 def declared(cls: type) -> tuple[Declared, ...]:
@@ -292,6 +300,8 @@ def field_problems(config: Any) -> list[Problem]:
             bad = False
         if bad:
             problems.append(Problem(d.name, f"invalid value {format_shown(value)}", default_fix(o)))
+        elif o.check is not None and (reason := o.check(value)) is not None:
+            problems.append(Problem(d.name, reason, default_fix(o), typed=True))
     return problems
 
 
@@ -319,9 +329,17 @@ class Checked:
         """What the job refuses beyond each field's declaration (settings together)."""
         return []
 
-    def check(self) -> None:
-        """Reject impossible settings before anything is loaded (exit code 2)."""
-        raise_first(type(self), self.problems())
+    def check(self, given: Collection[str] | None = None) -> None:
+        """Reject impossible settings before anything is loaded (exit code 2).
+
+        On resume, `given` names the settings given now: the declared text checks
+        (`Option.check`) look at those only, since the stored model and data were checked
+        when the run started, and a resumed eval no longer reads its data file."""
+        problems = self.problems()
+        if given is not None:
+            checked = {d.name for d in declared(type(self)) if d.option.check is not None}
+            problems = [p for p in problems if p.field in given or p.field not in checked]
+        raise_first(type(self), problems)
 
 
 # --- what the declarations say about runs ---------------------------------------------------

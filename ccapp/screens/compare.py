@@ -6,7 +6,6 @@ own intervals overlap. Runs on other requests show the Δ without an interval, a
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +14,11 @@ from typing import Any
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
 from textual.message import Message
-from textual.screen import ModalScreen
 from textual.widgets import DataTable, Header, Static
 
-from ccapp.errors import UserError
-from ccapp.screens.base import AppScreen, failure_line
+from ccapp.screens.base import AppScreen
+from ccapp.screens.picker import Choices, Picking
 from ccapp.screens.widgets import CorrChart, Series, fixed_columns, footer, tail
 from ccapp.store import Run, RunKind, Store, runs
 
@@ -79,75 +76,37 @@ def comparable(run: Run, candidates: list[Run], pairs: Callable[[Run], bool]) ->
     return sorted(others, key=lambda r: (not pairs(r), -r.id))
 
 
-class ComparePicker(ModalScreen[int | None]):
-    """Choose the run to compare with from the comparable ones (enter), or cancel (esc)."""
+def compare_picking(run: Run) -> Picking:
+    """The other eval runs, those on the same requests first (they get a paired interval)."""
 
-    CSS_PATH = "compare.tcss"
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="compare-picker.cancel")]
-
-    def __init__(self, run: Run, db_path: Path):
-        super().__init__()
-        self.run, self.db_path = run, db_path
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Static(
-                f"Compare run {self.run.id} ({tail(self.run.model, 30)}) with "
-                "(runs on the same requests first: those get a paired interval; "
-                "enter picks, esc cancels):",
-                classes="question",
-                markup=False,
-            )
-            yield DataTable(id="compare-choices", cursor_type="row", zebra_stripes=True)
-            yield Static("", id="compare-none", markup=False)
-
-    def on_mount(self) -> None:
+    def read(store: Store) -> Choices:
         from ccapp.engines.c2eval.comparison import pairing_problem
 
-        table = self.query_one("#compare-choices", DataTable)
-        fixed_columns(
-            table,
-            ("id", 4),
-            ("model", 20),
-            ("judge", 12),
-            ("data", 12),
-            ("Corr_mean", 9),
-            ("pairs", 5),
-        )
-        try:
-            with Store.open(self.db_path) as store:
-                evals = runs.list_runs(store, kind=RunKind.EVAL)
-                paired = {
-                    r.id: pairing_problem(store, self.run, r) is None
-                    for r in evals
-                    if r.id != self.run.id
-                }
-            choices = comparable(self.run, evals, lambda r: paired[r.id])
-        except (UserError, sqlite3.Error, OSError) as exc:
-            choices, reason, paired = [], failure_line(exc, self.db_path), {}
-        else:
-            reason = "No other eval run in this store to compare with (esc goes back)."
-        for r in choices:
-            corr = f"{r.corr_mean:.3f}" if r.corr_mean is not None else "–"
-            table.add_row(
+        evals = runs.list_runs(store, kind=RunKind.EVAL)
+        paired = {r.id: pairing_problem(store, run, r) is None for r in evals if r.id != run.id}
+        rows = [
+            (
                 str(r.id),
-                tail(r.model, 20),
-                tail(r.judge or "–", 12),
-                tail(r.data, 12),
-                corr,
-                "yes" if paired[r.id] else "no",
-                key=str(r.id),
+                (
+                    str(r.id),
+                    tail(r.model, 20),
+                    tail(r.judge or "–", 12),
+                    tail(r.data, 12),
+                    f"{r.corr_mean:.3f}" if r.corr_mean is not None else "–",
+                    "yes" if paired[r.id] else "no",
+                ),
             )
-        table.display = bool(choices)
-        self.query_one("#compare-none", Static).update("" if choices else reason)
-        table.focus()
+            for r in comparable(run, evals, lambda r: paired[r.id])
+        ]
+        return Choices(rows, "No other eval run in this store to compare with (esc goes back).")
 
-    @on(DataTable.RowSelected, "#compare-choices")
-    def picked(self, event: DataTable.RowSelected) -> None:
-        self.dismiss(int(str(event.row_key.value)))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+    return Picking(
+        "compare",
+        f"Compare run {run.id} ({tail(run.model, 30)}) with (runs on the same requests first: "
+        "those get a paired interval; enter picks, esc cancels):",
+        (("id", 4), ("model", 20), ("judge", 12), ("data", 12), ("Corr_mean", 9), ("pairs", 5)),
+        read,
+    )
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The demo in the app: `ccapp demo` as a child, its five stages, the log, and the verdict.
+"""The demo in the app: a form of its declared options (the data to split, a real model or
+the toy), then `ccapp demo` as a child, its five stages, the log, and the verdict.
 
 The demo builds and trains a toy model, so it takes minutes; this screen shows which stage
 is running and how far it got, then the before/after Corr@k table with the fluency check and
@@ -13,11 +14,16 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Header, ProgressBar, RichLog, Static
 
+from ccapp.engines.data import data_problem
+from ccapp.engines.demo.config import DemoOptions
 from ccapp.engines.events import DemoFinished, DemoStage, ErrorEvent, Event, Log
+from ccapp.screens.job_form import JobFormScreen, found
 from ccapp.screens.live_base import JobState, LiveJobScreen
+from ccapp.screens.option_form import OptionTexts, form_command, read_values
 from ccapp.screens.widgets import footer
 
 STAGES = ("model", "eval before", "syn", "dpo", "eval after")
@@ -113,3 +119,32 @@ def result_view(result: DemoFinished) -> Table:
         table.add_row(key, str(fb.get(key)), str(fa.get(key)))
     table.caption = Text(f"{result.verdict}\n{result.note}")
     return table
+
+
+class DemoValues(OptionTexts):
+    """The form as typed: DemoOptions' labelled fields."""
+
+    config = DemoOptions
+
+
+def demo_args(v: DemoValues) -> tuple[list[str], dict[str, str]]:
+    """The `ccapp demo` arguments for the form, and the problems by field."""
+    values, problems = read_values(v.config, v.texts())
+    return form_command("demo", v.config, values), problems | found(data=data_problem(v.data))
+
+
+class DemoFormScreen(JobFormScreen[DemoValues]):
+    """What the demo runs on, asked before it starts: it trains a model for minutes and adds
+    five runs to the store, and its default data needs the network once."""
+
+    VALUES = DemoValues
+    LAUNCH_TIP = "Start the demo"
+    FORM_TITLE = (
+        "The demo: eval → syn → DPO → eval on this machine, before and after. The toy model "
+        "takes under 10 minutes on a CPU, a real one about 30; its runs land in History."
+    )
+    ROWS = ("data", "model", "quick", "seed")
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="demo-form.back")]
+    ARGS = staticmethod(demo_args)
+    LIVE_SCREEN = DemoScreen
+    ID_PREFIX = "demo-"

@@ -77,11 +77,7 @@ def eval_args(values: FormValues) -> tuple[list[str], dict[str, str]]:
             judge_problem = "no OpenAI key: export OPENAI_API_KEY (or [openai] api_key_file)"
     cls = values.config
     parsed, problems = read_values(cls, values.texts(), {"judge": spec or "heuristic"})
-    problems |= found(
-        model=model_problem(values.model),
-        data=data_problem(values.data),
-        load_in_4bit=four_bit_problem(parsed),
-    )
+    problems |= found(data=data_problem(values.data), load_in_4bit=four_bit_problem(parsed))
     judge_model = values.judge_path.strip() if values.judge_kind == "hf" else ""
     if judge_model and (problem := model_problem(judge_model)) is not None:
         judge_problem = problem

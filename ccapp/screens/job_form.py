@@ -86,12 +86,12 @@ class JobFormScreen(AppScreen[None], Generic[V]):
     LIVE_SCREEN: ClassVar[Any]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """A form's defaults follow from its ID_PREFIX (`syn-`): its stylesheet `syn.tcss`
-        beside its module, focus on its first row's field, and ctrl+s to launch (`syn.launch`;
+        """A form's defaults follow from its ID_PREFIX (`syn-`): the forms' stylesheet
+        job_form.tcss and its own `syn.tcss` beside its module, focus on its first row's field, and ctrl+s to launch (`syn.launch`;
         without a prefix, the class name's: EvalFormScreen → `eval.launch`)."""
         name = cls.ID_PREFIX.rstrip("-")
-        if name and "CSS_PATH" not in cls.__dict__:
-            cls.CSS_PATH = f"{name}.tcss"
+        own = cls.__dict__.get("CSS_PATH") or (f"{name}.tcss" if name else None)
+        cls.CSS_PATH = ["job_form.tcss", *([own] if own else [])]
         if name and "AUTO_FOCUS" not in cls.__dict__:
             cls.AUTO_FOCUS = f"#{cls.ID_PREFIX}{cls.ROWS[0]}"
         if cls.LAUNCH_TIP:
@@ -120,14 +120,16 @@ class JobFormScreen(AppScreen[None], Generic[V]):
         config = self.values.config
         rows = form_rows(config)
         yield Header()
-        with VerticalScroll(id=f"{self.ID_PREFIX}form"):
+        with VerticalScroll(id=f"{self.ID_PREFIX}form", classes="form"):
             yield Static(self.FORM_TITLE, classes="form-title")
             for key in row_order(config, self.ROWS, own=self.OWN_ROWS):
                 if key in self.OWN_ROWS:
                     yield from self.own_row(key)
                 else:
                     yield from compose_row(rows[key], self.option_field)
-            yield Button("Launch (ctrl+s)", variant="primary", id=f"{self.ID_PREFIX}launch")
+            yield Button(
+                "Launch (ctrl+s)", variant="primary", id=f"{self.ID_PREFIX}launch", classes="launch"
+            )
         yield from footer()
 
     def own_row(self, key: str) -> ComposeResult:

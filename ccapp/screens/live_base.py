@@ -307,11 +307,15 @@ class LiveJobScreen(AppScreen[None], Generic[StateT]):
         """The job ended, or reported its end (a child takes a moment to exit): Esc goes back."""
         return self.finished or self.state.status in REPORTED
 
+    def stop_question(self) -> str:
+        """What Esc asks before stopping the job (a screen may say what stopping costs)."""
+        return self.STOP_QUESTION
+
     def action_stop_or_back(self) -> None:
         stop_or_back(
             self,
             self.job_over,
-            self.STOP_QUESTION,
+            self.stop_question(),
             self.stop_job,
             yes=self.STOP_YES,
             no=self.STOP_NO,

@@ -67,6 +67,9 @@ class LiveState(JobState):
     done_per_k: dict[int, int] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     streams: OrderedDict[tuple[int, int], Stream] = field(default_factory=OrderedDict)
+    # Paths that have tokens but are not stored yet: a batch is stored whole, so on a CPU a
+    # real model can write for a minute before the count of continuations moves.
+    writing: set[tuple[int, int]] = field(default_factory=set)
 
 
 class LiveRunScreen(LiveJobScreen[LiveState]):
@@ -140,10 +143,12 @@ class LiveRunScreen(LiveJobScreen[LiveState]):
                 self.log_line(f"run {s.run_id} started: {s.total} continuations{before}")
             case Tokens(deltas=deltas):
                 for cell, path, delta in deltas:
+                    s.writing.add((cell, path))
                     stream = self._stream(cell, path)
                     stream.text += delta
                     stream.span = find_correction(stream.text)  # lit the moment it appears
             case ContinuationDone(cell_id=cell, path=path, k=k, text=text, verdict=verdict):
+                s.writing.discard((cell, path))
                 stream = self._stream(cell, path)
                 stream.text, stream.done = text, True
                 stream.label, stream.span = verdict.label, verdict.span
@@ -213,6 +218,8 @@ class LiveRunScreen(LiveJobScreen[LiveState]):
         bar = self.query_one("#live-progress", ProgressBar)
         bar.update(total=max(s.total, 1), progress=s.done)
         rate = f"{s.done}/{s.total} continuations"
+        if s.writing and not self.job_over:
+            rate += f" · {len(s.writing)} being written"
         if s.rate:
             rate += f" · {s.rate:.1f}/s"
         if s.eta_s is not None and not self.finished:
@@ -284,6 +291,18 @@ class LiveRunScreen(LiveJobScreen[LiveState]):
             self.cells.update(rows_store.cell_info(self._store, cell_ids))
 
     # -- actions ----------------------------------------------------------------------------
+
+    def stop_question(self) -> str:
+        """Cancelling says what it costs: the paths of the batch being written are dropped
+        (a batch is stored whole, so that a resume samples it again exactly)."""
+        writing = len(self.state.writing)
+        if not writing:
+            return self.STOP_QUESTION
+        return (
+            f"Cancel this run? The {writing} continuations being written now are dropped and "
+            f"written again on resume; the {self.state.done} stored stay. The run is paused; "
+            "you can resume it from History."
+        )
 
     def stop_job(self) -> None:
         self.log_line("cancelling: the job stops at its next step…")

@@ -10,16 +10,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from textual import on
-from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Vertical
-from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Static
+from textual.screen import Screen
 
 from ccapp.errors import UserError
 from ccapp.screens.modals import ConfirmModal, ErrorModal, PromptModal
-from ccapp.screens.widgets import fixed_columns, tail
+from ccapp.screens.picker import Choices, Picking, TablePicker
+from ccapp.screens.widgets import tail
 from ccapp.store import Run, RunKind, Store
 from ccapp.store import evals as rows_store
 
@@ -36,50 +32,35 @@ def judge_rows(judged: dict[str, int], key_set: bool) -> list[tuple[str, str]]:
     return rows
 
 
-class JudgePicker(ModalScreen[str | None]):
-    """Choose the judge (enter) from those that can run here and those used before, or
-    "another judge…" to type one; esc cancels. Each row says how much of the run it judged."""
+def judge_picking(run: Run, key_set: bool) -> Picking:
+    """The judges to pick from, each with how much of the run it has judged (read from the
+    store in the picker's thread); GPT-4o without a key says what to set instead."""
 
-    CSS_PATH = "modals.tcss"
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="judge-picker.cancel")]
+    def read(store: Store) -> Choices:
+        judged = rows_store.verdict_counts(store, run.id)
+        total = rows_store.count_continuations(store, run.id)
+        rows = [
+            (spec, (tail(spec, 18), what, f"{judged.get(spec, 0)}/{total}"))
+            for spec, what in judge_rows(judged, key_set)
+        ]
+        rows.append((OTHER, ("another judge…", "openai:NAME@URL or hf:PATH", "")))
+        return Choices(rows)
 
-    def __init__(self, run: Run, judged: dict[str, int], total: int, key_set: bool):
-        super().__init__()
-        self.run, self.judged, self.total, self.key_set = run, judged, total, key_set
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog picker"):
-            yield Static(
-                f"Judge run {self.run.id}'s {self.total} stored continuations with "
-                "(enter picks, esc cancels):",
-                classes="question",
-                markup=False,
-            )
-            yield DataTable(id="judge-choices", cursor_type="row", zebra_stripes=True)
-            yield Static("", id="judge-problem", classes="problem", markup=False)
-
-    def on_mount(self) -> None:
-        table = self.query_one("#judge-choices", DataTable)
-        fixed_columns(table, ("judge", 18), ("", 32), ("judged", 8))
-        for spec, what in judge_rows(self.judged, self.key_set):
-            done = self.judged.get(spec, 0)
-            table.add_row(tail(spec, 18), what, f"{done}/{self.total}", key=spec)
-        table.add_row("another judge…", "openai:NAME@URL or hf:PATH", "", key=OTHER)
-        table.focus()
-
-    @on(DataTable.RowSelected, "#judge-choices")
-    def picked(self, event: DataTable.RowSelected) -> None:
-        spec = str(event.row_key.value)
-        if spec == GPT4O and not self.key_set:
-            self.query_one("#judge-problem", Static).update(
+    def refuse(spec: str) -> str | None:
+        if spec == GPT4O and not key_set:
+            return (
                 "GPT-4o needs an OpenAI key: set OPENAI_API_KEY, or api_key_file under "
                 "[openai] in the config file, then start ccapp again."
             )
-            return
-        self.dismiss(spec)
+        return None
 
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+    return Picking(
+        "judge",
+        f"Judge run {run.id}'s stored continuations with (enter picks, esc cancels):",
+        (("judge", 18), ("", 32), ("judged", 8)),
+        read,
+        refuse,
+    )
 
 
 def already_judged(judge: str, total: int) -> str:
@@ -98,9 +79,6 @@ def rejudge(screen: Screen[Any], run: Run, db_path: Path) -> None:
     if run.kind is not RunKind.EVAL:
         screen.notify(f"run {run.id} is {run.kind.a_run}: only eval runs are judged.")
         return
-    with Store.open(db_path) as store:
-        judged = rows_store.verdict_counts(store, run.id)
-        total = rows_store.count_continuations(store, run.id)
 
     def typed(spec: str | None) -> None:
         if not spec:
@@ -137,7 +115,7 @@ def rejudge(screen: Screen[Any], run: Run, db_path: Path) -> None:
         elif spec:
             counted(spec)
 
-    screen.app.push_screen(JudgePicker(run, judged, total, key_is_set()), chosen)
+    screen.app.push_screen(TablePicker(judge_picking(run, key_is_set()), db_path), chosen)
 
 
 def _count(screen: Screen[Any], run_id: int, db_path: Path, judge: str) -> None:

@@ -57,17 +57,18 @@ def resume(screen: Screen[Any], run: Run, db_path: Path) -> None:
 def compare(screen: Screen[Any], run: Run, db_path: Path) -> None:
     """Pick a comparable run (another eval run), then show the two side by side: this run
     first, and Δ = this run − the picked one."""
-    from ccapp.screens.compare import ComparePicker, CompareScreen
+    from ccapp.screens.compare import CompareScreen, compare_picking
+    from ccapp.screens.picker import TablePicker
 
     if run.kind is not RunKind.EVAL:
         screen.notify(f"run {run.id} is {run.kind.a_run}: only eval runs are compared.")
         return
 
-    def chosen(other: int | None) -> None:
+    def chosen(other: str | None) -> None:
         if other is not None:
-            screen.app.push_screen(CompareScreen(other, run.id, db_path))
+            screen.app.push_screen(CompareScreen(int(other), run.id, db_path))
 
-    screen.app.push_screen(ComparePicker(run, db_path), chosen)
+    screen.app.push_screen(TablePicker(compare_picking(run), db_path), chosen)
 
 
 def export(screen: Screen[Any], run: Run, db_path: Path) -> None:

@@ -25,7 +25,6 @@ from ccapp.engines.events import (
     RunFinished,
     RunStarted,
 )
-from ccapp.engines.generation.models import model_problem
 from ccapp.screens.job_form import JobFormScreen, found, four_bit_problem
 from ccapp.screens.jobs import JobEnded
 from ccapp.screens.live_base import JobState, LiveJobScreen
@@ -93,9 +92,7 @@ def syn_args(v: SynValues) -> tuple[list[str], dict[str, str]]:
     if use_run:
         problems.pop("data", None)  # no data is asked for: a bad run id is the problem
     problems |= found(
-        data=None if use_run else data_problem(v.data),
-        model=model_problem(v.model),
-        load_in_4bit=four_bit_problem(values),
+        data=None if use_run else data_problem(v.data), load_in_4bit=four_bit_problem(values)
     )
     return form_command("syn", v.config, values), problems
 

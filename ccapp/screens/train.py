@@ -29,10 +29,9 @@ from ccapp.engines.events import (
     TrainLog,
 )
 from ccapp.engines.generation.backend import LOADING, SERVER
-from ccapp.engines.generation.models import model_problem
 from ccapp.engines.options import Declared, declared
 from ccapp.errors import UserError
-from ccapp.screens.job_form import JobFormScreen, found
+from ccapp.screens.job_form import JobFormScreen
 from ccapp.screens.jobs import JobEnded
 from ccapp.screens.live_base import JobState, LiveJobScreen, duration
 from ccapp.screens.modals import ConfirmModal
@@ -57,7 +56,6 @@ def train_args(v: TrainValues) -> tuple[list[str], dict[str, str]]:
         problems["pairs"] = "a syn run id, or a folder from ccapp export --format pairs"
     elif not pairs.isdigit() and not Path(pairs).expanduser().is_dir():
         problems["pairs"] = "not a run id, and no such folder"
-    problems |= found(model=model_problem(v.model))
     return form_command("train", v.config, values), problems
 
 

@@ -7,7 +7,12 @@ from __future__ import annotations
 from ccapp.engines.c2eval.prefill import UNITS
 from ccapp.engines.data import source_note
 from ccapp.engines.generation import sampling_options as shared
-from ccapp.engines.generation.backend import MODEL_HELP, BackendOptions
+from ccapp.engines.generation.backend import (
+    MODEL_FIX,
+    MODEL_HELP,
+    BackendOptions,
+    model_spec_problem,
+)
 from ccapp.engines.options import (
     Problem,
     format_shown,
@@ -33,7 +38,13 @@ class EvalConfig(BackendOptions):
     """
 
     model: str = option(
-        kw_only=False, help=MODEL_HELP, label="Model", form_default="tiny", group=WHAT
+        kw_only=False,
+        help=MODEL_HELP,
+        label="Model",
+        form_default="tiny",
+        group=WHAT,
+        check=model_spec_problem,
+        fix=MODEL_FIX,
     )
     data: str = option(
         kw_only=False,

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 from ccapp.engines.data import source_note
 from ccapp.engines.generation import sampling_options as shared
-from ccapp.engines.generation.backend import LOADING, MODEL_HELP, BackendOptions
+from ccapp.engines.generation.backend import (
+    LOADING,
+    MODEL_FIX,
+    MODEL_HELP,
+    BackendOptions,
+    model_spec_problem,
+)
 from ccapp.engines.options import Problem, job_config, option, result_settings, section
 
 DEFAULT_SOURCE = "PKU-Alignment/PKU-SafeRLHF:train"
@@ -36,7 +42,13 @@ class SynConfig(BackendOptions):
     """
 
     model: str = option(
-        kw_only=False, help=MODEL_HELP, label="Model to align", form_default="tiny", group=SOURCE
+        kw_only=False,
+        help=MODEL_HELP,
+        label="Model to align",
+        form_default="tiny",
+        group=SOURCE,
+        check=model_spec_problem,
+        fix=MODEL_FIX,
     )
     data: str | None = source(
         DEFAULT_SOURCE,

@@ -8,7 +8,9 @@ import importlib.util
 from ccapp.engines.generation import sampling_options as shared
 from ccapp.engines.generation.backend import (
     DTYPES,
+    MODEL_FIX,
     MODEL_HELP,
+    model_spec_problem,
     normalize_device,
     normalize_dtype,
 )
@@ -47,7 +49,13 @@ class TrainConfig(Checked):
         group=WHAT,
     )
     model: str = option(
-        kw_only=False, help=MODEL_HELP, label="Model to train", form_default="tiny", group=WHAT
+        kw_only=False,
+        help=MODEL_HELP,
+        label="Model to train",
+        form_default="tiny",
+        group=WHAT,
+        check=model_spec_problem,
+        fix=MODEL_FIX,
     )
     revision: str | None = what(
         None, "the Hub model's branch, tag or commit (default: main)", metavar="REV"

@@ -39,6 +39,16 @@ def normalize_dtype(text: str) -> str:
 MODEL_HELP = "preset (llama2, qwen_7, tiny, …), Hugging Face id, or folder"  # every job's --model
 
 
+MODEL_FIX = "give a preset, a Hub id (org/name), a model folder or a .gguf file"
+
+
+def model_spec_problem(spec: str) -> str | None:
+    """Every job's --model check (models.model_problem, which imports this module)."""
+    from ccapp.engines.generation.models import model_problem
+
+    return model_problem(spec)
+
+
 loading = section(LOADING)
 server = section(SERVER)
 
