@@ -23,7 +23,7 @@ run: $(STAMP)
 	$(BIN)/ccapp
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 # The HTML report's test opens it in Debian's Chromium, driven by Playwright (from the dev
 # extra); Playwright's own browser download cannot be fetched. Installed when missing and this

@@ -174,5 +174,5 @@ def test_a_model_field_being_typed_or_mistyped_is_told_which_preset_it_is_near()
         "not a preset yet: the start of the presets qwen_05, qwen_15, qwen_7, qwen_72"
     )
     assert (model_problem("smollm-2") or "").startswith("not a preset: did you mean smollm2?")
-    assert (model_problem("xyzzy") or "").startswith("not a preset (llama2, vicuna")
+    assert (model_problem("xyzzy") or "").startswith("unknown model: not a preset (llama2, vicuna")
     assert model_problem("smollm2") is None

@@ -267,7 +267,10 @@ def model_problem(spec: str) -> str | None:
         return (
             f"not a preset: did you mean {near[0]}? (or a Hub id org/name, a folder, a .gguf file)"
         )
-    return f"not a preset ({', '.join(PRESETS)}), a Hub id (org/name), a folder or a .gguf file"
+    return (
+        f"unknown model: not a preset ({', '.join(PRESETS)}), a Hub id (org/name), a folder "
+        "or a .gguf file"
+    )
 
 
 def parse_device(text: str) -> str:
