@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -123,9 +124,27 @@ def ask_to_evaluate(
     screen: Screen[Any], db_path: Path, model: str, trained: int | None = None
 ) -> None:
     """`v`: show what evaluating the trained model runs and how long it will take, and start
-    it (on the eval live screen) only when the user says yes."""
-    with Store.open(db_path) as store:
-        planned = evaluation_like_last(store, model, trained)
+    it (on the eval live screen) only when the user says yes. The eval to copy is looked up
+    in a worker (its cost reads the store's timings); a failure reaches the screen's modal."""
+
+    def plan() -> None:
+        with Store.open(db_path) as store:
+            planned = evaluation_like_last(store, model, trained)
+        screen.app.call_from_thread(_confirm_evaluation, screen, db_path, planned)
+
+    screen.run_worker(
+        plan,
+        thread=True,
+        exclusive=True,
+        group="evaluate",
+        name="Planning the evaluation",
+        exit_on_error=False,
+    )
+
+
+def _confirm_evaluation(
+    screen: Screen[Any], db_path: Path, planned: tuple[list[str], EvalCost] | None
+) -> None:
     if planned is None:
         screen.notify(
             "No eval run yet to copy the settings of: use F2 to evaluate.", severity="warning"
@@ -317,10 +336,17 @@ class TrainFormScreen(JobFormScreen[TrainValues]):
         return super().hint(d)
 
     def on_mount(self) -> None:
+        self.find_latest_pairs(self.services.db_path)
+
+    @work(thread=True, exclusive=True, name="Reading the syn runs", exit_on_error=False)
+    def find_latest_pairs(self, db_path: Path) -> None:
+        with Store.open(db_path) as store:
+            latest = syn_store.latest_done_run(store)
+        self.app.call_from_thread(self.offer_pairs, latest)
+
+    def offer_pairs(self, latest: tuple[int, int] | None) -> None:
         """Offer the newest finished syn run's pairs (the run that just finished) when the
         pairs field is empty."""
-        with Store.open(self.services.db_path) as store:
-            latest = syn_store.latest_done_run(store)
         hint = self.query_one(f"#{self.ID_PREFIX}field-pairs .hint", Static)
         if latest is None:
             hint.update("no finished syn run yet: synthesize pairs first (F4)")
