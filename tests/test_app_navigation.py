@@ -155,6 +155,33 @@ async def test_home_shows_the_stores_runs_as_soon_as_it_is_shown_again(tmp_path:
         await wait_for(pilot, lambda: table.row_count == 1, timeout=1.5)  # sooner than its timer
 
 
+async def test_back_in_the_runs_list_a_run_started_meanwhile_is_highlighted(
+    tmp_path: Path,
+) -> None:
+    """`r` acts on the highlighted row: after starting (and pausing) a run elsewhere, the
+    list must not still point at the old run, or `r` resumes the wrong one."""
+    db = tmp_path / "s.db"
+    build_fixed_store(db)
+    build_fixed_store(db)
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f3")
+        history = app.screen
+        assert isinstance(history, HistoryScreen)
+        table = history.query_one("#history-runs", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 2)
+        await pilot.press("down")  # the older run
+        assert history.selected_run_id() == 1
+        await pilot.pause(0.3)
+        assert history.selected_run_id() == 1  # a refresh while here keeps the cursor
+        await pilot.press("f1")
+        third = build_fixed_store(db)
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: table.row_count == 3)
+        await pilot.pause(0.2)
+        assert app.screen is history and history.selected_run_id() == third
+
+
 # --- bug 2: quitting asks; a run whose process is gone reads as interrupted -----------------
 
 

@@ -218,3 +218,15 @@ async def test_the_apps_corr_table_keeps_a_k_without_verdicts() -> None:
         cells = [table.get_row_at(i) for i in range(table.row_count)]
     assert [row[0] for row in cells] == ["10", "20", "mean"]
     assert cells[1][1] == "–" and cells[2][1] == "–"
+
+
+def test_the_screens_mean_delta_is_left_out_when_the_runs_average_other_ks() -> None:
+    from ccapp.screens.compare import deltas
+
+    three = {"corr": {"10": 0.03, "20": 0.02, "40": 0.01}, "corr_mean": 0.02}
+    two = {"corr": {"10": 0.0, "20": 0.0}, "corr_mean": 0.0}
+    rows = deltas(two, three)
+    assert rows[0] == ("10", 0.0, 0.03, 0.03)
+    assert rows[-1] == ("mean", 0.0, 0.02, None)  # 0.02 − 0.0 would mix in k = 40
+    same = {"corr": {"10": 0.01, "20": 0.03}, "corr_mean": 0.02}
+    assert deltas(two, same)[-1] == ("mean", 0.0, 0.02, 0.02)

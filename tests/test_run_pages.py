@@ -660,3 +660,17 @@ async def test_o_on_a_judge_job_that_failed_at_once_opens_the_run_it_was_judging
         await pilot.press("o")
         await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
         assert isinstance(app.screen, RunDetailScreen) and app.screen.run_id == run_id
+
+
+def test_the_export_dialog_says_what_a_name_would_write_in_its_own_words() -> None:
+    from ccapp.screens.run_actions import explain_export
+
+    assert explain_export(RunKind.EVAL, "/tmp/run-5.html") == (
+        "writes the HTML report (one page, opens offline)",
+        True,
+    )
+    line, ok = explain_export(RunKind.EVAL, "/tmp/run-5.txt")
+    assert not ok and "does not say what to write" in line and ".parquet" in line
+    assert "--" not in line and line.count(".html") == 1  # no flags, said once
+    line, ok = explain_export(RunKind.SYN, "/tmp/run-2.html")
+    assert not ok and "a syn run has no HTML report" in line and "a folder for its pairs" in line

@@ -33,8 +33,21 @@ def deltas(
         a, b = first.get("corr", {}).get(str(k)), second.get("corr", {}).get(str(k))
         rows.append((str(k), a, b, None if a is None or b is None else round(b - a, 4)))
     a, b = first.get("corr_mean"), second.get("corr_mean")
-    rows.append(("mean", a, b, None if a is None or b is None else round(b - a, 4)))
+    rows.append(
+        (
+            "mean",
+            a,
+            b,
+            None if a is None or b is None or not same_ks(first, second) else round(b - a, 4),
+        )
+    )
     return rows
+
+
+def same_ks(first: dict[str, Any], second: dict[str, Any]) -> bool:
+    """Whether the two Corr_means average the same k's: else their difference mixes the
+    difference of the runs with that of the k's (a mean over 10, 20 vs one over 10, 20, 40)."""
+    return set(first.get("corr", {})) == set(second.get("corr", {}))
 
 
 def paired_cells(comparison: dict[str, Any], key: str) -> tuple[str, str]:
@@ -186,9 +199,10 @@ class CompareScreen(AppScreen[None]):
             return "–" if value is None else (f"{value:+.3f}" if signed else f"{value:.3f}")
 
         for k, x, y, d in deltas(ma, mb):
-            table.add_row(
-                k, cell(y), cell(x), cell(d, signed=True), *paired_cells(message.comparison, k)
-            )
+            said = paired_cells(message.comparison, k)
+            if k == "mean" and not same_ks(ma, mb):
+                said = ("–", "k's differ")
+            table.add_row(k, cell(y), cell(x), cell(d, signed=True), *said)
         series = [  # in the table's order: this run first
             Series.from_metrics(f"run {r.id}", m)
             for r, m in reversed(list(zip(message.runs, message.metrics)))

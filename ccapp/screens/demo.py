@@ -11,22 +11,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich import box
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Header, ProgressBar, RichLog, Static
 
 from ccapp.engines.data import data_problem
 from ccapp.engines.demo.config import DemoOptions
 from ccapp.engines.events import DemoFinished, DemoStage, ErrorEvent, Event, Log
 from ccapp.screens.job_form import JobFormScreen, found
+from ccapp.screens.jobs import JobEnded
 from ccapp.screens.live_base import JobState, LiveJobScreen
 from ccapp.screens.option_form import OptionTexts, form_command, read_values
 from ccapp.screens.widgets import footer
 
 STAGES = ("model", "eval before", "syn", "dpo", "eval after")
+# The fluency measures the verdict checks, as the table names them.
+FLUENCY_ROWS = (
+    ("distinct2_per_continuation", "distinct-2"),
+    ("degenerate_share", "degenerate"),
+)
 
 
 @dataclass
@@ -55,7 +62,8 @@ class DemoScreen(LiveJobScreen[DemoState]):
             yield DataTable(id="demo-stages", cursor_type="none", show_cursor=False)
             yield ProgressBar(id="demo-progress", show_eta=False)
             yield Static("", id="demo-rate", markup=False)
-        yield Static("", id="demo-result")
+        with VerticalScroll(id="demo-result-box"):
+            yield Static("", id="demo-result")
         yield RichLog(id="demo-log", max_lines=400, wrap=True, markup=False)
         yield from footer()
 
@@ -65,7 +73,7 @@ class DemoScreen(LiveJobScreen[DemoState]):
         table.add_column("state", key="state", width=14)
         for stage in STAGES:
             table.add_row(stage, "waiting", key=stage)
-        self.query_one("#demo-result", Static).display = False
+        self.query_one("#demo-result-box").display = False
 
     def apply(self, event: Event) -> None:
         s = self.state
@@ -92,17 +100,45 @@ class DemoScreen(LiveJobScreen[DemoState]):
         if s.eta_s is not None and s.status == "running":
             line += f" · ETA {int(s.eta_s)}s"
         self.query_one("#demo-rate", Static).update(line)
-        if s.result is not None:
-            panel = self.query_one("#demo-result", Static)
-            panel.update(result_view(s.result))
-            panel.display = True
+        if s.result is not None:  # the verdict is what the demo is for: it takes the room
+            self.query_one("#demo-result", Static).update(result_view(s.result))
+            self.query_one("#demo-result-box").display = True
+            for part in ("#demo-stages", "#demo-progress", "#demo-rate"):
+                self.query_one(part).display = False
+            self.add_class("-finished")
+
+    def ended(self, message: JobEnded) -> None:
+        """The log's last line says how the demo ended: its verdict and where its runs
+        are, or the stage it failed in."""
+        s = self.state
+        log = self.query_one("#demo-log", RichLog)
+        if s.status == "failed":
+            if s.stage is not None and s.stages.get(s.stage) == "running":
+                s.stages[s.stage] = "failed"
+            where = f" in its {s.stage} stage" if s.stage else " before its first stage"
+            log.write(Text(f"demo failed{where}: {message.error_line}"))
+        elif s.result is not None:
+            runs = ", ".join(
+                f"{name.replace('_', ' ')} {rid}" for name, rid in s.result.runs.items()
+            )
+            log.write(Text(f"demo done (its verdict is above); its runs, in F3: {runs}."))
+        elif s.status == "cancelled":
+            log.write(Text("demo stopped: the runs it finished stay in the store (F3)."))
 
 
 def result_view(result: DemoFinished) -> Table:
     """Before/after Corr@k with intervals, fluency, the verdict and the toy-model note; every
     string from the run is passed as Text, so nothing in it is read as markup."""
     before, after = result.before, result.after
-    table = Table("", "before [95% CI]", "after [95% CI]", title="Corr@k on held-out requests")
+    table = Table(  # no outer frame: the verdict stays in view at 80×24
+        "",
+        "before [95% CI]",
+        "after [95% CI]",
+        title="Corr@k on held-out requests",
+        box=box.SIMPLE_HEAD,
+        expand=True,
+        show_edge=False,
+    )
 
     def cell(metrics: dict[str, Any], key: str) -> str:
         value = metrics.get("corr_mean") if key == "mean" else metrics.get("corr", {}).get(key)
@@ -115,8 +151,8 @@ def result_view(result: DemoFinished) -> Table:
         table.add_row(f"k={k}", cell(before, k), cell(after, k))
     table.add_row("mean", cell(before, "mean"), cell(after, "mean"), style="bold")
     fb, fa = result.fluency_before, result.fluency_after
-    for key in ("distinct2_per_continuation", "degenerate_share"):
-        table.add_row(key, str(fb.get(key)), str(fa.get(key)))
+    for key, name in FLUENCY_ROWS:
+        table.add_row(name, str(fb.get(key)), str(fa.get(key)))
     table.caption = Text(f"{result.verdict}\n{result.note}")
     return table
 

@@ -1,4 +1,4 @@
-"""What the three job forms (eval, syn, train) share: problems shown under their fields as
+"""What the job forms (eval, syn, train, demo) share: problems shown under their fields as
 the user types, a launch refused with the first problem named, and a job's error worded in
 the form's terms (the field's label, not the CLI flag the message was written for)."""
 
@@ -16,6 +16,9 @@ from ccapp.engines.options import declared
 
 # A user error's `where` as the CLI prints it: "--model: …" (ccapp.errors.UserError).
 FLAG_AT_START = re.compile(r"^(--[a-z0-9][a-z0-9-]*):\s*")
+# A flag inside the text, with its metavar ("--data FILE"), and a command line to type.
+FLAG_IN_TEXT = re.compile(r"(?<![\w-])(--[a-z0-9][a-z0-9-]*)(?: [A-Z][A-Z_]*\b)?")
+COMMAND = re.compile(r"\bccapp [a-z]+(?: [^\s;,)]+)*")
 
 
 def short_label(label: str) -> str:
@@ -30,14 +33,27 @@ def flag_labels(cls: type) -> dict[str, str]:
 
 
 def name_fields(text: str, cls: type | None) -> str:
-    """A job's error with its leading flag (`--model: …`) named as the form names the field
-    (`Model: …`); a flag no form field has, or a text without one, is left as it is."""
+    """A job's error in the form's words: its leading flag (`--model: …`) named as the form
+    names the field (`Model: …`), and a flag the fix mentions ("pass it with --data FILE")
+    as that field ("pass it with the Data field"). A command line to type (`ccapp eval
+    --resume 3`) keeps its flags, and a flag no form field has is left as it is."""
     if cls is None:
         return text
+    labels = flag_labels(cls)
     match = FLAG_AT_START.match(text)
-    if match is None or match.group(1) not in (labels := flag_labels(cls)):
-        return text
-    return f"{labels[match.group(1)]}: {text[match.end() :]}"
+    if match is not None and match.group(1) in labels:
+        text = f"{labels[match.group(1)]}: {text[match.end() :]}"
+
+    def field(found: re.Match[str]) -> str:
+        label = labels.get(found.group(1))
+        return f"the {label} field" if label else found.group(0)
+
+    commands = list(COMMAND.finditer(text))
+    pieces, at = [], 0
+    for command in commands:  # the flags between the command lines are the user's fields
+        pieces += [FLAG_IN_TEXT.sub(field, text[at : command.start()]), command.group(0)]
+        at = command.end()
+    return "".join([*pieces, FLAG_IN_TEXT.sub(field, text[at:])])
 
 
 def show_problems(screen: Screen[Any], id_prefix: str, problems: dict[str, str]) -> None:

@@ -65,6 +65,9 @@ class HistoryScreen(AppScreen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.all_runs: list[Run] = []
+        # Coming back to the list after a run was started elsewhere: that new run is what
+        # the user came for, so it is highlighted (a refresh while here keeps the cursor).
+        self._newest_on_leaving: int | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -98,6 +101,9 @@ class HistoryScreen(AppScreen[None]):
     def on_screen_resume(self) -> None:
         self.reload()
 
+    def on_screen_suspend(self) -> None:
+        self._newest_on_leaving = max((run.id for run in self.all_runs), default=0)
+
     def action_refresh(self) -> None:
         self.reload()
 
@@ -117,12 +123,18 @@ class HistoryScreen(AppScreen[None]):
     @on(Loaded)
     def loaded(self, message: Loaded) -> None:
         self.all_runs = message.runs
-        self.show()
+        left_at, self._newest_on_leaving = self._newest_on_leaving, None
+        newest = max((run.id for run in self.all_runs), default=0)
+        self.show(select=newest if left_at is not None and newest > left_at else None)
 
     @on(Input.Changed, "#history-filter")
-    def show(self) -> None:
+    def filtered(self) -> None:
+        self.show()
+
+    def show(self, select: int | None = None) -> None:
+        """The runs the filter matches, the cursor on `select` (else where it was)."""
         table = self.query_one("#history-runs", DataTable)
-        selected = self.selected_run_id()
+        selected = select if select is not None else self.selected_run_id()
         text = self.query_one("#history-filter", Input).value
         shown = [run for run in self.all_runs if matches(run, text)]
         table.clear()

@@ -49,9 +49,15 @@ def job_config(job: Job) -> type | None:
     """The config a job's command declares (its errors are worded for its form's fields)."""
     from ccapp.engines.c2eval.config import EvalConfig
     from ccapp.engines.c2syn.config import SynConfig
+    from ccapp.engines.demo.config import DemoOptions
     from ccapp.engines.dpo.config import TrainConfig
 
-    configs: dict[str, type] = {"eval": EvalConfig, "syn": SynConfig, "train": TrainConfig}
+    configs: dict[str, type] = {
+        "eval": EvalConfig,
+        "syn": SynConfig,
+        "train": TrainConfig,
+        "demo": DemoOptions,
+    }
     return configs.get(next(iter(job.args), ""))
 
 
@@ -193,7 +199,11 @@ class LiveJobScreen(AppScreen[None], Generic[StateT]):
         """`o`: the job's run on its own page (once the run exists)."""
         run_id = self.state.run_id if self.state.run_id is not None else self.run_named()
         if run_id is None:
-            self.notify("No run to open yet: it is made once the job has started.")
+            self.notify(
+                "The job ended before it made a run: there is nothing to open."
+                if self.job_over
+                else "No run to open yet: it is made once the job has started."
+            )
             return
         from ccapp.screens.run_page import page_of
 

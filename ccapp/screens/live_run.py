@@ -280,11 +280,15 @@ class LiveRunScreen(LiveJobScreen[LiveState]):
             )
             blocks.append(Text(""))
         body = self.query_one("#live-streams-body", Static)
-        body.update(
-            Group(*blocks)
-            if blocks
-            else Text(self.loading_line() or "Waiting for the first tokens…", style=palette.dim)
-        )
+        body.update(Group(*blocks) if blocks else Text(self._no_streams(), style=palette.dim))
+
+    def _no_streams(self) -> str:
+        """What the streams pane says before (or without) any continuation."""
+        if not self.job_over:
+            return self.loading_line() or "Waiting for the first tokens…"
+        if self.state.status == "failed":
+            return "No continuation was written: the job failed (the log below says why)."
+        return f"No continuation was written in this job: it ended {self.state.status}."
 
     def _fetch_cells(self, cell_ids: list[int]) -> None:
         if cell_ids and self._store is not None:

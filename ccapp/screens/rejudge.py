@@ -57,7 +57,7 @@ def judge_picking(run: Run, key_set: bool) -> Picking:
     return Picking(
         "judge",
         f"Judge run {run.id}'s stored continuations with (enter picks, esc cancels):",
-        (("judge", 18), ("", 32), ("judged", 8)),
+        (("judge", 18), ("", 32), ("judged", 11)),
         read,
         refuse,
     )

@@ -82,16 +82,9 @@ def export(screen: Screen[Any], run: Run, db_path: Path) -> None:
         if value:
             _export_worker(screen, run, db_path, Path(value), force=False)
 
-    what = (
-        "a folder for its pairs, or .json for its report"
-        if run.kind is RunKind.SYN
-        else ".json report, .html page, or .parquet, .jsonl or .csv samples"
-        if run.kind is RunKind.EVAL
-        else ".json report"
-    )
     screen.app.push_screen(
         PromptModal(
-            f"Export run {run.id} to ({what}):",
+            f"Export run {run.id} to ({export_choices(run.kind)}):",
             str(default),
             explain=partial(explain_export, run.kind),
         ),
@@ -99,14 +92,24 @@ def export(screen: Screen[Any], run: Run, db_path: Path) -> None:
     )
 
 
+def export_choices(kind: RunKind) -> str:
+    """What a run of this kind exports to, by the name's suffix (the dialog's words)."""
+    if kind is RunKind.SYN:
+        return "a folder for its pairs, or .json for its report"
+    if kind is RunKind.EVAL:
+        return ".json report, .html page, or .parquet, .jsonl or .csv samples"
+    return ".json report"
+
+
 def explain_export(kind: RunKind, value: str) -> tuple[str, bool]:
-    """What exporting to `value` writes, by its suffix; or why it cannot."""
+    """What exporting to `value` writes, by its suffix; or why it cannot, in the dialog's
+    words (the command line's fix names its flags, which the dialog has none of)."""
     from ccapp.engines.exports import export_format
 
     try:
         fmt = export_format(Path(value), None, kind)
     except UserError as exc:
-        return (f"{exc.message}: {exc.fix}" if exc.fix else exc.message), False
+        return f"{exc.problem}: name a {export_choices(kind)}", False
     return f"writes {EXPORT_WHAT[fmt]}", True
 
 
