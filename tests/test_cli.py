@@ -61,6 +61,23 @@ def test_runs_show_and_delete(store_with_runs: Path, capsys: pytest.CaptureFixtu
         assert runs.get_run(store, 2).parent_id is None
 
 
+def test_runs_show_is_for_a_person_the_json_for_a_script(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A researcher reads Corr@k with its interval per k, and the settings in a line; the
+    whole config and metrics are what --json is for."""
+    from helpers import build_fixed_store
+
+    db = tmp_path / "s.db"
+    run_id = build_fixed_store(db)
+    assert main(["runs", "show", str(run_id), "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "Corr@k" in out and "95% CI" in out
+    assert "settings" in out and "paths=" in out
+    assert '"corr"' not in out and "--json" in out
+    assert len(out.splitlines()) < 40
+
+
 def test_delete_without_yes_and_without_a_terminal_asks_for_yes(store_with_runs: Path) -> None:
     result = run_ccapp("runs", "delete", "1", "--db", str(store_with_runs), input="")
     assert result.returncode == 2 and "--yes" in result.stderr

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from ccapp.engines.c2eval.fluency import fluency, fluency_held, is_degenerate
 from ccapp.engines.c2eval.metrics import Judged, compute_metrics, paired_difference
 from ccapp.engines.demo.loop import DemoResult, rose_by_pairing, split_by_prompt
@@ -163,5 +165,20 @@ def test_set_refuses_an_unknown_setting_or_a_wrong_type_before_anything_runs(
     wrong = run_ccapp("demo", "--quick", "--db", str(db), "--set", "lora_r=big")
     assert wrong.returncode == 2 and "'big' is not a whole number" in wrong.stderr
     if db.exists():  # refused before a run was stored
+        with Store.open(db) as store:
+            assert runs.list_runs(store) == []
+
+
+def test_set_list_prints_the_settings_this_command_line_gives(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ccapp.cli import main
+
+    db = tmp_path / "s.db"
+    assert main(["demo", "--model", "smollm2", "--set", "list", "--db", str(db)]) == 0
+    listed = dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines())
+    assert listed["model"] == "smollm2" and listed["dpo_method"] == "lora"
+    assert listed["heldout"] == "40" and listed["ks"] == "10,20,40,80"
+    if db.exists():  # nothing ran
         with Store.open(db) as store:
             assert runs.list_runs(store) == []

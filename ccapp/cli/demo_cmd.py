@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
 from ccapp.cli.common import add_command, console, open_store, print_json
@@ -21,8 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         dest="overrides",
         help="change one of the loop's settings after --model/--quick apply theirs, e.g. "
-        "--set dpo_method=full --set dpo_lr=1e-5 (repeatable; the fields are DemoConfig's in "
-        "ccapp/engines/demo/loop.py)",
+        "--set dpo_method=full --set dpo_lr=1e-5 (repeatable; --set list prints the settings "
+        "with the values this command line gives them)",
     )
     p.add_argument("--events", choices=["jsonl"], help="progress as JSON lines on stdout")
     p.add_argument("--json", action="store_true", help="end with a one-line JSON summary")
@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from ccapp.cli.jobs import cancellation, make_sink
     from ccapp.engines.demo.loop import QUICK, REAL, Demo, DemoConfig
     from ccapp.engines.generation.types import Cancelled
+    from ccapp.engines.options import format_value
 
     options = DemoOptions(**given(args, DemoOptions))
     options.check()
@@ -43,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
         config = replace(config, **QUICK)  # type: ignore[arg-type]
         if options.model:  # enough requests that a few carry a safe answer to rank first
             config = replace(config, train_requests=60, dpo_max_steps=2, max_length=128)
+    if "list" in args.overrides:
+        for item in fields(config):
+            print(f"{item.name}={format_value(getattr(config, item.name))}")
+        return 0
     config = apply_overrides(config, args.overrides)
     with open_store(args) as store, cancellation() as cancel:
         sink = make_sink(args.events, lambda: None)

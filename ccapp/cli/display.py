@@ -81,32 +81,38 @@ class TerminalSink:
             self.progress.stop()
 
     def finished(self, run: Any) -> None:
-        metrics = run.metrics
-        if run.kind.value == "train":
-            self.out.print(
-                f"run {run.id}: {run.status.value} · {metrics.get('pairs')} pairs · "
-                f"loss {metrics.get('loss_first')} → "
-                f"{metrics.get('loss_last')} · reward margin {metrics.get('reward_margin_first')} → "
-                f"{metrics.get('reward_margin_last')} · model in {metrics.get('output')}",
-                markup=False,
-            )
-            return
-        if "corr" not in metrics:  # a syn run: what it made and what it left out
-            self.out.print(
-                f"run {run.id}: {run.status.value} · {metrics.get('groups', 0)} groups, "
-                f"{metrics.get('pairs', 0)} pairs, {metrics.get('rejected', 0)} rejected",
-                markup=False,
-            )
-            for name, n in {
-                **metrics.get("source", {}),
-                **metrics.get("rejection_reasons", {}),
-            }.items():
-                self.out.print(f"  {name}: {n}", markup=False)
-            return
-        self.out.print(
-            corr_table(metrics, title=f"run {run.id} · {run.model} · judge {metrics.get('judge')}")
+        print_result(self.out, run)
+
+
+def print_result(out: Console, run: Any) -> None:
+    """A finished run's result for a person: an eval run's Corr@k table, what a syn run made
+    and left out, where a train run's loss went and its model is."""
+    metrics = run.metrics
+    if run.kind.value == "train":
+        out.print(
+            f"run {run.id}: {run.status.value} · {metrics.get('pairs')} pairs · "
+            f"loss {metrics.get('loss_first')} → "
+            f"{metrics.get('loss_last')} · reward margin {metrics.get('reward_margin_first')} → "
+            f"{metrics.get('reward_margin_last')} · model in {metrics.get('output')}",
+            markup=False,
         )
-        self.out.print(f"run {run.id}: {run.status.value}")
+        return
+    if "corr" not in metrics:  # a syn run: what it made and what it left out
+        out.print(
+            f"run {run.id}: {run.status.value} · {metrics.get('groups', 0)} groups, "
+            f"{metrics.get('pairs', 0)} pairs, {metrics.get('rejected', 0)} rejected",
+            markup=False,
+        )
+        for name, n in {
+            **metrics.get("source", {}),
+            **metrics.get("rejection_reasons", {}),
+        }.items():
+            out.print(f"  {name}: {n}", markup=False)
+        return
+    out.print(
+        corr_table(metrics, title=f"run {run.id} · {run.model} · judge {metrics.get('judge')}")
+    )
+    out.print(f"run {run.id}: {run.status.value}")
 
 
 def corr_table(metrics: dict[str, Any], *, title: str = "") -> Table:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from ccapp.cli.common import add_db_option, console, open_store, print_json
+from ccapp.cli.display import print_result
+from ccapp.engines.run_summary import settings_line
 from ccapp.errors import UserError
-from ccapp.store import Run, RunKind, runs
+from ccapp.store import Run, RunKind, Store, runs
+from ccapp.store import evals as rows_store
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -113,6 +115,7 @@ def fit_columns(rows: list[list[str]], header: tuple[str, ...], width: int) -> l
 def run_show(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         run = runs.get_run(store, args.run)
+        result = run_result(store, run)
     if args.json:
         print_json(_summary(run) | {"config": run.config, "error": run.error})
         return 0
@@ -131,11 +134,23 @@ def run_show(args: argparse.Namespace) -> int:
         out.print(f"  {label:<12} {value}", markup=False)
     if run.error:
         out.print(f"  {'error':<12} {run.error}", markup=False)
-    # Plain writes: Rich would wrap long JSON values mid-string.
-    sys.stdout.write("  config\n" + json.dumps(run.config, indent=2, sort_keys=True) + "\n")
-    if run.metrics:
-        sys.stdout.write("  metrics\n" + json.dumps(run.metrics, indent=2, sort_keys=True) + "\n")
+    out.print(f"  {'settings':<12} {settings_line(run)}", markup=False)
+    if result is not None:  # the result as `ccapp eval|syn|train` ends with it
+        print_result(out, result)
+    out.print("  (--json: the whole config and metrics)", style="dim")
     return 0
+
+
+def run_result(store: Store, run: Run) -> Run | None:
+    """The run with the result to show: an eval run's Corr@k from its verdicts so far (its
+    own judge's; a paused run's too), another run's stored metrics (None: nothing yet)."""
+    if run.kind is RunKind.EVAL and run.judge in rows_store.judges_of(store, run.id):
+        from dataclasses import replace
+
+        from ccapp.engines.c2eval.report import run_metrics
+
+        return replace(run, metrics=run_metrics(store, run, run.judge))
+    return run if run.metrics else None
 
 
 def run_delete(args: argparse.Namespace) -> int:

@@ -10,7 +10,6 @@ time it is shown again, so it never shows a state the run has left (resumed, fin
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,31 +19,10 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
-from ccapp.engines.c2eval.config import EvalConfig
-from ccapp.engines.c2syn.config import SynConfig
-from ccapp.engines.dpo.config import TrainConfig
-from ccapp.engines.options import shown_settings
+from ccapp.engines.run_summary import settings_line
 from ccapp.screens import run_actions
 from ccapp.screens.base import AppScreen, keys
 from ccapp.store import Run, RunKind, Store, runs
-
-# The settings line of a run: what its job's config declares shown (ccapp.engines.options),
-# then where its model and data resolved to.
-PROVENANCE = ("model_source", "data_location")
-SHOWN_SETTINGS = {
-    RunKind.EVAL: shown_settings(EvalConfig) + PROVENANCE,
-    RunKind.SYN: shown_settings(SynConfig) + PROVENANCE,
-    RunKind.TRAIN: shown_settings(TrainConfig) + PROVENANCE,
-}
-
-
-def show_value(value: Any) -> str:
-    """A stored setting as the summary line shows it."""
-    if isinstance(value, list):
-        return ",".join(map(str, value))
-    if isinstance(value, (dict, type(None))):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
 
 
 def summary_text(run: Run, lineage: list[Run]) -> Text:
@@ -67,13 +45,7 @@ def summary_text(run: Run, lineage: list[Run]) -> Text:
                 label += f" (Corr_mean {link.corr_mean:.3f})"
             lines.append(label, style="bold" if link.id == run.id else "")
         lines.append("\n")
-    # key=value with no space inside, so that a narrow screen wraps between settings only
-    settings = " · ".join(
-        f"{k}={show_value(run.config[k])}"
-        for k in SHOWN_SETTINGS.get(run.kind, ())
-        if k in run.config
-    )
-    lines.append(settings, style="dim")
+    lines.append(settings_line(run), style="dim")
     if run.error:
         lines.append(f"\n{run.error}", style="bold red")
     return lines
