@@ -10,7 +10,7 @@ from typing import Any
 
 from test_app_flows import cpu_probe, wait_for
 from textual.containers import VerticalScroll
-from textual.widgets import DataTable, Input, RichLog
+from textual.widgets import DataTable, Input, ProgressBar, RichLog
 
 from ccapp.app import CcappApp
 from ccapp.screens.compare import CompareScreen
@@ -328,6 +328,8 @@ async def test_a_batch_being_written_shows_before_it_is_stored_and_cancel_says_i
         app.push_screen(screen)
         await wait_for(pilot, lambda: len(screen.state.streams) == 3 and not screen._dirty)
         assert "2 being written" in str(screen.query_one("#live-rate").render())
+        # nothing stored yet: the bar pulses instead of standing at a 0% that says nothing
+        assert screen.query_one("#live-progress", ProgressBar).total is None
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
         question = app.screen.question  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ however fast the model writes.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,7 @@ class LiveState(JobState):
     # Paths that have tokens but are not stored yet: a batch is stored whole, so on a CPU a
     # real model can write for a minute before the count of continuations moves.
     writing: set[tuple[int, int]] = field(default_factory=set)
+    writing_since: float | None = None  # when the paths being written began (monotonic)
 
 
 class LiveRunScreen(LiveJobScreen[LiveState]):
@@ -142,6 +144,8 @@ class LiveRunScreen(LiveJobScreen[LiveState]):
                 before = f" ({s.done} stored before this start)" if s.done else ""
                 self.log_line(f"run {s.run_id} started: {s.total} continuations{before}")
             case Tokens(deltas=deltas):
+                if not s.writing:
+                    s.writing_since = time.monotonic()
                 for cell, path, delta in deltas:
                     s.writing.add((cell, path))
                     stream = self._stream(cell, path)
@@ -216,10 +220,16 @@ class LiveRunScreen(LiveJobScreen[LiveState]):
             title += f" · judge {s.judge}"
         self.query_one("#live-title", Static).update(Text(f"{title} · {s.status}"))
         bar = self.query_one("#live-progress", ProgressBar)
-        bar.update(total=max(s.total, 1), progress=s.done)
+        writing = bool(s.writing) and not self.job_over
+        # nothing stored yet, the first batch in flight: a pulsing bar, not a 0% that lies
+        first_batch = writing and s.done == 0
+        bar.update(total=None if first_batch else max(s.total, 1), progress=s.done)
         rate = f"{s.done}/{s.total} continuations"
-        if s.writing and not self.job_over:
+        if writing:
             rate += f" · {len(s.writing)} being written"
+            waited = time.monotonic() - (s.writing_since or time.monotonic())
+            if waited >= 10:  # a long batch (a real model on a CPU): how long it has taken
+                rate += f" for {duration(waited)}"
         if s.rate:
             rate += f" · {s.rate:.1f}/s"
         if s.eta_s is not None and not self.finished:
