@@ -350,6 +350,6 @@ def build_fixed_store(path: Path) -> int:
             db.execute(
                 "UPDATE runs SET created_at = '2026-11-01T10:00:00Z', updated_at = '2026-11-01T10:05:00Z', "
                 "ccapp_version = '0.0.0-golden', "
-                "finished_at = '2026-11-01T10:05:00Z'"
+                "finished_at = '2026-11-01T10:05:00Z', seconds_running = 300"
             )
         return run.id

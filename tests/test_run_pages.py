@@ -455,6 +455,36 @@ async def test_evaluate_it_shows_the_command_and_the_time_and_asks(tmp_path: Pat
         assert not any(isinstance(s, LiveRunScreen) for s in app.screen_stack)
 
 
+async def test_evaluate_it_says_when_this_model_was_evaluated_so_already(tmp_path: Path) -> None:
+    """A second `v` would make a duplicate: the dialog names the eval run that exists and
+    offers to open it."""
+    from ccapp.screens.modals import ChoiceModal
+    from ccapp.screens.run_detail import RunDetailScreen
+
+    db = tmp_path / "s.db"
+    eval_id = build_fixed_store(db)
+    with Store.open(db) as store:  # the trained model /m/x, evaluated with run 1's settings
+        first = runs.get_run(store, eval_id)
+        again = runs.create_run(store, RunKind.EVAL, first.config, model="/m/x")
+        runs.set_status(store, again.id, RunStatus.DONE, metrics={"corr_mean": 0.25})
+    events: list[dict[str, object]] = [
+        {"event": "run_finished", "run_id": 9, "status": "done", "metrics": {"output": "/m/x"}},
+    ]
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await finished_training(pilot, app, events, db)
+        await pilot.press("v")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceModal))
+        question = app.screen.question  # type: ignore[attr-defined]
+        assert f"Eval run {again.id} has evaluated this model with these settings already" in (
+            question
+        )
+        assert "Corr_mean 0.250" in question
+        await pilot.press("o")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        assert app.screen.run_id == again.id  # type: ignore[attr-defined]
+
+
 def test_the_training_charts_label_whole_steps() -> None:
     from ccapp.screens.train import step_ticks
 

@@ -62,7 +62,13 @@ def test_cells_stored_before_prefill_token_counts_open_with_none(tmp_path: Path)
     path = tmp_path / "old.db"
     with Store.open(path, migrate=False) as old:
         old.migrate(target=4)
-        run = runs.create_run(old, RunKind.EVAL, {"ks": [10]})
+        with old.write() as db:  # a run as ccapp at schema 4 stored one
+            run_id = db.execute(
+                "INSERT INTO runs (kind, status, config, ccapp_version, created_at, updated_at) "
+                "VALUES ('eval', 'done', '{\"ks\": [10]}', '0.1', '2026-01-01T00:00:00Z', "
+                "'2026-01-01T00:00:00Z')"
+            ).lastrowid
+        run = runs.get_run(old, run_id)
         (item,) = rows_store.insert_items(old, run.id, [(0, 1, "How?", "First, …", None)])
         with old.write() as db:  # as ccapp at schema 4 wrote a cell
             db.execute(
@@ -78,6 +84,7 @@ def test_cells_stored_before_prefill_token_counts_open_with_none(tmp_path: Path)
             store, run.id, [rows_store.NewCell(item.id, 20, "Sure.", "Sure. F", "p", 9, False, 4)]
         )
         assert [c.prefill_tokens for c in rows_store.get_cells(store, run.id)] == [None, 4]
+        assert runs.get_run(store, run.id).seconds_running == 0.0  # not counted back then
 
 
 def test_a_store_from_a_newer_ccapp_is_refused_untouched(tmp_path: Path) -> None:
@@ -243,3 +250,29 @@ def test_opening_a_store_keeps_the_locks_other_connections_of_this_process_hold(
     assert "database is locked" in other_process.stderr, other_process.stdout
     reader.conn.execute("COMMIT")
     reader.close()
+
+
+def test_a_run_counts_the_time_it_ran_and_not_its_pauses(tmp_path: Path) -> None:
+    """`v` on a train run says how long an eval like the last one takes: a run paused for an
+    hour between two minutes of work took two minutes, not an hour."""
+    from ccapp.store.train import eval_cost
+
+    def started_ago(run_id: int, seconds: int) -> None:
+        with store.write() as db:
+            db.execute(
+                "UPDATE runs SET running_since = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', ?) "
+                "WHERE id = ?",
+                [f"-{seconds} seconds", run_id],
+            )
+
+    with Store.open(tmp_path / "s.db") as store:
+        run = runs.create_run(store, RunKind.EVAL, {})
+        started_ago(run.id, 30)
+        runs.set_status(store, run.id, RunStatus.PAUSED)
+        with store.write() as db:  # an hour on pause
+            db.execute("UPDATE runs SET created_at = '2026-01-01T00:00:00Z' WHERE id = ?", [run.id])
+        runs.claim(store, run.id)
+        started_ago(run.id, 20)
+        done = runs.set_status(store, run.id, RunStatus.DONE)
+        assert 49 <= done.seconds_running <= 52
+        assert 49 <= (eval_cost(store, run.id).seconds or 0) <= 52

@@ -232,7 +232,7 @@ class LiveRunScreen(LiveJobScreen[LiveState]):
                 rate += f" for {duration(waited)}"
         if s.rate:
             rate += f" · {s.rate:.1f}/s"
-        if s.eta_s is not None and not self.finished:
+        if s.eta_s is not None and s.status == "running":  # a finished run has no ETA
             rate += f" · ETA {duration(s.eta_s)}"
         self.query_one("#live-rate", Static).update(rate)
         self._paint_per_k()

@@ -35,7 +35,7 @@ from ccapp.errors import UserError
 from ccapp.screens.job_form import JobFormScreen
 from ccapp.screens.jobs import JobEnded
 from ccapp.screens.live_base import JobState, LiveJobScreen, duration
-from ccapp.screens.modals import ConfirmModal
+from ccapp.screens.modals import ChoiceModal, ConfirmModal
 from ccapp.screens.option_form import OptionTexts, form_command, read_values
 from ccapp.screens.widgets import footer
 from ccapp.store import Run, RunKind, Store, runs
@@ -64,7 +64,7 @@ def eval_args_like_last(store: Store, model: str, trained: int | None = None) ->
     """`ccapp eval` arguments that repeat an earlier eval's settings on another model: those
     that decide its results, but for the model and how it was loaded or served."""
     planned = evaluation_like_last(store, model, trained)
-    return planned[0] if planned else None
+    return planned.args if planned else None
 
 
 def eval_to_repeat(store: Store, trained: int | None) -> Run | None:
@@ -87,11 +87,18 @@ def eval_to_repeat(store: Store, trained: int | None) -> Run | None:
     return (same_model or evals)[0]
 
 
-def evaluation_like_last(
-    store: Store, model: str, trained: int | None = None
-) -> tuple[list[str], EvalCost] | None:
-    """The `ccapp eval` arguments of `eval_args_like_last`, and what the eval they copy cost
-    (the estimate of this one: as many continuations, about as long on a same-sized model)."""
+@dataclass(frozen=True)
+class EvalPlan:
+    """What `v` would run: the `ccapp eval` arguments, what the eval they copy cost (the
+    estimate: as many continuations, about as long on a same-sized model), and the eval of
+    this model with these settings that the store has already (None: none)."""
+
+    args: list[str]
+    cost: EvalCost
+    done_before: Run | None = None
+
+
+def evaluation_like_last(store: Store, model: str, trained: int | None = None) -> EvalPlan | None:
     last = eval_to_repeat(store, trained)
     if last is None:
         return None
@@ -104,20 +111,39 @@ def evaluation_like_last(
         and d.name != "model"
         and d.name in stored
     }
-    return form_command("eval", EvalConfig, {"model": model} | repeated), eval_cost(store, last.id)
+    done_before = next(
+        (
+            r
+            for r in runs.list_runs(store, kind=RunKind.EVAL)
+            if r.model == model and all(r.config.get(k) == v for k, v in repeated.items())
+        ),
+        None,
+    )
+    args = form_command("eval", EvalConfig, {"model": model} | repeated)
+    return EvalPlan(args, eval_cost(store, last.id), done_before)
 
 
-def evaluate_question(args: list[str], cost: EvalCost) -> str:
-    """What `v` asks before starting: the command it runs and how long it will take."""
+def evaluate_question(plan: EvalPlan) -> str:
+    """What `v` asks before starting: the command it runs, how long it will take, and the
+    eval of this model with these settings already made, if there is one."""
+    cost = plan.cost
     made = f"{cost.continuations} continuations"
     if cost.seconds is not None:
         took = f"about {duration(cost.seconds)} (eval run {cost.run_id} made {made} in that time)"
     else:
         took = f"unknown: eval run {cost.run_id}, whose settings it copies, has not finished"
-    return (
+    question = (
         f"Evaluate the trained model with the settings of eval run {cost.run_id}?\n\n"
-        f"ccapp {' '.join(args)}\n\n{made} · time: {took}"
+        f"ccapp {' '.join(plan.args)}\n\n{made} · time: {took}"
     )
+    before = plan.done_before
+    if before is not None:
+        score = f", Corr_mean {before.corr_mean:.3f}" if before.corr_mean is not None else ""
+        question += (
+            f"\n\nEval run {before.id} has evaluated this model with these settings already "
+            f"({runs.status_text(before)}{score})."
+        )
+    return question
 
 
 def ask_to_evaluate(
@@ -142,30 +168,43 @@ def ask_to_evaluate(
     )
 
 
-def _confirm_evaluation(
-    screen: Screen[Any], db_path: Path, planned: tuple[list[str], EvalCost] | None
-) -> None:
-    if planned is None:
+def _confirm_evaluation(screen: Screen[Any], db_path: Path, plan: EvalPlan | None) -> None:
+    if plan is None:
         screen.notify(
             "No eval run yet to copy the settings of: use F2 to evaluate.", severity="warning"
         )
         return
-    args, cost = planned
 
-    def answer(yes: bool | None) -> None:
-        if not yes:
-            return
+    def start() -> None:
         from ccapp.screens.jobs import ChildJob
         from ccapp.screens.live_run import LiveRunScreen
 
+        job = ChildJob([*plan.args, "--db", str(db_path)])
+        screen.app.push_screen(LiveRunScreen(job, f"ccapp {' '.join(plan.args)}", db_path))
+
+    before = plan.done_before
+    if before is None:
         screen.app.push_screen(
-            LiveRunScreen(
-                ChildJob([*args, "--db", str(db_path)]), f"ccapp {' '.join(args)}", db_path
-            )
+            ConfirmModal(evaluate_question(plan), yes="Evaluate", no="Not now"),
+            lambda yes: start() if yes else None,
         )
+        return
+
+    def choose(choice: str | None) -> None:
+        if choice == "y":
+            start()
+        elif choice == "o":
+            from ccapp.screens.run_page import page_of
+
+            screen.app.push_screen(page_of(before.id, db_path))
 
     screen.app.push_screen(
-        ConfirmModal(evaluate_question(args, cost), yes="Evaluate", no="Not now"), answer
+        ChoiceModal(
+            evaluate_question(plan),
+            [("o", f"Open run {before.id}"), ("y", "Evaluate again")],
+            cancel="Not now",
+        ),
+        choose,
     )
 
 

@@ -62,6 +62,8 @@ class Run:
     finished_at: str | None
     pid: int | None = None
     host: str | None = None
+    # Time spent running, summed over its starts and resumes (not the pauses between).
+    seconds_running: float = 0.0
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Run:
@@ -83,6 +85,7 @@ class Run:
             finished_at=row["finished_at"],
             pid=row.get("pid"),
             host=row.get("host"),
+            seconds_running=row.get("seconds_running") or 0.0,
         )
 
     @property

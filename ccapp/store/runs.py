@@ -40,8 +40,9 @@ def create_run(
         cursor = db.execute(
             """
             INSERT INTO runs (kind, status, model, data, judge, config, fingerprint,
-                              parent_id, ccapp_version, created_at, updated_at, pid, host)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                              parent_id, ccapp_version, created_at, updated_at, pid, host,
+                              running_since)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
                 kind.value,
@@ -57,6 +58,7 @@ def create_run(
                 now,
                 os.getpid(),
                 socket.gethostname(),
+                now,
             ],
         )
         run_id = cursor.lastrowid
@@ -167,13 +169,23 @@ def set_status(
             "UPDATE runs SET status = ?, error = ?, updated_at = ?, finished_at = ? WHERE id = ?",
             [status.value, error, now, finished, run_id],
         )
+        if status is not RunStatus.RUNNING:  # it stops running: count the time it ran
+            db.execute(
+                "UPDATE runs SET seconds_running = seconds_running + MAX(0, "
+                "(julianday(?) - julianday(running_since)) * 86400), running_since = NULL "
+                "WHERE id = ? AND running_since IS NOT NULL",
+                [now, run_id],
+            )
         if metrics is not None:
             _write_metrics(db, run_id, metrics, now)
     return get_run(store, run_id)
 
 
 def claim(store: Store, run_id: int) -> Run:
-    """Mark a run as running in this process, refusing one that a live process still runs."""
+    """Mark a run as running in this process, refusing one that a live process still runs.
+    (A run whose process died keeps no record of how long that process ran: its
+    `running_since` is replaced here, and `seconds_running` counts the runs that ended.)"""
+    now = utc_now()
     with store.write() as db:
         run = get_run(store, run_id)
         if run_elsewhere(run):
@@ -183,8 +195,8 @@ def claim(store: Store, run_id: int) -> Run:
             )
         db.execute(
             "UPDATE runs SET status = ?, error = NULL, finished_at = NULL, updated_at = ?, "
-            "pid = ?, host = ? WHERE id = ?",
-            [RunStatus.RUNNING.value, utc_now(), os.getpid(), socket.gethostname(), run_id],
+            "pid = ?, host = ?, running_since = ? WHERE id = ?",
+            [RunStatus.RUNNING.value, now, os.getpid(), socket.gethostname(), now, run_id],
         )
     return get_run(store, run_id)
 

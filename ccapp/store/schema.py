@@ -217,6 +217,13 @@ MIGRATIONS: list[list[str]] = [
         """,
         "CREATE INDEX judge_batches_run ON judge_batches(run_id, judge, state)",
     ],
+    # 7: how long a run has been running, its pauses left out. A run adds the
+    # time since `running_since` to `seconds_running` when it stops running (paused, failed,
+    # done), so "how long will an eval like that one take" is not its wall clock.
+    [
+        "ALTER TABLE runs ADD COLUMN running_since TEXT",
+        "ALTER TABLE runs ADD COLUMN seconds_running REAL NOT NULL DEFAULT 0",
+    ],
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

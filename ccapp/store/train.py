@@ -134,15 +134,19 @@ class EvalCost:
 
 
 def eval_cost(store: Store, run_id: int) -> EvalCost:
-    """The cost of eval run `run_id`, read from its stored continuations and timestamps."""
+    """The cost of eval run `run_id`: its stored continuations and the time it ran."""
     from datetime import datetime
 
     row = store.conn.execute(
-        "SELECT created_at, finished_at, status FROM runs WHERE id = ?", [run_id]
+        "SELECT created_at, finished_at, status, seconds_running FROM runs WHERE id = ?",
+        [run_id],
     ).fetchone()
     made = store.count("continuations", "run_id = ?", [run_id])
     seconds = None
     if row is not None and row[1] and row[2] == "done":
-        start, end = datetime.fromisoformat(row[0]), datetime.fromisoformat(row[1])
-        seconds = max(0.0, (end - start).total_seconds())
+        if row[3]:  # the time it ran, its pauses left out
+            seconds = float(row[3])
+        else:  # a run stored before ccapp counted that: its wall clock
+            start, end = datetime.fromisoformat(row[0]), datetime.fromisoformat(row[1])
+            seconds = max(0.0, (end - start).total_seconds())
     return EvalCost(run_id, made, seconds)
