@@ -22,7 +22,7 @@ from ccapp.screens.eval_form import EvalFormScreen
 from ccapp.screens.history import HistoryScreen
 from ccapp.screens.home import HomeScreen
 from ccapp.screens.live_base import LiveJobScreen
-from ccapp.screens.modals import ChoiceModal
+from ccapp.screens.modals import ChoiceModal, ConfirmModal
 from ccapp.screens.syn import SynFormScreen
 from ccapp.screens.train import TrainFormScreen
 from ccapp.theme import CCAPP_THEME
@@ -131,7 +131,8 @@ class CcappApp(App[None]):
             self.notify(f"{running[-1].title_text} is still running — F6 shows it", title="Job")
 
     def action_show_job(self) -> None:
-        """The running job's live view (else the last job's), wherever it was left."""
+        """The running job's live view (else the last job's), wherever it was left; from one
+        running job's view, the next running job's."""
         if not self.job_screens:
             self.notify(
                 "No job has run in this session yet: F2 starts an evaluation, F4 a synthesis, "
@@ -140,6 +141,8 @@ class CcappApp(App[None]):
             return
         running = self.running_jobs()
         target = running[-1] if running else self.job_screens[-1]
+        if self.screen in running and len(running) > 1:
+            target = running[(running.index(self.screen) + 1) % len(running)]
         for mode, stack in self._screen_stacks.items():
             if target in stack:
                 self.switch_mode(mode)
@@ -181,9 +184,7 @@ class CcappApp(App[None]):
                 self.notify("stopping the job at its next step, then quitting…", title="Quit")
                 self.set_interval(0.1, self._exit_when_stopped)
 
-        names = ", ".join(
-            f"run {s.state.run_id}" if s.state.run_id is not None else s.title_text for s in running
-        )
+        names = job_names(running)
         one = len(running) == 1
         self.push_screen(
             ChoiceModal(
@@ -206,11 +207,38 @@ class CcappApp(App[None]):
 
         self.push_screen(page_of(run_id, self.db_path))
 
+    def launch(self, live: LiveJobScreen[Any]) -> None:
+        """Show a new job's live view, which starts it; while another job runs, ask first:
+        both share this machine, so each runs slower."""
+        running = self.running_jobs()
+        if not running:
+            self.push_screen(live)
+            return
+        one = len(running) == 1
+        question = (
+            f"{job_names(running)} {'is' if one else 'are'} still running. Start "
+            f"{live.title_text} beside {'it' if one else 'them'}? They share this machine, so "
+            "each runs slower; F6 goes from one job's live view to the next."
+        )
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.push_screen(live)
+
+        self.push_screen(ConfirmModal(question, yes="Start beside", no="Not now"), answer)
+
     def start_demo(self) -> None:
         """The demo's form first: it says what the demo costs and asks what it runs on."""
         from ccapp.screens.demo import DemoFormScreen
 
         self.push_screen(DemoFormScreen())
+
+
+def job_names(jobs: list[LiveJobScreen[Any]]) -> str:
+    """Running jobs as a sentence names them: their runs, or their command lines."""
+    return ", ".join(
+        f"run {s.state.run_id}" if s.state.run_id is not None else s.title_text for s in jobs
+    )
 
 
 if TYPE_CHECKING:  # mypy checks here that the app gives screens all they use (screens/base.py)

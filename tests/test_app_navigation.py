@@ -340,6 +340,37 @@ async def test_a_batch_being_written_shows_before_it_is_stored_and_cancel_says_i
         assert "being written" not in str(screen.query_one("#live-rate").render())
 
 
+async def test_a_second_job_is_started_beside_a_running_one_only_when_asked_and_f6_goes_between(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "s.db"
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 40)) as pilot:
+        first = live(db, [started(1)], hold=True)
+        app.launch(first)
+        await wait_for(pilot, lambda: first.state.run_id == 1)
+        second = live(db, [started(2)], hold=True)
+        app.launch(second)
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        question = app.screen.question  # type: ignore[attr-defined]
+        assert "run 1 is still running" in question and "F6" in question
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen is first and second not in app.screen_stack
+        app.launch(second)
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: second.state.run_id == 2)
+        assert app.screen is second
+        await pilot.press("f6")  # from one running job's view to the other's, and back
+        await wait_for(pilot, lambda: app.screen is first)
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: app.screen is second)
+        for job in (first, second):
+            job.job.cancel()
+        await wait_for(pilot, lambda: first.finished and second.finished)
+
+
 async def test_f6_before_any_job_says_how_to_start_one(tmp_path: Path) -> None:
     app = CcappApp(tmp_path / "s.db", probe_devices=cpu_probe)
     async with app.run_test(size=(80, 24)) as pilot:

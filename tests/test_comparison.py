@@ -230,3 +230,13 @@ def test_the_screens_mean_delta_is_left_out_when_the_runs_average_other_ks() -> 
     assert rows[-1] == ("mean", 0.0, 0.02, None)  # 0.02 − 0.0 would mix in k = 40
     same = {"corr": {"10": 0.01, "20": 0.03}, "corr_mean": 0.02}
     assert deltas(two, same)[-1] == ("mean", 0.0, 0.02, 0.02)
+
+
+def test_the_terminal_chart_scales_to_the_rates_it_shows() -> None:
+    """Corr@k of a few percent on a 0-to-1 axis is a flat line with invisible intervals."""
+    from ccapp.screens.widgets import rate_label, y_top
+
+    assert y_top([0.022, 0.029, 0.0, 0.031]) == 0.04
+    assert y_top([0.3, 0.45]) == 0.8 and y_top([0.9, 1.0]) == 1.0
+    assert y_top([]) == 1.0  # nothing yet: the whole range
+    assert [rate_label(0.04 * i / 4) for i in range(5)] == ["0", ".01", ".02", ".03", ".04"]

@@ -28,6 +28,7 @@ from ccapp.screens.modals import ErrorModal
 
 if TYPE_CHECKING:
     from ccapp.engines.devices import Device
+    from ccapp.screens.live_base import LiveJobScreen
 
 ResultType = TypeVar("ResultType")
 
@@ -44,6 +45,8 @@ class Services(Protocol):
     def open_run(self, run_id: int) -> None: ...
 
     def start_demo(self) -> None: ...
+
+    def launch(self, live: LiveJobScreen[Any]) -> None: ...
 
 
 def keys(

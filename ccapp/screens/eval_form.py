@@ -16,7 +16,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import DirectoryTree, Header, Input, Label, Select, Static
 
 from ccapp.engines.c2eval.config import EvalConfig
@@ -30,6 +29,7 @@ from ccapp.errors import UserError
 from ccapp.screens.base import AppScreen
 from ccapp.screens.job_form import JobFormScreen, found, four_bit_problem
 from ccapp.screens.jobs import Job
+from ccapp.screens.live_base import LiveJobScreen
 from ccapp.screens.option_form import OptionTexts, Text, field_box, form_command, read_values
 from ccapp.screens.widgets import footer
 
@@ -238,7 +238,7 @@ class EvalFormScreen(JobFormScreen[FormValues]):
         self.query_one("#judge-server").display = kind == "server"
         self.query_one("#judge_path").display = kind == "hf"
 
-    def live_screen(self, job: Job, title: str, db_path: Path) -> Screen[Any]:
+    def live_screen(self, job: Job, title: str, db_path: Path) -> LiveJobScreen[Any]:
         from ccapp.screens.live_run import LiveRunScreen
 
         return LiveRunScreen(job, title, db_path)

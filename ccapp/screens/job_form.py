@@ -19,7 +19,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Header, Input, Select, Static, Switch
 
@@ -30,6 +29,7 @@ from ccapp.screens.base import AppScreen
 from ccapp.screens.form_memory import forget, recall, remember
 from ccapp.screens.form_problems import field_label, refuse_launch, show_problems
 from ccapp.screens.jobs import Job
+from ccapp.screens.live_base import LiveJobScreen
 from ccapp.screens.option_form import (
     OptionTexts,
     Text,
@@ -237,9 +237,9 @@ class JobFormScreen(AppScreen[None], Generic[V]):
 
         db_path = self.services.db_path
         job = ChildJob([*args, "--db", str(db_path)])
-        self.app.push_screen(self.live_screen(job, f"ccapp {' '.join(args)}", db_path))
+        self.services.launch(self.live_screen(job, f"ccapp {' '.join(args)}", db_path))
 
-    def live_screen(self, job: Job, title: str, db_path: Path) -> Screen[Any]:
+    def live_screen(self, job: Job, title: str, db_path: Path) -> LiveJobScreen[Any]:
         """The screen that shows the launched job."""
-        screen: Screen[Any] = self.LIVE_SCREEN(job, title, db_path)
+        screen: LiveJobScreen[Any] = self.LIVE_SCREEN(job, title, db_path)
         return screen

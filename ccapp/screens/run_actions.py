@@ -20,7 +20,7 @@ from typing import Any
 from textual.screen import Screen
 
 from ccapp.errors import UserError
-from ccapp.screens.base import failure_line
+from ccapp.screens.base import failure_line, services_of
 from ccapp.screens.modals import ConfirmModal, ErrorModal, PromptModal
 from ccapp.store import Run, RunKind, RunStatus, Store, runs
 
@@ -37,7 +37,7 @@ def start_job(screen: Screen[Any], args: list[str], title: str, db_path: Path) -
 
     views: dict[str, type[LiveJobScreen[Any]]] = {"syn": SynLiveScreen, "train": TrainLiveScreen}
     live = views.get(args[0], LiveRunScreen)
-    screen.app.push_screen(live(ChildJob([*args, "--db", str(db_path)]), title, db_path))
+    services_of(screen.app).launch(live(ChildJob([*args, "--db", str(db_path)]), title, db_path))
 
 
 def resume(screen: Screen[Any], run: Run, db_path: Path) -> None:

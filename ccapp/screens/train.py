@@ -32,6 +32,7 @@ from ccapp.engines.events import (
 from ccapp.engines.generation.backend import LOADING, SERVER
 from ccapp.engines.options import Declared, declared
 from ccapp.errors import UserError
+from ccapp.screens.base import services_of
 from ccapp.screens.job_form import JobFormScreen
 from ccapp.screens.jobs import JobEnded
 from ccapp.screens.live_base import JobState, LiveJobScreen, duration
@@ -180,7 +181,8 @@ def _confirm_evaluation(screen: Screen[Any], db_path: Path, plan: EvalPlan | Non
         from ccapp.screens.live_run import LiveRunScreen
 
         job = ChildJob([*plan.args, "--db", str(db_path)])
-        screen.app.push_screen(LiveRunScreen(job, f"ccapp {' '.join(plan.args)}", db_path))
+        live = LiveRunScreen(job, f"ccapp {' '.join(plan.args)}", db_path)
+        services_of(screen.app).launch(live)
 
     before = plan.done_before
     if before is None:

@@ -121,10 +121,12 @@ class CorrChart(PlotextPlot):
         plt.clear_figure()
         plt.title(title)
         plt.xlabel("k (prefill length)")
-        plt.ylim(0, 1)
-        # plotext's own ticks land on thirds or sixths by the height: quarters read as rates
-        plt.yticks([0, 0.25, 0.5, 0.75, 1], ["0", ".25", ".50", ".75", "1"])
         drawn = [s for s in series if s.ks]
+        top = y_top([v for s in drawn for v in (*s.corr, *s.high)])
+        plt.ylim(0, top)
+        # plotext's own ticks land on thirds or sixths by the height: quarters read as rates
+        ticks = [top * i / 4 for i in range(5)]
+        plt.yticks(ticks, [rate_label(t) for t in ticks])
         ks = sorted({k for s in drawn for k in s.ks})
         nudge = (ks[-1] - ks[0]) / 120 if len(ks) > 1 else 0.2
         for index, s in enumerate(drawn):
@@ -137,6 +139,26 @@ class CorrChart(PlotextPlot):
         if ks:
             plt.xticks([float(k) for k in ks])
         self.refresh()
+
+
+# The y axis's tops: each one's quarters are round rates (.01, .02, .03, .04).
+Y_TOPS = (0.02, 0.04, 0.08, 0.2, 0.4, 0.8, 1.0)
+
+
+def y_top(values: Sequence[float]) -> float:
+    """The chart's y range, 0 to the least top above every value: the Corr@k of a safe-ish
+    model are a few percent, a flat line on a 0-to-1 axis with its intervals invisible."""
+    highest = max((v for v in values if v is not None), default=None)
+    if highest is None:  # nothing measured yet: the whole range
+        return 1.0
+    return next((top for top in Y_TOPS if highest <= top), 1.0)
+
+
+def rate_label(value: float) -> str:
+    """A y tick as rates are written: 0, .005, .25, 1."""
+    if value in (0, 1):
+        return str(int(value))
+    return f"{value:.3f}".rstrip("0").lstrip("0")
 
 
 def many(n: int, noun: str) -> str:
