@@ -281,7 +281,7 @@ def test_the_source_line_says_limit_left_requests_out_not_that_a_filter_dropped_
     line = source_text({"source": 500, "kept": 3, "beyond --limit": 497}, limit=3).plain
     assert (
         line
-        == "read 500 rows → kept 3 requests\nleft out by --limit 3: 497 more passed the filters"
+        == "read 500 rows → kept 3 requests\nleft out by the limit (3): 497 more passed the filters"
     )
     assert "−" not in line and "dropped" not in line
     assert source_text({}).plain == "source counts: not recorded for this run"
@@ -304,7 +304,7 @@ async def test_a_syn_run_has_its_own_page(tmp_path: Path) -> None:
             "dropped by the filters: no how/what in the prompt 4 · no unsafe response over 80 words 3"
             in source
         )
-        assert "left out by --limit: 1 more passed the filters" in source
+        assert "left out by the limit: 1 more passed the filters" in source
         results = text_of(screen, "#syn-run-results")
         assert "kept 1 group (15 pairs)" in results
         assert "rejected 1 · the safe answer is not safe: 1" in results
@@ -704,3 +704,38 @@ def test_the_export_dialog_says_what_a_name_would_write_in_its_own_words() -> No
     assert "--" not in line and line.count(".html") == 1  # no flags, said once
     line, ok = explain_export(RunKind.SYN, "/tmp/run-2.html")
     assert not ok and "a syn run has no HTML report" in line and "a folder for its pairs" in line
+
+
+async def test_a_run_another_process_runs_is_followed_on_its_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job left running when the app quit (or a `ccapp eval` in a terminal) is watched
+    from its page: it rereads the store until the run stops running."""
+    import os
+
+    from ccapp.screens import run_page
+
+    monkeypatch.setattr(run_page, "FOLLOW_S", 0.2)
+    db = tmp_path / "s.db"
+    run_id = build_fixed_store(db)
+    with Store.open(db) as store, store.write() as conn:  # running, in a process that lives
+        conn.execute(
+            "UPDATE runs SET status = 'running', finished_at = NULL, pid = ? WHERE id = ?",
+            [os.getpid(), run_id],
+        )
+    app = CcappApp(db, probe_devices=cpu_probe)
+    async with app.run_test(size=(120, 60)) as pilot:
+        page = await open_page(pilot, app, run_id, RunDetailScreen)
+        assert "this page follows it" in text_of(page, "#detail-summary")
+        assert "of 8" in text_of(page, "#detail-page")
+        with Store.open(db) as store, store.write() as conn:  # two more rows are judged away
+            conn.execute(
+                "DELETE FROM continuations WHERE id IN "
+                "(SELECT id FROM continuations WHERE run_id = ? LIMIT 2)",
+                [run_id],
+            )
+        await wait_for(pilot, lambda: "of 6" in text_of(page, "#detail-page"), timeout=5)
+        with Store.open(db) as store:
+            runs.set_status(store, run_id, RunStatus.DONE)
+        await wait_for(pilot, lambda: "follows" not in text_of(page, "#detail-summary"), timeout=5)
+        assert page._follow is None  # done: no more rereading

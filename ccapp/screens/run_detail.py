@@ -90,6 +90,7 @@ class RunDetailScreen(RunPage):
         self.page_offset = 0
         self.page_total: int | None = None  # known once a page has loaded
         self.page_wanted: tuple[rows_store.BrowseFilter, int] | None = None
+        self.page_shown: tuple[rows_store.BrowseFilter, int] | None = None
         self.page_rows: list[Continuation] = []
         self.one_wanted: int | None = None  # the continuation whose text is being loaded
         self.show_prompt = False
@@ -264,6 +265,9 @@ class RunDetailScreen(RunPage):
             return  # an older request's thread finished after a newer one was started
         self.page_rows, self.page_total = message.rows, message.total
         table = self.query_one("#detail-rows", DataTable)
+        # the same page read again (a run that is still being written): the cursor stays
+        keep = table.cursor_row if (message.flt, message.offset) == self.page_shown else 0
+        self.page_shown = (message.flt, message.offset)
         table.clear()
         for c in message.rows:
             verdicts = " ".join(
@@ -289,6 +293,8 @@ class RunDetailScreen(RunPage):
             else f"continuations {message.offset + 1}–{last} of {message.total}"
             f" ([ and ] turn pages) · {MARKS_LEGEND}"
         )
+        if 0 < keep < table.row_count:
+            table.move_cursor(row=keep)
         self.show_selected()
 
     @on(Select.Changed)

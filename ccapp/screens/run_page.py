@@ -17,19 +17,23 @@ from rich.text import Text
 from textual import work
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
 from textual.widgets import Static
 
 from ccapp.engines.run_summary import settings_line
 from ccapp.screens import run_actions
 from ccapp.screens.base import AppScreen, keys
-from ccapp.store import Run, RunKind, Store, runs
+from ccapp.store import Run, RunKind, RunStatus, Store, runs
 
 
 def summary_text(run: Run, lineage: list[Run]) -> Text:
     """The head of every run's page: what, which model and data, when, its lineage (eval →
     syn → train → eval), its shown settings and its error."""
     lines = Text()
-    lines.append(f"run {run.id} · {run.kind.value} · {run.status.value}\n", style="bold")
+    status = run.status_text
+    if run.status is RunStatus.RUNNING and not run.interrupted:
+        status += f" in process {run.pid} (this page follows it)"
+    lines.append(f"run {run.id} · {run.kind.value} · {status}\n", style="bold")
     lines.append(f"model {run.model} · data {run.data} · judge {run.judge or '–'}\n")
     lines.append(
         f"created {run.created_at} · finished {run.finished_at or '–'}"
@@ -48,6 +52,8 @@ def summary_text(run: Run, lineage: list[Run]) -> Text:
     lines.append(settings_line(run), style="dim")
     if run.error:
         lines.append(f"\n{run.error}", style="bold red")
+        if run.kind in run_actions.RESUMABLE_KINDS and run.status is not RunStatus.DONE:
+            lines.append(" (r resumes it here)", style="bold")  # the error names the CLI's way
     return lines
 
 
@@ -77,6 +83,8 @@ def page_of(run_id: int, db_path: Path) -> Screen[Any]:
         kind = RunKind.EVAL
     return run_page(run_id, db_path, kind)
 
+
+FOLLOW_S = 3.0  # how often a page rereads a run that another process is running
 
 # The keys every run's page has (rows of base.keys), and those of a page with a paged list.
 BACK = ("escape", "app.pop_screen", "Back")
@@ -125,11 +133,23 @@ class RunPage(AppScreen[None]):
         self.db_path = db_path
         self.run: Run | None = None
         self._stale = False  # another screen was shown over it since it was read
+        self._follow: Timer | None = None  # rereads a run that runs elsewhere
 
     def show_run(self, run: Run, lineage: list[Run]) -> None:
-        """Take the run as read and show its summary lines."""
+        """Take the run as read and show its summary lines; while another process runs it
+        (a job left running, a CLI run), the page follows the store."""
         self.run = run
         self.query_one(f"#{self.SUMMARY_ID}", Static).update(summary_text(run, lineage))
+        following = run.status is RunStatus.RUNNING and not run.interrupted
+        if following and self._follow is None:
+            self._follow = self.set_interval(FOLLOW_S, self._follow_tick)
+        elif not following and self._follow is not None:
+            self._follow.stop()
+            self._follow = None
+
+    def _follow_tick(self) -> None:
+        if self.is_active:  # under another screen it is read again when shown
+            self.reload()
 
     def on_mount(self) -> None:
         self.reload()

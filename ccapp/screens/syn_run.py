@@ -53,7 +53,8 @@ LIMIT_KEY = "beyond --limit"  # the engine's count of requests that passed but -
 def source_text(source: dict[str, int], limit: int | None = None) -> Text:
     """What the run read and what each filter dropped, from its stored source_counts: rows
     read and requests kept first, then the drops in the order the filters ran, and last the
-    requests that passed every filter but --limit left out (not a filter's verdict)."""
+    requests that passed every filter but the limit left out (not a filter's verdict; the
+    form's Limit field, the CLI's --limit)."""
     text = Text()
     if not source:
         return text.append("source counts: not recorded for this run", style="dim")
@@ -66,7 +67,7 @@ def source_text(source: dict[str, int], limit: int | None = None) -> Text:
         text.append(" · ".join(f"{reason} {n}" for reason, n in drops))
     beyond = source.get(LIMIT_KEY, 0)
     if beyond:
-        cap = f"--limit {limit}" if limit is not None else "--limit"
+        cap = f"the limit ({limit})" if limit is not None else "the limit"
         text.append(f"\nleft out by {cap}: {beyond} more passed the filters", style="dim")
     return text
 
