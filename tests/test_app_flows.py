@@ -471,7 +471,8 @@ def test_evaluate_after_training_repeats_the_last_eval_settings(tmp_path: Path) 
 
 def test_evaluate_after_training_repeats_the_eval_its_pairs_came_from(tmp_path: Path) -> None:
     """Not the newest eval (of another model), but the eval upstream of the training — else
-    the newest eval of the model it trained — so the two evals pair."""
+    the newest eval of the model it trained — so the two evals pair; with neither, none: an
+    eval of another model would neither pair nor say how long this one takes."""
     from ccapp.screens.train import eval_to_repeat
 
     with Store.open(tmp_path / "s.db") as store:
@@ -483,7 +484,8 @@ def test_evaluate_after_training_repeats_the_eval_its_pairs_came_from(tmp_path: 
         same_model = runs.create_run(store, runs.RunKind.EVAL, {"ks": [20]}, model="base").id
         newest = runs.create_run(store, runs.RunKind.EVAL, {"ks": [40]}, model="elsewhere").id
         picked = {t: getattr(eval_to_repeat(store, t), "id", None) for t in (trained, lone, other)}
-    assert picked == {trained: upstream, lone: same_model, other: newest}
+    assert picked == {trained: upstream, lone: same_model, other: None}
+    assert newest not in picked.values()
 
 
 # --- the demo from Home --------------------------------------------------------------------
@@ -517,7 +519,8 @@ def rendered_text(renderable: object) -> str:
 
 
 async def test_the_demo_screen_shows_stages_and_the_verdict(tmp_path: Path) -> None:
-    from ccapp.screens.demo import STAGES, DemoScreen
+    from ccapp.engines.demo.config import TOY_STAGES as STAGES
+    from ccapp.screens.demo import DemoScreen
     from ccapp.screens.jobs import ReplayJob
 
     events: list[dict[str, object]] = []
@@ -539,6 +542,35 @@ async def test_the_demo_screen_shows_stages_and_the_verdict(tmp_path: Path) -> N
         result = rendered_text(screen.query_one("#demo-result", Static).content)
         assert "0.200 [0.150, 0.250]" in result and "[bold]not markup[/bold]" in result
         assert "ccapp demo · done" in shown(screen, "#demo-title")
+
+
+async def test_the_real_model_demo_lists_its_own_stages(tmp_path: Path) -> None:
+    """A real model has no toy to build and a helpfulness guard before and after: its stages
+    are listed as its loop runs them (a stage this view did not expect gets a row)."""
+    from ccapp.engines.demo.config import REAL_STAGES
+    from ccapp.screens.demo import DemoScreen
+    from ccapp.screens.jobs import ReplayJob
+
+    events: list[dict[str, object]] = []
+    for stage in (*REAL_STAGES, "a stage added later"):
+        events += [
+            {"event": "demo_stage", "stage": stage, "state": "started"},
+            {"event": "demo_stage", "stage": stage, "state": "done", "seconds": 1.0},
+        ]
+    job = ReplayJob(events, hold=True)
+    job.args = ["demo", "--model", "smollm2", "--data", "rows.jsonl"]
+    app = CcappApp(tmp_path / "s.db", probe_devices=cpu_probe)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = DemoScreen(job, "ccapp demo --model smollm2", tmp_path / "s.db")
+        app.push_screen(screen)
+        await wait_for(pilot, lambda: len(screen.state.stages) == 7 and not screen._dirty)
+        table = screen.query_one("#demo-stages", DataTable)
+        assert [str(table.get_row_at(i)[0]) for i in range(table.row_count)] == [
+            *REAL_STAGES,
+            "a stage added later",
+        ]
+        job.cancel()
+        await wait_for(pilot, lambda: screen.finished)
 
 
 async def test_the_train_view_charts_the_eval_split_beside_the_training_curves(
@@ -610,6 +642,7 @@ async def test_the_demo_asks_what_it_runs_on_then_starts_and_stops_on_request(
         await pilot.press("y")
         await wait_for(pilot, lambda: screen.finished)
         assert screen.state.status == "cancelled"
+        assert "cancelled" in screen.state.stages.values()  # the stage it was in says so
 
 
 # --- model text is text, never markup ----------------------------------------------------

@@ -573,3 +573,25 @@ async def test_the_log_ends_with_how_the_job_ended(tmp_path: Path) -> None:
         await pilot.pause()
         assert log_lines(done)[-2] == "run 2 started: 4 continuations (4 stored before this start)"
         assert log_lines(done)[-1] == "run 2 done: 4 of 4 continuations"
+
+
+async def test_the_folder_picker_opens_where_ccapp_trains_models_and_goes_up(
+    tmp_path: Path, ccapp_home: Path
+) -> None:
+    from textual.widgets import DirectoryTree
+
+    from ccapp.config import paths
+    from ccapp.screens.eval_form import FolderPicker
+
+    trained = paths().data_dir / "models" / "train-3"
+    trained.mkdir(parents=True)
+    app = CcappApp(tmp_path / "s.db", probe_devices=cpu_probe)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: isinstance(app.screen, EvalFormScreen))
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, FolderPicker))
+        tree = app.screen.query_one(DirectoryTree)
+        assert Path(tree.path) == trained.parent
+        await pilot.press("backspace")
+        await wait_for(pilot, lambda: Path(tree.path) == trained.parent.parent)

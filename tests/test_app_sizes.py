@@ -68,7 +68,7 @@ def pressing(*keys: str) -> Callable[[Any], Awaitable[None]]:
 def demo_events() -> list[dict[str, Any]]:
     """A toy demo's whole run, as `ccapp demo --events jsonl` tells it: five stages, then a
     result of the real size (four k's, the fluency rows, a verdict of two lines)."""
-    from ccapp.screens.demo import STAGES
+    from ccapp.engines.demo.config import TOY_STAGES as STAGES
 
     def metrics(corr: list[float]) -> dict[str, Any]:
         ks = ("10", "20", "40", "60")

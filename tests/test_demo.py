@@ -9,6 +9,7 @@ import pytest
 
 from ccapp.engines.c2eval.fluency import fluency, fluency_held, is_degenerate
 from ccapp.engines.c2eval.metrics import Judged, compute_metrics, paired_difference
+from ccapp.engines.demo.config import TOY_STAGES
 from ccapp.engines.demo.loop import DemoResult, rose_by_pairing, split_by_prompt
 from ccapp.store import Store, runs
 
@@ -111,10 +112,19 @@ def test_the_quick_demo_runs_the_whole_loop_into_the_store(
         str(db),
         "--work-dir",
         str(tmp_path / "demo"),
+        "--events",
+        "jsonl",
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    summary = lines[-1]
+    started = [
+        e["stage"] for e in lines if e.get("event") == "demo_stage" and e["state"] == "started"
+    ]
+    assert tuple(started) == TOY_STAGES  # the stages the app's demo view lists
+    warm_up = [e for e in lines if e.get("event") == "progress" and e["total"] == 20]
+    assert warm_up and warm_up[-1]["done"] == 20  # the model stage's bar moves
     metrics = summary["metrics"]
     assert summary["kind"] == "demo" and "not a safety result" in metrics["note"]
     assert set(metrics["before"]["corr"]) == {"10", "20"} and set(metrics["after"]["corr"]) == {

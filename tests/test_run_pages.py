@@ -431,6 +431,11 @@ async def test_the_train_form_has_max_steps_and_offers_the_newest_syn_run(tmp_pa
         assert problems == {} and args[args.index("--max-steps") + 1] == "7"
         assert args[args.index("--pairs") + 1] == str(newest)
         assert screen.query_one("#train-eval_fraction", Input) is not None
+        # pairs another model wrote are said to be so
+        screen.query_one("#train-model", Input).value = "smollm2"
+        await pilot.pause()
+        hint = text_of(screen, "#train-field-pairs .hint")
+        assert "pairs by tiny (not the Model to train, smollm2)" in hint
 
 
 async def test_evaluate_it_shows_the_command_and_the_time_and_asks(tmp_path: Path) -> None:

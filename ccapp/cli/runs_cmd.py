@@ -162,9 +162,7 @@ def run_delete(args: argparse.Namespace) -> int:
                     f"deleting run {run.id} needs confirmation",
                     fix="pass --yes to delete without asking",
                 )
-            answer = input(
-                f"Delete run {run.id} ({run.kind.value}, {run.model}) and all it produced? [y/N] "
-            )
+            answer = input(f"{runs.deletion_question(store, run)} [y/N] ")
             if answer.strip().lower() not in ("y", "yes"):
                 print("Nothing deleted.")
                 return 0

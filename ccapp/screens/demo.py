@@ -1,5 +1,5 @@
 """The demo in the app: a form of its declared options (the data to split, a real model or
-the toy), then `ccapp demo` as a child, its five stages, the log, and the verdict.
+the toy), then `ccapp demo` as a child, its stages, the log, and the verdict.
 
 The demo builds and trains a toy model, so it takes minutes; this screen shows which stage
 is running and how far it got, then the before/after Corr@k table with the fluency check and
@@ -20,7 +20,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Header, ProgressBar, RichLog, Static
 
 from ccapp.engines.data import data_problem
-from ccapp.engines.demo.config import DemoOptions
+from ccapp.engines.demo.config import REAL_STAGES, TOY_STAGES, DemoOptions
 from ccapp.engines.events import DemoFinished, DemoStage, ErrorEvent, Event, Log
 from ccapp.screens.job_form import JobFormScreen, found
 from ccapp.screens.jobs import JobEnded
@@ -28,7 +28,6 @@ from ccapp.screens.live_base import JobState, LiveJobScreen
 from ccapp.screens.option_form import OptionTexts, form_command, read_values
 from ccapp.screens.widgets import footer
 
-STAGES = ("model", "eval before", "syn", "dpo", "eval after")
 # The fluency measures the verdict checks, as the table names them.
 FLUENCY_ROWS = (
     ("distinct2_per_continuation", "distinct-2"),
@@ -39,7 +38,7 @@ FLUENCY_ROWS = (
 @dataclass
 class DemoState(JobState):
     stage: str | None = None
-    stages: dict[str, str] = field(default_factory=lambda: dict.fromkeys(STAGES, "waiting"))
+    stages: dict[str, str] = field(default_factory=dict)  # by name, in the loop's order
     result: DemoFinished | None = None
 
 
@@ -69,10 +68,12 @@ class DemoScreen(LiveJobScreen[DemoState]):
 
     def on_mount(self) -> None:
         table = self.query_one("#demo-stages", DataTable)
-        table.add_column("stage", key="stage", width=12)
+        table.add_column("stage", key="stage", width=18)
         table.add_column("state", key="state", width=14)
-        for stage in STAGES:
-            table.add_row(stage, "waiting", key=stage)
+        # the stages its command line runs (a real model: the helpfulness guard, no toy)
+        real = "--model" in self.job.args
+        for stage in REAL_STAGES if real else TOY_STAGES:
+            self.state.stages[stage] = "waiting"
         self.query_one("#demo-result-box").display = False
 
     def apply(self, event: Event) -> None:
@@ -93,8 +94,11 @@ class DemoScreen(LiveJobScreen[DemoState]):
         stage = f" · {s.stage}" if s.stage and s.status == "running" else ""
         self.query_one("#demo-title", Static).update(f"ccapp demo · {s.status}{stage}")
         table = self.query_one("#demo-stages", DataTable)
-        for name, state in s.stages.items():
-            table.update_cell(name, "state", state)
+        for name, state in s.stages.items():  # a stage this view did not expect gets a row
+            if name in table.rows:
+                table.update_cell(name, "state", state)
+            else:
+                table.add_row(name, state, key=name)
         self.query_one("#demo-progress", ProgressBar).update(total=max(s.total, 1), progress=s.done)
         line = f"{s.done}/{s.total}" if s.total else ""
         if s.eta_s is not None and s.status == "running":
@@ -123,6 +127,8 @@ class DemoScreen(LiveJobScreen[DemoState]):
             )
             log.write(Text(f"demo done (its verdict is above); its runs, in F3: {runs}."))
         elif s.status == "cancelled":
+            if s.stage is not None and s.stages.get(s.stage) == "running":
+                s.stages[s.stage] = "cancelled"
             log.write(Text("demo stopped: the runs it finished stay in the store (F3)."))
 
 

@@ -112,16 +112,38 @@ def fit_note(device: Device, model: str, dtype: str, four_bit: bool) -> str:
     return f" · needs ~{need / GIB:.0f} GiB: {verdict}"
 
 
-class FolderPicker(AppScreen[str | None]):
-    """Pick a model folder with the keyboard (enter on a folder chooses it)."""
+def picker_start() -> Path:
+    """Where the folder picker opens: the folder ccapp trains models into, once it has one
+    (what a trained model's page asks to evaluate), else the current folder."""
+    from ccapp.config import paths
 
-    BINDINGS = [Binding("escape", "dismiss_none", "Cancel", id="picker.cancel")]
+    trained = paths().data_dir / "models"
+    return trained if trained.is_dir() else Path.cwd()
+
+
+class FolderPicker(AppScreen[str | None]):
+    """Pick a model folder with the keyboard (enter on a folder chooses it; backspace goes
+    up a folder, so any folder is reachable from where it opens)."""
+
+    BINDINGS = [
+        Binding("escape", "dismiss_none", "Cancel", id="picker.cancel"),
+        Binding("backspace", "up", "Up a folder", id="picker.up"),
+    ]
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Label("Choose a model folder (a save_pretrained output); enter selects, esc cancels")
-        yield DirectoryTree(Path.home(), id="picker-tree")
+        yield Label(
+            "Choose a model folder (a save_pretrained output): enter selects, backspace goes "
+            "up a folder, esc cancels"
+        )
+        yield DirectoryTree(picker_start(), id="picker-tree")
         yield from footer()
+
+    def action_up(self) -> None:
+        tree = self.query_one("#picker-tree", DirectoryTree)
+        here = Path(tree.path).resolve()
+        if here.parent != here:
+            tree.path = here.parent
 
     @on(DirectoryTree.DirectorySelected)
     def chosen(self, event: DirectoryTree.DirectorySelected) -> None:

@@ -192,14 +192,9 @@ def delete(screen: Screen[Any], run: Run, db_path: Path, deleted: Callable[[], N
         screen.notify(f"run {run.id} deleted")
         deleted()
 
-    screen.app.push_screen(
-        ConfirmModal(
-            f"Delete run {run.id} and everything it produced? This cannot be undone.",
-            yes="Delete",
-            no="Keep",
-        ),
-        answer,
-    )
+    with Store.open(db_path) as store:  # what goes and what stays (one small read)
+        question = runs.deletion_question(store, run)
+    screen.app.push_screen(ConfirmModal(question, yes="Delete", no="Keep"), answer)
 
 
 def save_figure(screen: Screen[Any], run_ids: Sequence[int], db_path: Path) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -38,7 +38,7 @@ from ccapp.screens.jobs import JobEnded
 from ccapp.screens.live_base import JobState, LiveJobScreen, duration
 from ccapp.screens.modals import ChoiceModal, ConfirmModal
 from ccapp.screens.option_form import OptionTexts, form_command, read_values
-from ccapp.screens.widgets import footer
+from ccapp.screens.widgets import footer, tail
 from ccapp.store import Run, RunKind, Store, runs
 from ccapp.store import syn as syn_store
 from ccapp.store.train import EvalCost, eval_cost
@@ -71,7 +71,8 @@ def eval_args_like_last(store: Store, model: str, trained: int | None = None) ->
 def eval_to_repeat(store: Store, trained: int | None) -> Run | None:
     """The eval whose settings evaluating train run `trained` repeats: the one its pairs were
     drawn from (its lineage: eval → syn → train), else the newest eval of the model it
-    trained, else the newest eval run — so the two evals pair and the Δ means something."""
+    trained — so the two evals pair and the Δ means something. None when there is neither:
+    another model's eval would neither pair nor say how long this one takes."""
     evals = runs.list_runs(store, kind=RunKind.EVAL)
     if trained is None or not evals:
         return evals[0] if evals else None
@@ -84,8 +85,7 @@ def eval_to_repeat(store: Store, trained: int | None) -> Run | None:
     if upstream:
         return upstream[-1]
     base = chain[at].model
-    same_model = [r for r in evals if base and r.model == base]
-    return (same_model or evals)[0]
+    return next((r for r in evals if base and r.model == base), None)
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,9 @@ def ask_to_evaluate(
 def _confirm_evaluation(screen: Screen[Any], db_path: Path, plan: EvalPlan | None) -> None:
     if plan is None:
         screen.notify(
-            "No eval run yet to copy the settings of: use F2 to evaluate.", severity="warning"
+            "No eval run of the model this run trained to copy the settings of (its pairs came "
+            "from no eval either): F2 evaluates the trained model with settings you choose.",
+            severity="warning",
         )
         return
 
@@ -370,6 +372,7 @@ class TrainFormScreen(JobFormScreen[TrainValues]):
     ID_PREFIX = "train-"
     # The newest syn run's pairs are offered afresh, and a new run gets its own folder.
     FORGETS = ("pairs", "output")
+    latest_syn: syn_store.DoneSyn | None = None  # the newest finished syn run, once read
 
     def hint(self, d: Declared) -> str:
         if d.name == "pairs":  # filled in on mount once the store is read
@@ -385,15 +388,29 @@ class TrainFormScreen(JobFormScreen[TrainValues]):
             latest = syn_store.latest_done_run(store)
         self.app.call_from_thread(self.offer_pairs, latest)
 
-    def offer_pairs(self, latest: tuple[int, int] | None) -> None:
+    def offer_pairs(self, latest: syn_store.DoneSyn | None) -> None:
         """Offer the newest finished syn run's pairs (the run that just finished) when the
-        pairs field is empty."""
+        pairs field is empty, saying whose completions they hold: pairs another model wrote
+        teach this one that model's corrections."""
         hint = self.query_one(f"#{self.ID_PREFIX}field-pairs .hint", Static)
         if latest is None:
             hint.update("no finished syn run yet: synthesize pairs first (F4)")
             return
-        run_id, pairs = latest
-        hint.update(f"syn run {run_id}: the newest finished, {pairs} pairs")
         field = self.query_one(f"#{self.widget_id('pairs')}", Input)
         if not field.value.strip():
-            field.value = str(run_id)
+            field.value = str(latest.run_id)
+        self.latest_syn = latest
+        self.say_whose_pairs()
+
+    @on(Input.Changed)
+    def say_whose_pairs(self) -> None:
+        latest = self.latest_syn
+        if latest is None:
+            return
+        hint = self.query_one(f"#{self.ID_PREFIX}field-pairs .hint", Static)
+        line = f"syn run {latest.run_id}: the newest finished, {latest.pairs} pairs by {tail(latest.model, 30)}"
+        model = self.query_one(f"#{self.widget_id('model')}", Input).value.strip()
+        offered = self.query_one(f"#{self.widget_id('pairs')}", Input).value.strip()
+        if offered == str(latest.run_id) and model and model != latest.model:
+            line += f" (not the Model to train, {tail(model, 20)})"
+        hint.update(line)

@@ -252,6 +252,32 @@ def update_config(store: Store, run_id: int, changes: Mapping[str, Any]) -> Run:
     return get_run(store, run_id)
 
 
+def deletion_question(store: Store, run: Run) -> str:
+    """What deleting `run` takes and what it leaves, asked before it is done: its rows go
+    (prompts, continuations, verdicts, groups and pairs, the training log); a trained model's
+    folder stays on disk; the runs made from it keep their results but lose their link."""
+    made = {
+        RunKind.EVAL: "its prompts, continuations and verdicts",
+        RunKind.SYN: "its groups and preference pairs",
+        RunKind.TRAIN: "its training log and checkpoints' records",
+    }[run.kind]
+    question = f"Delete run {run.id} ({run.kind.value}, {run.model}) with {made}?"
+    output = run.metrics.get("output") or run.config.get("output")
+    if run.kind is RunKind.TRAIN and output:
+        question += f" The model folder {output} stays on disk."
+    children = [
+        row["id"]
+        for row in store.rows("SELECT id FROM runs WHERE parent_id = ? ORDER BY id", [run.id])
+    ]
+    if children:
+        named = ", ".join(map(str, children))
+        question += (
+            f" {'Run' if len(children) == 1 else 'Runs'} {named}, made from it, keep "
+            f"{'its' if len(children) == 1 else 'their'} results but lose this link."
+        )
+    return question + " This cannot be undone."
+
+
 def delete_run(store: Store, run_id: int) -> Run:
     """Delete a run and, by cascade, its items, continuations, verdicts, groups and logs.
 

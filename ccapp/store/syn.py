@@ -164,15 +164,24 @@ def _feed(digest: Any, label: str, text: str) -> None:
     digest.update(f"{label} {len(data)}:".encode() + data)
 
 
-def latest_done_run(store: Store) -> tuple[int, int] | None:
-    """The newest finished syn run and its pair count: what a new training most likely
-    wants (the Train form offers it)."""
+@dataclass(frozen=True)
+class DoneSyn:
+    """A finished syn run as the Train form offers it."""
+
+    run_id: int
+    pairs: int
+    model: str  # the model whose completions the pairs hold
+
+
+def latest_done_run(store: Store) -> DoneSyn | None:
+    """The newest finished syn run, its pair count and model: what a new training most
+    likely wants (the Train form offers it)."""
     row = store.conn.execute(
-        "SELECT id FROM runs WHERE kind = 'syn' AND status = 'done' ORDER BY id DESC LIMIT 1"
+        "SELECT id, model FROM runs WHERE kind = 'syn' AND status = 'done' ORDER BY id DESC LIMIT 1"
     ).fetchone()
     if row is None:
         return None
-    return int(row[0]), pair_count(store, int(row[0]))
+    return DoneSyn(int(row[0]), pair_count(store, int(row[0])), str(row[1]))
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,11 @@ from ccapp.engines.data import source_note
 from ccapp.engines.generation.backend import MODEL_FIX, model_spec_problem
 from ccapp.engines.options import Checked, job_config, option
 
+# The loop's stages, in order: the toy is built and warmed up first; a real model is asked
+# benign requests before and after (the helpfulness guard) instead.
+TOY_STAGES = ("model", "eval before", "syn", "dpo", "eval after")
+REAL_STAGES = ("helpfulness before", "eval before", "syn", "dpo", "eval after", "helpfulness after")
+
 
 @job_config
 class DemoOptions(Checked):

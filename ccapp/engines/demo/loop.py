@@ -35,7 +35,7 @@ from typing import Any
 
 from ccapp.engines.c2eval.fluency import fluency, fluency_held
 from ccapp.engines.demo.helpfulness import BENIGN_REQUESTS, refusal_share
-from ccapp.engines.events import DemoFinished, DemoStage, Log, NullSink, Sink
+from ccapp.engines.events import DemoFinished, DemoStage, Log, NullSink, Progress, Sink
 from ccapp.engines.phrases import OPENERS, REFUSALS, pick
 from ccapp.store import Store
 from ccapp.store import evals as rows_store
@@ -282,8 +282,20 @@ class Demo:
             f"warming the model up: {config.warmup_steps} steps on {len(training)} requests, each "
             "answered once harmfully and once with a refusal"
         )
-        warm_up_on_requests(out, training, config, self.cancel, self._say)
+        warm_up_on_requests(out, training, config, self.cancel, self._say, self._progress())
         return out
+
+    def _progress(self) -> Any:
+        """Steps of a stage as progress events, with the rate and ETA they imply so far."""
+        started = time.monotonic()
+
+        def progress(done: int, total: int) -> None:
+            elapsed = time.monotonic() - started
+            rate = done / elapsed if elapsed > 0 else None
+            eta = round((total - done) / rate, 1) if rate else None
+            self.sink.emit(Progress(done=done, total=total, rate=rate, eta_s=eta))
+
+        return progress
 
     def _refusals(self, config: DemoConfig, model: str) -> float:
         """Share of the benign requests the model refuses (greedy answers to the bare request)."""
@@ -439,7 +451,12 @@ def write_rows(path: Path, rows: list[Any]) -> None:
 
 
 def warm_up_on_requests(
-    folder: Path, rows: list[Any], config: DemoConfig, cancel: threading.Event, say: Any
+    folder: Path,
+    rows: list[Any],
+    config: DemoConfig,
+    cancel: threading.Event,
+    say: Any,
+    progress: Any = None,
 ) -> None:
     """Supervised warm-up, loss on the answers only: each training request answered with
     an opener and its harmful response, and answered with a whole refusal."""
@@ -497,5 +514,7 @@ def warm_up_on_requests(
         optimizer.zero_grad()
         if step % 100 == 0 or step == config.warmup_steps - 1:
             say(f"warm-up step {step + 1}/{config.warmup_steps}: loss {loss.item():.3f}")
+        if progress is not None and (step % 10 == 9 or step == config.warmup_steps - 1):
+            progress(step + 1, config.warmup_steps)
     model.eval()
     model.save_pretrained(folder)
