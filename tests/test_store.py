@@ -276,3 +276,15 @@ def test_a_run_counts_the_time_it_ran_and_not_its_pauses(tmp_path: Path) -> None
         done = runs.set_status(store, run.id, RunStatus.DONE)
         assert 49 <= done.seconds_running <= 52
         assert 49 <= (eval_cost(store, run.id).seconds or 0) <= 52
+
+
+def test_deleting_asks_with_what_goes_and_what_stays(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s.db") as store:
+        trained = runs.create_run(store, RunKind.TRAIN, {"output": "/models/dpo"}, model="tiny")
+        made = runs.create_run(store, RunKind.EVAL, {}, model="/models/dpo", parent_id=trained.id)
+        question = runs.deletion_question(store, runs.get_run(store, trained.id))
+        assert question.startswith(f"Delete run {trained.id} (train, tiny) with its training log")
+        assert "The model folder /models/dpo stays on disk." in question
+        assert f"Run {made.id}, made from it, keeps its results but loses this link." in question
+        lone = runs.deletion_question(store, runs.get_run(store, made.id))
+        assert "stays on disk" not in lone and "made from it" not in lone

@@ -271,9 +271,11 @@ def deletion_question(store: Store, run: Run) -> str:
     ]
     if children:
         named = ", ".join(map(str, children))
+        one = len(children) == 1
         question += (
-            f" {'Run' if len(children) == 1 else 'Runs'} {named}, made from it, keep "
-            f"{'its' if len(children) == 1 else 'their'} results but lose this link."
+            f" {'Run' if one else 'Runs'} {named}, made from it, "
+            f"{'keeps its' if one else 'keep their'} results but "
+            f"{'loses' if one else 'lose'} this link."
         )
     return question + " This cannot be undone."
 
