@@ -13,11 +13,12 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Input, ProgressBar, RichLog
 
 from ccapp.app import CcappApp
+from ccapp.engines.events import parse_event
 from ccapp.screens.compare import CompareScreen
 from ccapp.screens.eval_form import EvalFormScreen, FormValues
 from ccapp.screens.form_memory import memory_file, recall, remember
 from ccapp.screens.history import HistoryScreen
-from ccapp.screens.jobs import ReplayJob
+from ccapp.screens.jobs import JobEvent, ReplayJob
 from ccapp.screens.live_run import LiveRunScreen
 from ccapp.screens.modals import ChoiceModal, ConfirmModal, PromptModal
 from ccapp.screens.run_detail import RunDetailScreen
@@ -317,24 +318,27 @@ async def test_a_batch_being_written_shows_before_it_is_stored_and_cancel_says_i
     tmp_path: Path,
 ) -> None:
     """A batch is stored whole: a real model on a CPU writes for a minute with the count of
-    continuations at 0, so the view counts the paths being written, and cancelling says
-    that those are dropped (a resume writes them again) while the stored ones stay."""
+    continuations at 0, so the view counts the paths being written, the bar pulses instead
+    of standing at 0%, and cancelling says that those are dropped (a resume writes them
+    again) while the stored ones stay."""
     tokens = {"event": "tokens", "run_id": 1, "deltas": [[1, 0, " Step"], [1, 1, " First"]]}
     more = {"event": "tokens", "run_id": 1, "deltas": [[2, 0, " Then"]]}
-    events = [started(1), tokens, more, done(1, 1, 0)]
     app = CcappApp(tmp_path / "s.db", probe_devices=cpu_probe)
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = live(tmp_path / "s.db", events, hold=True)
+        screen = live(tmp_path / "s.db", [started(1), tokens, more], hold=True)
         app.push_screen(screen)
         await wait_for(pilot, lambda: len(screen.state.streams) == 3 and not screen._dirty)
-        assert "2 being written" in str(screen.query_one("#live-rate").render())
-        # nothing stored yet: the bar pulses instead of standing at a 0% that says nothing
+        assert "0/4 continuations · 3 being written" in str(screen.query_one("#live-rate").render())
         assert screen.query_one("#live-progress", ProgressBar).total is None
+        screen.post_message(JobEvent(parse_event(done(1, 1, 0))))  # one path is stored
+        await wait_for(pilot, lambda: len(screen.state.writing) == 2 and not screen._dirty)
+        assert "1/4 continuations · 2 being written" in str(screen.query_one("#live-rate").render())
+        assert screen.query_one("#live-progress", ProgressBar).total == 4
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
         question = app.screen.question  # type: ignore[attr-defined]
         assert "The 2 continuations being written now are dropped" in question
-        assert "written again on resume" in question
+        assert "written again on resume; the 1 stored stay" in question
         await pilot.press("y")
         await wait_for(pilot, lambda: screen.finished)
         assert "being written" not in str(screen.query_one("#live-rate").render())

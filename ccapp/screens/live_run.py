@@ -221,10 +221,11 @@ class LiveRunScreen(LiveJobScreen[LiveState]):
         self.query_one("#live-title", Static).update(Text(f"{title} · {s.status}"))
         bar = self.query_one("#live-progress", ProgressBar)
         writing = bool(s.writing) and not self.job_over
+        stored = self.stored()
         # nothing stored yet, the first batch in flight: a pulsing bar, not a 0% that lies
-        first_batch = writing and s.done == 0
-        bar.update(total=None if first_batch else max(s.total, 1), progress=s.done)
-        rate = f"{s.done}/{s.total} continuations"
+        first_batch = writing and stored == 0
+        bar.update(total=None if first_batch else max(s.total, 1), progress=stored)
+        rate = f"{stored}/{s.total} continuations"
         if writing:
             rate += f" · {len(s.writing)} being written"
             waited = time.monotonic() - (s.writing_since or time.monotonic())
@@ -306,6 +307,12 @@ class LiveRunScreen(LiveJobScreen[LiveState]):
 
     # -- actions ----------------------------------------------------------------------------
 
+    def stored(self) -> int:
+        """Continuations stored so far. A batch's are counted per k as they are stored,
+        before the batch's progress event: the headline counts them too, so it is never
+        behind the per-k table."""
+        return max(self.state.done, sum(self.state.done_per_k.values()))
+
     def stop_question(self) -> str:
         """Cancelling says what it costs: the paths of the batch being written are dropped
         (a batch is stored whole, so that a resume samples it again exactly)."""
@@ -314,7 +321,7 @@ class LiveRunScreen(LiveJobScreen[LiveState]):
             return self.STOP_QUESTION
         return (
             f"Cancel this run? The {writing} continuations being written now are dropped and "
-            f"written again on resume; the {self.state.done} stored stay. The run is paused; "
+            f"written again on resume; the {self.stored()} stored stay. The run is paused; "
             "you can resume it from History."
         )
 
