@@ -192,8 +192,12 @@ def delete(screen: Screen[Any], run: Run, db_path: Path, deleted: Callable[[], N
         screen.notify(f"run {run.id} deleted")
         deleted()
 
-    with Store.open(db_path) as store:  # what goes and what stays (one small read)
-        question = runs.deletion_question(store, run)
+    try:
+        with Store.open(db_path) as store:  # what goes and what stays (one small read)
+            question = runs.deletion_question(store, run)
+    except (UserError, sqlite3.Error, OSError) as exc:  # a store it cannot read: nothing to ask
+        screen.app.push_screen(ErrorModal("Delete failed", failure_line(exc, db_path)))
+        return
     screen.app.push_screen(ConfirmModal(question, yes="Delete", no="Keep"), answer)
 
 
