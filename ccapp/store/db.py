@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -155,11 +156,7 @@ class Store:
                 fix="upgrade ccapp (pip install -U ccapp), or use another store with --db",
             )
         try:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            if migrate:
-                store.migrate()
+            store._prepare(migrate)
         except sqlite3.OperationalError as exc:
             conn.close()
             raise UserError(
@@ -168,6 +165,27 @@ class Store:
                 fix="check free disk space and write permission, or pass another file with --db",
             ) from None
         return store
+
+    def _prepare(self, migrate: bool) -> None:
+        """WAL mode and the migrations. Two connections preparing a new store at once (the
+        app's first screen and its refresh, two jobs started together) can meet a lock that
+        SQLite's busy handler does not wait for: switching to WAL takes an exclusive lock
+        without it. So a locked preparation is tried again, up to the busy timeout."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        pause = 0.01
+        while True:
+            try:
+                if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    self.conn.execute("PRAGMA journal_mode = WAL")
+                self.conn.execute("PRAGMA synchronous = NORMAL")
+                if migrate:
+                    self.migrate()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
 
     @property
     def version(self) -> int:

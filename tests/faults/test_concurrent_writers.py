@@ -109,3 +109,32 @@ async def test_an_eval_and_a_judge_write_while_the_app_reads_and_no_lock_reaches
         judged_run,
     )
     assert len(labels) == eval_job.total and all(label == label_for(t) for t, label in labels)
+
+
+def test_processes_that_open_a_new_store_at_once_all_get_it(tmp_path: Path) -> None:
+    """The app's first screen and its refresh, or two jobs started together, open a store
+    that does not exist yet: switching it to WAL takes a lock SQLite's busy handler does not
+    wait for, and one of them failed with "database is locked" (about 1 in 75 tries)."""
+    import threading
+
+    from ccapp.store import Store, runs
+
+    failures: list[str] = []
+
+    def open_and_read(path: Path, start: threading.Barrier) -> None:
+        try:
+            start.wait()
+            with Store.open(path) as store:
+                runs.list_runs(store)
+        except Exception as exc:
+            failures.append(repr(exc))
+
+    for attempt in range(150):
+        path = tmp_path / f"new-{attempt}.db"
+        start = threading.Barrier(4)
+        openers = [threading.Thread(target=open_and_read, args=(path, start)) for _ in range(4)]
+        for opener in openers:
+            opener.start()
+        for opener in openers:
+            opener.join()
+    assert failures == []
