@@ -437,10 +437,10 @@ def test_the_train_form_checks_its_fields(tmp_path: Path, tiny_model_dir: Path) 
 
 
 def test_evaluate_after_training_repeats_the_last_eval_settings(tmp_path: Path) -> None:
-    from ccapp.screens.train import eval_args_like_last
+    from ccapp.screens.train import evaluation_like_last
 
     with Store.open(tmp_path / "s.db") as store:
-        assert eval_args_like_last(store, "/models/dpo") is None
+        assert evaluation_like_last(store, "/models/dpo") is None
         runs.create_run(
             store,
             runs.RunKind.EVAL,
@@ -453,8 +453,10 @@ def test_evaluate_after_training_repeats_the_last_eval_settings(tmp_path: Path) 
                 "limit": None,
             },
         )
-        args = eval_args_like_last(store, "/models/dpo")
-    assert args is not None and args[:7] == [
+        plan = evaluation_like_last(store, "/models/dpo")
+    assert plan is not None
+    args = plan.args
+    assert args[:7] == [
         "eval",
         "--model",
         "/models/dpo",

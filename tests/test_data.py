@@ -425,3 +425,18 @@ def test_source_note_says_what_needs_the_network_without_touching_it(
         assert "network" not in source_note(local)
     assert source_note(str(c2eval_file)).startswith("found: a local file of ")
     assert source_note(str(c2eval_file)).endswith(" KiB")
+
+
+def test_the_forms_data_check_says_what_is_wrong_with_a_path(tmp_path: Path) -> None:
+    from ccapp.engines.data import data_problem
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("{}\n")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    assert data_problem(str(rows)) is None
+    assert data_problem("c2-eval") is None and data_problem("PKU-Alignment/PKU-SafeRLHF") is None
+    assert (data_problem(str(tmp_path)) or "").startswith("a folder, not a data file")
+    assert data_problem(str(notes)) == "use a .jsonl, .json or .parquet file"
+    assert (data_problem(str(tmp_path / "gone.jsonl")) or "").startswith("no such file")
+    assert (data_problem("") or "").startswith("no such file")

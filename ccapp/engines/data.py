@@ -123,10 +123,11 @@ def data_problem(spec: str) -> str | None:
     """Why `spec` cannot be a --data, without reading it: for the forms, as the user types
     (the command line lets the loader say it, naming the file and the line)."""
     source = data_source(spec)
-    if source.kind == "path" and source.path.is_file():
-        if source.path.suffix.lower() not in FILE_SUFFIXES:
-            return "use a .jsonl, .json or .parquet file"
-    elif source.kind in ("none", "missing", "path"):  # a folder is no data file either
+    if source.kind == "path" and source.path.is_dir():
+        return "a folder, not a data file: use a .jsonl, .json or .parquet file in it"
+    if source.kind == "path" and source.path.suffix.lower() not in FILE_SUFFIXES:
+        return "use a .jsonl, .json or .parquet file"
+    if source.kind in ("none", "missing"):
         return f"no such file; use {ANY_DATA}"
     return None
 

@@ -209,6 +209,12 @@ class LiveRunScreen(LiveJobScreen[LiveState]):
     def log_line(self, text: str) -> None:
         self.query_one("#live-log", RichLog).write(Text(text))
 
+    def stored(self) -> int:
+        """Continuations stored so far. A batch's are counted per k as they are stored,
+        before the batch's progress event: the headline counts them too, so it is never
+        behind the per-k table."""
+        return max(self.state.done, sum(self.state.done_per_k.values()))
+
     # -- painting, on a timer ---------------------------------------------------------------
 
     def paint(self) -> None:
@@ -306,12 +312,6 @@ class LiveRunScreen(LiveJobScreen[LiveState]):
             self.cells.update(rows_store.cell_info(self._store, cell_ids))
 
     # -- actions ----------------------------------------------------------------------------
-
-    def stored(self) -> int:
-        """Continuations stored so far. A batch's are counted per k as they are stored,
-        before the batch's progress event: the headline counts them too, so it is never
-        behind the per-k table."""
-        return max(self.state.done, sum(self.state.done_per_k.values()))
 
     def stop_question(self) -> str:
         """Cancelling says what it costs: the paths of the batch being written are dropped

@@ -61,13 +61,6 @@ def train_args(v: TrainValues) -> tuple[list[str], dict[str, str]]:
     return form_command("train", v.config, values), problems
 
 
-def eval_args_like_last(store: Store, model: str, trained: int | None = None) -> list[str] | None:
-    """`ccapp eval` arguments that repeat an earlier eval's settings on another model: those
-    that decide its results, but for the model and how it was loaded or served."""
-    planned = evaluation_like_last(store, model, trained)
-    return planned.args if planned else None
-
-
 def eval_to_repeat(store: Store, trained: int | None) -> Run | None:
     """The eval whose settings evaluating train run `trained` repeats: the one its pairs were
     drawn from (its lineage: eval → syn → train), else the newest eval of the model it
